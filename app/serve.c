@@ -1,0 +1,134 @@
+/*
+ * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
+ *
+ *   start:   config -> logging -> data_dir -> loop (+signals) -> http -> control
+ *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
+ *   drained or deadline:     stop the loop, free everything, exit 0
+ *   second signal:           stop the loop at once
+ */
+#include "app/app.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct server {
+    weir_settings settings;
+    weir_loop *loop;
+    weir_http *http;
+    weir_control *control;
+    weir_timer deadline;
+    int stopping;
+} server;
+
+/* mkdir -p, for data_dir.  Returns 0 or -errno. */
+static int make_dirs(const char *path)
+{
+    char tmp[4096];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof tmp)
+        return -EINVAL;
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static void on_drained(void *arg)
+{
+    server *srv = arg;
+    weir_log_info("app", "drained");
+    weir_timer_stop(&srv->deadline);
+    weir_loop_stop(srv->loop);
+}
+
+static void on_deadline(weir_timer *t)
+{
+    server *srv = (server *)((char *)t - offsetof(server, deadline));
+    weir_log_warn("app", "shutdown timeout; closing remaining connections",
+                  WL_UINT("connections", weir_http_connections(srv->http)));
+    weir_loop_stop(srv->loop);
+}
+
+static void on_signal(void *arg, int signo)
+{
+    server *srv = arg;
+
+    if (srv->stopping) {
+        weir_log_warn("app", "second signal; stopping now", WL_STR("signal", strsignal(signo)));
+        weir_loop_stop(srv->loop);
+        return;
+    }
+    srv->stopping = 1;
+    weir_log_info("app", "shutting down", WL_STR("signal", strsignal(signo)),
+                  WL_INT("timeout_ms", srv->settings.core.shutdown_timeout));
+    weir_loop_stop_accepting(srv->loop);
+    weir_timer_start(srv->loop, &srv->deadline, srv->settings.core.shutdown_timeout * 1000,
+                     on_deadline);
+    weir_http_drain(srv->http, on_drained, srv);
+}
+
+int weir_cmd_serve(const weir_cli *cli)
+{
+    server srv = { 0 };
+    weir_conf *conf = weir_conf_new();
+    weir_core_settings *core = &srv.settings.core;
+    int rc = 1, r;
+
+    if (!conf || weir_app_load_config(conf, &srv.settings, cli) < 0)
+        goto out;
+    weir_core_apply_log_settings(core);
+    /* A peer hanging up mid-write must not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((r = make_dirs(core->data_dir)) < 0) {
+        weir_log_error("app", "cannot create data_dir", WL_STR("path", core->data_dir),
+                       WL_STR("err", strerror(-r)));
+        goto out;
+    }
+    srv.loop = weir_loop_new(&(weir_loop_opts){ .max_http_header = (int)core->http_max_header });
+    if (!srv.loop)
+        goto out;
+    /* Before any thread exists, so every thread inherits the blocked mask. */
+    if (weir_loop_watch_signals(srv.loop, on_signal, &srv) < 0)
+        goto out;
+    srv.http = weir_http_new(srv.loop, &(weir_http_opts){
+        .addr = core->http_addr,
+        .port = (int)core->http_port,
+        .max_body = core->http_max_body,
+        .keepalive_ms = core->http_keepalive,
+    });
+    if (!srv.http)
+        goto out;
+    if (!(srv.control = weir_control_new(srv.http, NULL)))
+        goto out;
+
+    weir_log_info("app", "started", WL_STR("version", WEIR_VERSION),
+                  WL_STR("data_dir", core->data_dir), WL_INT("http_port", core->http_port),
+                  WL_STR("ingest_auth", srv.settings.ingest.auth == WEIR_INGEST_AUTH_OPEN
+                                        ? "open" : "keys"));
+    if (srv.settings.ingest.auth == WEIR_INGEST_AUTH_OPEN)
+        weir_log_warn("app", "ingest.auth=open: anyone can publish; use only for development");
+
+    weir_loop_run(srv.loop);
+    weir_log_info("app", "stopped");
+    rc = 0;
+out:
+    weir_control_free(srv.control);
+    weir_loop_free(srv.loop);       /* closes every connection */
+    weir_http_free(srv.http);
+    weir_conf_free(conf);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * core/core.c — the settings of the process as a whole.
+ */
+#include "core/core.h"
+
+#include <stddef.h>
+
+#define K(field) offsetof(weir_core_settings, field)
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug", "trace", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
+
+static const weir_conf_key core_keys[] = {
+    { "data_dir", WEIR_CONF_STRING, K(data_dir), "./var", 0, 0, NULL,
+      "directory for the database, segments and uploads", 0 },
+    { "http.addr", WEIR_CONF_STRING, K(http_addr), "0.0.0.0", 0, 0, NULL,
+      "address the HTTP server (origin, API, metrics) listens on", 0 },
+    { "http.port", WEIR_CONF_INT, K(http_port), "8080", 1, 65535, NULL,
+      "TCP port of the HTTP server", 0 },
+    { "http.max_body", WEIR_CONF_SIZE, K(http_max_body), "1MiB", 0, 1073741824, NULL,
+      "largest request body accepted (API calls); larger ones get 413", 0 },
+    { "http.keepalive_timeout", WEIR_CONF_DURATION, K(http_keepalive), "5s", 1000, 3600000,
+      NULL, "idle keep-alive connections are closed after this", 0 },
+    { "http.max_header_size", WEIR_CONF_SIZE, K(http_max_header), "8KiB", 1024, 65535, NULL,
+      "bytes of request line and headers held per request; more is refused", 0 },
+    { "log.level", WEIR_CONF_ENUM, K(log_level), "info", 0, 0, log_levels,
+      "least severe level logged: error, warn, info, debug, trace", 0 },
+    { "log.format", WEIR_CONF_ENUM, K(log_format), "text", 0, 0, log_formats,
+      "text (key=value) or json (one object per line)", 0 },
+    { "shutdown.timeout", WEIR_CONF_DURATION, K(shutdown_timeout), "4s", 0, 60000, NULL,
+      "on SIGTERM/SIGINT, how long in-flight requests may take before exit", 0 },
+};
+
+const weir_conf_table weir_core_conf_table = {
+    .module = "core",
+    .keys = core_keys,
+    .nkeys = sizeof core_keys / sizeof core_keys[0],
+};
+
+void weir_core_apply_log_settings(const weir_core_settings *s)
+{
+    weir_log_set_level((weir_log_level)s->log_level);
+    weir_log_set_format((weir_log_format)s->log_format);
+}

@@ -1,0 +1,567 @@
+/*
+ * core/http.c — see http.h.
+ *
+ * One lws protocol on one listening vhost.  lws allocates a `conn` per
+ * connection when it binds the connection to our protocol; a connection
+ * carries one request at a time (HTTP/1.1 keep-alive, no pipelining beyond
+ * what lws serialises for us).
+ *
+ *   LWS_CALLBACK_HTTP              request line + headers parsed: route it, or
+ *                                  start collecting a body
+ *   LWS_CALLBACK_HTTP_BODY         body bytes (bounded by max_body)
+ *   LWS_CALLBACK_HTTP_BODY_COMPLETION  body done: run the handler
+ *   LWS_CALLBACK_HTTP_DROP_PROTOCOL / CLOSED_HTTP  connection gone
+ *
+ * HTTP/1.1 only for now: HTTP/2 arrives with TLS (ALPN), and with it the
+ * split header/body write the h2 framing needs.
+ */
+#include "core/http.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libavutil/error.h>
+
+#define HTTP_PATH_MAX       2048
+#define HTTP_HEADER_BUDGET  4096    /* bytes reserved for response headers */
+#define HTTP_EXTRA_MAX      16      /* handler-added response headers */
+#define HTTP_SERVER_NAME    "weir"
+
+typedef struct route {
+    const char *method;             /* NULL: any */
+    const char *path;
+    size_t len;
+    int prefix;
+    weir_http_handler fn;
+    void *arg;
+} route;
+
+typedef struct extra_header {
+    char *name;                     /* with trailing ':' as lws wants it */
+    char *value;
+} extra_header;
+
+struct weir_http_req {
+    weir_http *http;
+    struct lws *wsi;
+    const char *method;
+    char path[HTTP_PATH_MAX];
+    unsigned char *body;
+    size_t body_len, body_cap;
+    int responded;
+    int status;
+    extra_header extra[HTTP_EXTRA_MAX];
+    int nextra;
+};
+
+/* lws per-session data: one per connection. */
+typedef struct conn {
+    struct conn *prev, *next;       /* weir_http.conns */
+    struct lws *wsi;
+    int linked;
+    int in_request;                 /* between headers and response */
+    weir_http_req req;
+} conn;
+
+struct weir_http {
+    weir_loop *loop;
+    struct lws_vhost *vhost;
+    weir_http_opts opts;
+    int port;                       /* bound port */
+    route *routes;
+    size_t nroutes;
+
+    conn *conns;
+    size_t nconns;
+    int draining;
+    void (*drained)(void *arg);
+    void *drained_arg;
+};
+
+/* ---- connection bookkeeping ----------------------------------------- */
+
+static void conn_link(weir_http *http, conn *c)
+{
+    if (c->linked)
+        return;
+    c->prev = NULL;
+    c->next = http->conns;
+    if (http->conns)
+        http->conns->prev = c;
+    http->conns = c;
+    c->linked = 1;
+    http->nconns++;
+}
+
+static void req_reset(weir_http_req *req)
+{
+    free(req->body);
+    req->body = NULL;
+    req->body_len = req->body_cap = 0;
+    for (int i = 0; i < req->nextra; i++) {
+        free(req->extra[i].name);
+        free(req->extra[i].value);
+    }
+    req->nextra = 0;
+    req->responded = 0;
+    req->status = 0;
+    req->path[0] = '\0';
+    req->method = NULL;
+}
+
+static void conn_unlink(weir_http *http, conn *c)
+{
+    req_reset(&c->req);
+    if (!c->linked)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        http->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->linked = 0;
+    http->nconns--;
+    if (http->draining && http->nconns == 0 && http->drained) {
+        void (*done)(void *) = http->drained;
+        http->drained = NULL;
+        done(http->drained_arg);
+    }
+}
+
+/* ---- request accessors ---------------------------------------------- */
+
+const char *weir_http_req_method(const weir_http_req *req) { return req->method; }
+const char *weir_http_req_path(const weir_http_req *req) { return req->path; }
+
+const void *weir_http_req_body(const weir_http_req *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body;
+}
+
+int weir_http_req_header(const weir_http_req *req, const char *name, char *buf, size_t cap)
+{
+    /* lws keeps well-known headers by token and the rest as custom headers
+     * (named with the trailing colon). */
+    char key[128];
+    int n, klen;
+
+    if (cap > 0x7fffffff)
+        cap = 0x7fffffff;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        const unsigned char *tn = lws_token_to_string((enum lws_token_indexes)t);
+        size_t nlen = strlen(name);
+        if (tn && strncasecmp((const char *)tn, name, nlen) == 0 && tn[nlen] == ':' &&
+            tn[nlen + 1] == '\0') {
+            if (lws_hdr_total_length(req->wsi, (enum lws_token_indexes)t) <= 0)
+                return -1;
+            n = lws_hdr_copy(req->wsi, buf, (int)cap, (enum lws_token_indexes)t);
+            return n < 0 ? -1 : n;
+        }
+    }
+    klen = snprintf(key, sizeof key, "%s:", name);
+    if (klen <= 0 || (size_t)klen >= sizeof key)
+        return -1;
+    for (char *p = key; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    if (lws_hdr_custom_length(req->wsi, key, klen) < 0)
+        return -1;
+    n = lws_hdr_custom_copy(req->wsi, buf, (int)cap, key, klen);
+    return n < 0 ? -1 : n;
+}
+
+int weir_http_req_query(const weir_http_req *req, const char *name, char *buf, size_t cap)
+{
+    char prefix[128];
+    int plen = snprintf(prefix, sizeof prefix, "%s=", name);
+    const char *v;
+    size_t vlen;
+
+    if (plen <= 0 || (size_t)plen >= sizeof prefix || cap > 0x7fffffff)
+        return -1;
+    v = lws_get_urlarg_by_name(req->wsi, prefix, buf, (int)cap);
+    if (!v)
+        return -1;
+    /* lws copies "name=value" into buf and points past the name. */
+    vlen = strlen(v);
+    memmove(buf, v, vlen + 1);
+    return (int)vlen;
+}
+
+int weir_http_add_header(weir_http_req *req, const char *name, const char *value)
+{
+    extra_header *h;
+    size_t nlen = strlen(name);
+
+    if (req->nextra == HTTP_EXTRA_MAX)
+        return AVERROR(ENOSPC);
+    h = &req->extra[req->nextra];
+    h->name = malloc(nlen + 2);
+    h->value = strdup(value);
+    if (!h->name || !h->value) {
+        free(h->name);
+        free(h->value);
+        return AVERROR(ENOMEM);
+    }
+    memcpy(h->name, name, nlen);
+    h->name[nlen] = ':';
+    h->name[nlen + 1] = '\0';
+    req->nextra++;
+    return 0;
+}
+
+/* ---- responses ------------------------------------------------------- */
+
+static int is_head(const weir_http_req *req)
+{
+    return req->method && strcmp(req->method, "HEAD") == 0;
+}
+
+int weir_http_respond(weir_http_req *req, int status, const char *content_type,
+                      const void *body, size_t len)
+{
+    struct lws *wsi = req->wsi;
+    size_t body_out = is_head(req) ? 0 : len;
+    unsigned char *buf, *start, *p, *end;
+    int r = AVERROR(EIO);
+
+    if (req->responded)
+        return AVERROR(EINVAL);
+    req->responded = 1;
+    req->status = status;
+
+    buf = malloc(LWS_PRE + HTTP_HEADER_BUDGET + body_out);
+    if (!buf)
+        return AVERROR(ENOMEM);
+    start = p = buf + LWS_PRE;
+    end = start + HTTP_HEADER_BUDGET;
+
+    if (lws_add_http_header_status(wsi, (unsigned)status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_SERVER,
+                                     (const unsigned char *)HTTP_SERVER_NAME,
+                                     (int)strlen(HTTP_SERVER_NAME), &p, end) ||
+        (content_type &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                      (const unsigned char *)content_type,
+                                      (int)strlen(content_type), &p, end)) ||
+        lws_add_http_header_content_length(wsi, len, &p, end))
+        goto fail;
+    for (int i = 0; i < req->nextra; i++)
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)req->extra[i].name,
+                                        (const unsigned char *)req->extra[i].value,
+                                        (int)strlen(req->extra[i].value), &p, end))
+            goto fail;
+    if (req->http->draining &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+                                     (const unsigned char *)"close", 5, &p, end))
+        goto fail;
+    if (lws_finalize_http_header(wsi, &p, end))
+        goto fail;
+
+    /* Status line, headers and body leave in one write (see the header). */
+    if (body_out)
+        memcpy(p, body, body_out);
+    if (lws_write(wsi, start, (size_t)(p - start) + body_out, LWS_WRITE_HTTP_FINAL) < 0)
+        goto fail;
+    r = 0;
+fail:
+    if (r < 0)
+        weir_log_warn("http", "response not sent", WL_STR("path", req->path),
+                      WL_INT("status", status));
+    free(buf);
+    return r;
+}
+
+int weir_http_respond_json(weir_http_req *req, int status, const json_t *obj)
+{
+    char *text = json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    int r;
+    if (!text)
+        return AVERROR(ENOMEM);
+    r = weir_http_respond(req, status, "application/json", text, strlen(text));
+    free(text);
+    return r;
+}
+
+int weir_http_respond_error(weir_http_req *req, int status, const char *message)
+{
+    json_t *obj = json_pack("{ss}", "error", message);
+    int r;
+    if (!obj)
+        return AVERROR(ENOMEM);
+    r = weir_http_respond_json(req, status, obj);
+    json_decref(obj);
+    return r;
+}
+
+/* ---- routing ---------------------------------------------------------- */
+
+int weir_http_route(weir_http *http, const char *method, const char *path, int prefix,
+                    weir_http_handler fn, void *arg)
+{
+    route *grown = realloc(http->routes, (http->nroutes + 1) * sizeof *grown);
+    if (!grown)
+        return AVERROR(ENOMEM);
+    http->routes = grown;
+    http->routes[http->nroutes++] = (route){
+        .method = method, .path = path, .len = strlen(path),
+        .prefix = prefix, .fn = fn, .arg = arg,
+    };
+    return 0;
+}
+
+static int method_matches(const route *rt, const char *method)
+{
+    if (!rt->method || strcmp(rt->method, method) == 0)
+        return 1;
+    return strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0;
+}
+
+static int path_matches(const route *rt, const char *path)
+{
+    if (rt->prefix)
+        return strncmp(path, rt->path, rt->len) == 0;
+    return strcmp(path, rt->path) == 0;
+}
+
+/* Finds the handler and runs it; answers 404/405/500 itself. */
+static void dispatch(weir_http *http, weir_http_req *req)
+{
+    int path_seen = 0;
+    int64_t t0 = lws_now_usecs();
+
+    for (size_t i = 0; i < http->nroutes; i++) {
+        const route *rt = &http->routes[i];
+        int r;
+        if (!path_matches(rt, req->path))
+            continue;
+        path_seen = 1;
+        if (!method_matches(rt, req->method))
+            continue;
+        r = rt->fn(req, rt->arg);
+        if (r < 0) {
+            weir_log_error("http", "handler failed", WL_STR("method", req->method),
+                           WL_STR("path", req->path), WL_ERR(r));
+            if (!req->responded)
+                weir_http_respond_error(req, 500, "internal error");
+        } else if (!req->responded) {
+            weir_log_error("http", "handler did not respond", WL_STR("path", req->path));
+            weir_http_respond_error(req, 500, "internal error");
+        }
+        goto done;
+    }
+    if (path_seen)
+        weir_http_respond_error(req, 405, "method not allowed");
+    else
+        weir_http_respond_error(req, 404, "not found");
+done:
+    weir_log_debug("http", "request", WL_STR("method", req->method),
+                   WL_STR("path", req->path), WL_INT("status", req->status),
+                   WL_INT("us", lws_now_usecs() - t0));
+}
+
+/* After the response: keep-alive or close.  Returns the callback's result. */
+static int finish(weir_http *http, conn *c, struct lws *wsi)
+{
+    c->in_request = 0;
+    req_reset(&c->req);
+    if (http->draining) {
+        /* The client was told "Connection: close"; make sure it happens
+         * even if it does not hang up itself. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, 1);
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static const char *request_method(struct lws *wsi)
+{
+    static const struct { enum lws_token_indexes tok; const char *name; } methods[] = {
+        { WSI_TOKEN_GET_URI, "GET" },       { WSI_TOKEN_POST_URI, "POST" },
+        { WSI_TOKEN_HEAD_URI, "HEAD" },     { WSI_TOKEN_PUT_URI, "PUT" },
+        { WSI_TOKEN_PATCH_URI, "PATCH" },   { WSI_TOKEN_DELETE_URI, "DELETE" },
+        { WSI_TOKEN_OPTIONS_URI, "OPTIONS" },
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (lws_hdr_total_length(wsi, methods[i].tok) > 0)
+            return methods[i].name;
+    return NULL;
+}
+
+/* Headers are in.  Returns the lws callback result. */
+static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri, size_t len)
+{
+    weir_http_req *req = &c->req;
+    char clen[32];
+    int has_body;
+
+    req_reset(req);
+    req->http = http;
+    req->wsi = wsi;
+    c->in_request = 1;
+    req->method = request_method(wsi);
+    if (len >= sizeof req->path) {
+        snprintf(req->path, sizeof req->path, "%.64s...", uri);
+        weir_http_respond_error(req, 414, "URI too long");
+        return finish(http, c, wsi);
+    }
+    memcpy(req->path, uri, len);
+    req->path[len] = '\0';
+    if (!req->method) {
+        weir_http_respond_error(req, 405, "method not allowed");
+        return finish(http, c, wsi);
+    }
+
+    has_body = lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+               strtoll(clen, NULL, 10) > 0;
+    if (has_body) {
+        long long n = strtoll(clen, NULL, 10);
+        if (n > http->opts.max_body) {
+            weir_log_info("http", "body too large", WL_STR("path", req->path),
+                          WL_INT("bytes", n), WL_INT("max", http->opts.max_body));
+            weir_http_respond_error(req, 413, "request body too large");
+            /* The unread body would be taken for the next request: close. */
+            return -1;
+        }
+        return 0;       /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+    }
+    dispatch(http, req);
+    return finish(http, c, wsi);
+}
+
+static int on_body(weir_http *http, conn *c, const void *in, size_t len)
+{
+    weir_http_req *req = &c->req;
+    if (req->body_len + len > (size_t)http->opts.max_body) {
+        weir_http_respond_error(req, 413, "request body too large");
+        return -1;
+    }
+    if (req->body_len + len > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap * 2 : 4096;
+        unsigned char *grown;
+        while (cap < req->body_len + len)
+            cap *= 2;
+        if (cap > (size_t)http->opts.max_body)
+            cap = (size_t)http->opts.max_body;
+        if (!(grown = realloc(req->body, cap)))
+            return -1;
+        req->body = grown;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, in, len);
+    req->body_len += len;
+    return 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
+                         void *user, void *in, size_t len)
+{
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    weir_http *http = vh ? lws_vhost_user(vh) : NULL;
+    conn *c = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        if (http && c) {
+            c->wsi = wsi;
+            conn_link(http, c);
+        }
+        break;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (http && c)
+            conn_unlink(http, c);
+        break;
+    case LWS_CALLBACK_HTTP:
+        if (!http || !c)
+            return -1;
+        c->wsi = wsi;
+        conn_link(http, c);
+        return on_request(http, c, wsi, in ? in : "/", in ? strlen(in) : 1);
+    case LWS_CALLBACK_HTTP_BODY:
+        return c && http ? on_body(http, c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!http || !c)
+            return -1;
+        dispatch(http, &c->req);
+        return finish(http, c, wsi);
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols http_protocols[] = {
+    { .name = "weir-http", .callback = http_callback, .per_session_data_size = sizeof(conn) },
+    { 0 }
+};
+
+weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
+{
+    struct lws_context_creation_info info;
+    weir_http *http = calloc(1, sizeof *http);
+
+    if (!http)
+        return NULL;
+    http->loop = loop;
+    http->opts = *opts;
+
+    memset(&info, 0, sizeof info);
+    info.vhost_name = "weir-http";
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;  /* the loop listens; see loop.h */
+    info.protocols = http_protocols;
+    info.user = http;
+    info.keepalive_timeout = (int)((opts->keepalive_ms + 999) / 1000);
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    http->vhost = lws_create_vhost(weir_loop_lws(loop), &info);
+    if (!http->vhost) {
+        weir_log_error("http", "cannot create the HTTP vhost");
+        free(http);
+        return NULL;
+    }
+    http->port = weir_loop_listen(loop, opts->addr, opts->port, http->vhost, 1,
+                                  http_protocols[0].name);
+    if (http->port < 0) {
+        free(http);     /* the vhost goes with the context */
+        return NULL;
+    }
+    weir_log_info("http", "listening", WL_STR("addr", opts->addr && *opts->addr ? opts->addr
+                                                                                : "0.0.0.0"),
+                  WL_INT("port", http->port));
+    return http;
+}
+
+void weir_http_free(weir_http *http)
+{
+    if (!http)
+        return;
+    /* Connections are gone with the context; nothing may point back here. */
+    for (conn *c = http->conns; c; c = c->next)
+        req_reset(&c->req);
+    free(http->routes);
+    free(http);
+}
+
+void weir_http_drain(weir_http *http, void (*done)(void *arg), void *arg)
+{
+    http->draining = 1;
+    http->drained = done;
+    http->drained_arg = arg;
+    if (http->nconns == 0) {
+        http->drained = NULL;
+        done(arg);
+        return;
+    }
+    /* Idle keep-alive connections go now; busy ones close after their
+     * response (see finish()). */
+    for (conn *c = http->conns; c; c = c->next)
+        if (!c->in_request)
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+}
+
+size_t weir_http_connections(const weir_http *http) { return http->nconns; }
+int weir_http_port(const weir_http *http) { return http->port; }

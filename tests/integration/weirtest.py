@@ -1,0 +1,99 @@
+"""Helpers shared by the integration tests: start weir on free ports, talk
+HTTP to it, stop it.  Standard library only."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Weir:
+    """A `weir serve` child on a free HTTP port with its own data_dir."""
+
+    def __init__(self, binary, *extra):
+        self.binary = binary
+        self.port = free_port()
+        self.tmp = tempfile.TemporaryDirectory(prefix="weir-it-")
+        self.data_dir = os.path.join(self.tmp.name, "var")
+        self.log_path = os.path.join(self.tmp.name, "weir.log")
+        args = [binary, "serve", "--set", f"http.port={self.port}",
+                "--set", f"data_dir={self.data_dir}", *extra]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"weir exited early ({self.proc.returncode}):\n{self.logs()}")
+            try:
+                status, _, _ = self.request("GET", "/healthz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"weir not ready after {timeout}s:\n{self.logs()}")
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            conn.close()
+
+    def json(self, path):
+        status, headers, body = self.request("GET", path)
+        return status, headers, json.loads(body)
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        """Sends sig; returns (exit code, seconds it took)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"weir did not exit within {timeout}s:\n{self.logs()}")
+        return rc, time.monotonic() - t0
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.tmp.cleanup()
+
+
+def run_tests(tests):
+    """Runs each callable, prints a TAP-ish line per test, exits non-zero on
+    any failure."""
+    import sys
+    import traceback
+    failed = 0
+    for t in tests:
+        try:
+            t()
+            print(f"ok - {t.__name__}")
+        except Exception:
+            failed += 1
+            print(f"not ok - {t.__name__}")
+            traceback.print_exc()
+    sys.exit(1 if failed else 0)
