@@ -5,14 +5,16 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
-from weirtest import run_tests  # noqa: E402
+from weirtest import assert_no_sanitizer_report, run_tests  # noqa: E402
 
 WEIR = sys.argv[1]
 ROOT = os.environ.get("WEIR_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
 def weir(*args):
-    return subprocess.run([WEIR, *args], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([WEIR, *args], capture_output=True, text=True, timeout=30)
+    assert_no_sanitizer_report(r.stderr)
+    return r
 
 
 def write(text):

@@ -127,6 +127,7 @@ def test_port_in_use_fails_clearly():
                             "--set", "data_dir=" + os.path.join("/tmp", f"weir-it-{port}")],
                            capture_output=True, text=True, timeout=10)
         assert r.returncode != 0, r
+        assert "Sanitizer" not in r.stderr, r.stderr
         assert "cannot listen" in r.stderr and str(port) in r.stderr, r.stderr
 
 

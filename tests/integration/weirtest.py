@@ -78,8 +78,16 @@ class Weir:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        logs = self.logs()
         self.log.close()
         self.tmp.cleanup()
+        assert_no_sanitizer_report(logs)
+
+
+def assert_no_sanitizer_report(text):
+    """The test build runs under ASan+UBSan; any report fails the test."""
+    for marker in ("Sanitizer:", "runtime error:"):
+        assert marker not in text, f"sanitizer report:\n{text}"
 
 
 def run_tests(tests):
