@@ -18,6 +18,7 @@ typedef struct weir_settings {
     weir_transcode_settings transcode;
     weir_packager_settings packager;
     weir_origin_settings origin;
+    weir_dbpool_settings db;
 } weir_settings;
 
 /* Options every subcommand takes. */
@@ -27,12 +28,21 @@ typedef struct weir_cli {
     int nsets;
     const char **args;              /* remaining positional arguments */
     int nargs;
+    const char *note;               /* --note (keys create) */
+    const char *scope;              /* --scope (tokens create) */
+    const char *name;               /* --name (tokens create) */
+    int json;                       /* --json (list) */
 } weir_cli;
 
 /* Registers every module's table over s, then applies the file and the
  * overrides.  Prints every error to stderr.  Returns 0, or -1. */
 int weir_app_load_config(weir_conf *conf, weir_settings *s, const weir_cli *cli);
 
+/* mkdir -p.  0 or -errno. */
+int weir_app_make_dirs(const char *path);
+
 int weir_cmd_serve(const weir_cli *cli);
+int weir_cmd_keys(const weir_cli *cli);
+int weir_cmd_tokens(const weir_cli *cli);
 
 #endif

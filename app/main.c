@@ -23,6 +23,11 @@ static const char usage[] =
     "  serve               run the server (built-in defaults are config/weir.yml)\n"
     "  config check FILE   validate a config file; errors name file:line and key\n"
     "  config dump         print the effective configuration as YAML\n"
+    "  keys create STREAM [--note TEXT]   new stream key, printed once on stdout\n"
+    "  keys list [--json]  stream keys (never the keys themselves)\n"
+    "  keys revoke STREAM  the stream's key stops working\n"
+    "  tokens create --scope read|write|admin [--name TEXT]   new API token, printed once\n"
+    "  tokens list [--json] | tokens revoke ID\n"
     "  version             print the version\n"
     "  help                print this help\n"
     "\n"
@@ -39,6 +44,7 @@ static const struct {
     { &weir_transcode_conf_table, offsetof(weir_settings, transcode) },
     { &weir_packager_conf_table,  offsetof(weir_settings, packager) },
     { &weir_origin_conf_table,    offsetof(weir_settings, origin) },
+    { &weir_dbpool_conf_table,    offsetof(weir_settings, db) },
 };
 
 int weir_app_load_config(weir_conf *conf, weir_settings *s, const weir_cli *cli)
@@ -85,6 +91,20 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
                 return -1;
             }
             cli->sets[cli->nsets++] = argv[i];
+        } else if (strcmp(a, "--note") == 0 || strcmp(a, "--scope") == 0 ||
+                   strcmp(a, "--name") == 0) {
+            if (++i == argc) {
+                fprintf(stderr, "weir: %s needs a value\n", a);
+                return -1;
+            }
+            if (strcmp(a, "--note") == 0)
+                cli->note = argv[i];
+            else if (strcmp(a, "--scope") == 0)
+                cli->scope = argv[i];
+            else
+                cli->name = argv[i];
+        } else if (strcmp(a, "--json") == 0) {
+            cli->json = 1;
         } else if (strncmp(a, "--set=", 6) == 0) {
             cli->sets[cli->nsets++] = a + 6;
         } else if (a[0] == '-' && a[1] != '\0') {
@@ -146,6 +166,10 @@ int main(int argc, char **argv)
                        : weir_cmd_serve(&cli);
     } else if (strcmp(cmd, "config") == 0) {
         rc = cmd_config(&cli);
+    } else if (strcmp(cmd, "keys") == 0) {
+        rc = weir_cmd_keys(&cli);
+    } else if (strcmp(cmd, "tokens") == 0) {
+        rc = weir_cmd_tokens(&cli);
     } else {
         fprintf(stderr, "weir: unknown command '%s'\n\n%s", cmd, usage);
         rc = 2;

@@ -1,7 +1,8 @@
 /*
  * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
  *
- *   start:   config -> logging -> data_dir -> loop (+signals) -> http -> control
+ *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
+ *            database (migrations, first key) -> bus -> http -> control
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
@@ -15,17 +16,25 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Threads for blocking work (database, file probing). */
+#define SERVE_WORK_THREADS 4
+
 typedef struct server {
     weir_settings settings;
     weir_loop *loop;
+    weir_work *work;
+    weir_dbpool *db;
+    weir_bus *bus;
+    weir_metrics *metrics;          /* the process-wide registry */
+    weir_metric *rx, *tx;           /* weir_{received,sent}_bytes_total{protocol} */
+    weir_metric_child *http_rx, *http_tx;
     weir_http *http;
     weir_control *control;
     weir_timer deadline;
     int stopping;
 } server;
 
-/* mkdir -p, for data_dir.  Returns 0 or -errno. */
-static int make_dirs(const char *path)
+int weir_app_make_dirs(const char *path)
 {
     char tmp[4096];
     size_t len = strlen(path);
@@ -43,6 +52,21 @@ static int make_dirs(const char *path)
     }
     if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
         return -errno;
+    return 0;
+}
+
+/* Byte counters shared by every protocol; each module gets its child. */
+static int register_io_metrics(server *srv)
+{
+    static const char *const proto[] = { "protocol", NULL };
+    if (weir_metric_counter(srv->metrics, "weir_received_bytes_total",
+                            "Bytes received from clients and publishers (HTTP: request bodies)",
+                            proto, &srv->rx) < 0 ||
+        weir_metric_counter(srv->metrics, "weir_sent_bytes_total",
+                            "Bytes sent to clients (HTTP: whole responses)", proto, &srv->tx) < 0)
+        return -1;
+    srv->http_rx = weir_metric_with(srv->rx, (const char *const[]){ "http", NULL });
+    srv->http_tx = weir_metric_with(srv->tx, (const char *const[]){ "http", NULL });
     return 0;
 }
 
@@ -93,7 +117,7 @@ int weir_cmd_serve(const weir_cli *cli)
     /* A peer hanging up mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 
-    if ((r = make_dirs(core->data_dir)) < 0) {
+    if ((r = weir_app_make_dirs(core->data_dir)) < 0) {
         weir_log_error("app", "cannot create data_dir", WL_STR("path", core->data_dir),
                        WL_STR("err", strerror(-r)));
         goto out;
@@ -104,15 +128,34 @@ int weir_cmd_serve(const weir_cli *cli)
     /* Before any thread exists, so every thread inherits the blocked mask. */
     if (weir_loop_watch_signals(srv.loop, on_signal, &srv) < 0)
         goto out;
+    if (!(srv.work = weir_work_new(srv.loop, SERVE_WORK_THREADS, 0)))
+        goto out;
+    if (weir_control_open_db(&srv.settings.db, core->data_dir, &srv.db) < 0)
+        goto out;
+    if (srv.settings.ingest.auth == WEIR_INGEST_AUTH_KEYS &&
+        weir_control_bootstrap_key(srv.db, (int)srv.settings.ingest.rtmp_port, stdout) < 0)
+        goto out;
+    if (!(srv.bus = weir_bus_new()))
+        goto out;
+    srv.metrics = weir_metrics_default();
+    if (register_io_metrics(&srv) < 0)
+        goto out;
     srv.http = weir_http_new(srv.loop, &(weir_http_opts){
         .addr = core->http_addr,
         .port = (int)core->http_port,
         .max_body = core->http_max_body,
         .keepalive_ms = core->http_keepalive,
+        .metrics = srv.metrics,
+        .rx_bytes = srv.http_rx,
+        .tx_bytes = srv.http_tx,
     });
     if (!srv.http)
         goto out;
-    if (!(srv.control = weir_control_new(srv.http, NULL)))
+    srv.control = weir_control_new(&(weir_control_opts){
+        .http = srv.http, .work = srv.work, .bus = srv.bus, .db = srv.db,
+        .metrics = srv.metrics,
+    });
+    if (!srv.control)
         goto out;
 
     weir_log_info("app", "started", WL_STR("version", WEIR_VERSION),
@@ -126,9 +169,14 @@ int weir_cmd_serve(const weir_cli *cli)
     weir_log_info("app", "stopped");
     rc = 0;
 out:
-    weir_control_free(srv.control);
+    /* Workers first: their completions are posted to the loop, which runs
+     * them as it is freed. */
+    weir_work_free(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
+    weir_control_free(srv.control);
     weir_http_free(srv.http);
+    weir_bus_free(srv.bus);
+    weir_dbpool_close(srv.db);
     weir_conf_free(conf);
     return rc;
 }

@@ -1,22 +1,41 @@
 /*
- * control/control.c — wires the control plane's pieces to the HTTP server.
+ * control/control.c — wires the control plane's pieces to the HTTP server,
+ * and the thin public wrappers the CLI and ingest use.
  */
 #include "control/control.h"
 #include "control/api/api.h"
+#include "control/keys/keys.h"
+#include "control/metrics/exporter.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/error.h>
 
 struct weir_control {
+    weir_control_opts opts;
     weir_api_health health;
+    weir_api *api;
+    weir_exporter exporter;
 };
 
-weir_control *weir_control_new(weir_http *http, const weir_clock *clock)
+weir_control *weir_control_new(const weir_control_opts *opts)
 {
     weir_control *control = calloc(1, sizeof *control);
+    const weir_clock *clock = opts->clock ? opts->clock : &weir_clock_system;
+
     if (!control)
         return NULL;
-    if (weir_api_health_init(&control->health, http, clock ? clock : &weir_clock_system) < 0) {
-        free(control);
+    control->opts = *opts;
+    if (weir_api_health_init(&control->health, opts->http, clock) < 0 ||
+        weir_api_new(&(weir_api_opts){ .http = opts->http, .work = opts->work,
+                                       .db = opts->db, .bus = opts->bus },
+                     &control->api) < 0 ||
+        weir_exporter_init(&control->exporter, opts->metrics, opts->http, opts->bus,
+                           opts->db) < 0) {
+        weir_log_error("control", "cannot set up the control plane");
+        weir_control_free(control);
         return NULL;
     }
     return control;
@@ -24,5 +43,98 @@ weir_control *weir_control_new(weir_http *http, const weir_clock *clock)
 
 void weir_control_free(weir_control *control)
 {
+    if (!control)
+        return;
+    weir_exporter_fini(&control->exporter);
+    weir_api_free(control->api);
     free(control);
+}
+
+int weir_control_open_db(const weir_dbpool_settings *settings, const char *data_dir,
+                         weir_dbpool **out)
+{
+    char url[4096];
+    int r;
+
+    if (settings->url && *settings->url)
+        snprintf(url, sizeof url, "%s", settings->url);
+    else
+        snprintf(url, sizeof url, "sqlite:%s/weir.db", data_dir);
+    r = weir_dbpool_open(&(weir_dbpool_opts){
+        .url = url, .settings = settings,
+        .migrations = weir_keys_migrations, .nmigrations = weir_keys_nmigrations,
+    }, out);
+    if (r < 0)
+        weir_log_error("control", "cannot open the database", WL_ERR(r));
+    return r;
+}
+
+int weir_control_bootstrap_key(weir_dbpool *db, int rtmp_port, FILE *out)
+{
+    char key[WEIR_CRED_LEN + 1];
+    int64_t n = 0;
+    int r;
+
+    if ((r = weir_keys_count_active(db, &n)) < 0 || n > 0)
+        return r;
+    if ((r = weir_keys_create(db, "live", "created at first start", key)) < 0)
+        return r;
+    fprintf(out,
+            "\n"
+            "  weir: no stream keys yet, so here is one for stream \"live\".\n"
+            "  It is shown this once; weir keeps only its hash.\n"
+            "\n"
+            "    OBS > Settings > Stream > Service: Custom\n"
+            "      Server:      rtmp://<this host>:%d/live\n"
+            "      Stream Key:  %s\n"
+            "\n"
+            "  Manage keys with `weir keys create|list|revoke`.\n\n",
+            rtmp_port, key);
+    fflush(out);
+    return 0;
+}
+
+/* ---- publish authorisation on the work pool --------------------------------- */
+
+typedef struct auth_job {
+    weir_control *control;
+    char key[128];
+    void (*done)(void *arg, int result, const char *stream);
+    void *arg;
+    int result;
+    char stream[128];
+} auth_job;
+
+static void auth_run(void *arg)
+{
+    auth_job *j = arg;
+    j->result = weir_keys_lookup(j->control->opts.db, j->key, j->stream, sizeof j->stream);
+}
+
+static void auth_done(void *arg)
+{
+    auth_job *j = arg;
+    j->done(j->arg, j->result, j->result < 0 ? NULL : j->stream);
+    free(j);
+}
+
+int weir_control_authorize_publish(void *ctx, const char *key,
+                                   void (*done)(void *arg, int result, const char *stream),
+                                   void *arg)
+{
+    weir_control *control = ctx;
+    auth_job *j;
+    int r;
+
+    if (!key || strlen(key) >= sizeof j->key)
+        return AVERROR(EACCES);
+    if (!(j = calloc(1, sizeof *j)))
+        return AVERROR(ENOMEM);
+    j->control = control;
+    memcpy(j->key, key, strlen(key) + 1);
+    j->done = done;
+    j->arg = arg;
+    if ((r = weir_work_submit(control->opts.work, auth_run, auth_done, j)) < 0)
+        free(j);
+    return r;
 }

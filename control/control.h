@@ -1,20 +1,103 @@
 /*
  * control/control.h — the control plane (DESIGN.md §4): the REST API under
- * /api/v1/, /healthz, and one folder per platform module.
+ * /api/v1/, /healthz, /metrics, stream keys and API tokens, the database.
  *
- * weir_control_new() adds the control plane's routes to the HTTP server.
+ * `weir serve` makes one weir_control; the CLI (`weir keys`, `weir tokens`)
+ * opens the database with weir_control_open_db() and calls the same
+ * functions the API handlers call, so there is one implementation of each.
  */
 #ifndef WEIR_CONTROL_H
 #define WEIR_CONTROL_H
 
 #include "core/core.h"
+#include "core/work.h"
+#include "core/metrics.h"
+#include "control/dbpool/dbpool.h"
 
 typedef struct weir_control weir_control;
 
-/* Routes are added to http, which must outlive the returned object.
- * clock: time source for uptime (borrowed; NULL = system clock).
- * NULL on ENOMEM. */
-weir_control *weir_control_new(weir_http *http, const weir_clock *clock);
+typedef struct weir_control_opts {
+    weir_http *http;                        /* routes are added here */
+    weir_work *work;                        /* blocking work (DB) runs here */
+    weir_bus *bus;
+    weir_dbpool *db;                        /* borrowed; see weir_control_open_db */
+    weir_metrics *metrics;                  /* served at /metrics */
+    const weir_clock *clock;                /* NULL: system clock */
+} weir_control_opts;
+
+/* NULL on failure (logged). */
+weir_control *weir_control_new(const weir_control_opts *opts);
 void weir_control_free(weir_control *control);
+
+/* Opens the pool for db.url ("" means sqlite:<data_dir>/weir.db) and brings
+ * the schema up to date.  Blocking: at start-up or in the CLI. */
+int weir_control_open_db(const weir_dbpool_settings *settings, const char *data_dir,
+                         weir_dbpool **out);
+
+/* With ingest.auth=keys and no stream key at all, creates one for stream
+ * "live" and writes it, once, with the OBS settings to `out`.  Blocking. */
+int weir_control_bootstrap_key(weir_dbpool *db, int rtmp_port, FILE *out);
+
+/* Matches ingest.h's weir_publish_auth_fn: looks the key up on the work
+ * pool and calls done on the loop.  ctx is the weir_control. */
+int weir_control_authorize_publish(void *ctx, const char *key,
+                                   void (*done)(void *arg, int result, const char *stream),
+                                   void *arg);
+
+/* ---- stream keys and API tokens ----------------------------------------------
+ *
+ * Both are credentials of one shape, shown to a person once and then kept
+ * only as a salted hash:
+ *
+ *   wk_<id:8><secret:32>      stream key (publishes one stream)
+ *   wt_<id:8><secret:32>      API token (read, write or admin)
+ *
+ * id is 6 random bytes and secret 24 (192 bits), both base64url: the whole
+ * is URL-safe and pastes into OBS.  The id is public and indexes the row;
+ * the database keeps a 16-byte random salt and SHA-256(salt || secret), so a
+ * stolen database publishes nothing.  Verification compares in constant
+ * time.
+ *
+ * Every function here blocks on the database: call it from the work pool or
+ * the CLI, never on the I/O loop.  The API handlers and `weir keys|tokens`
+ * both call these.
+ */
+#define WEIR_CRED_LEN 43        /* "wk_" + 8 + 32 */
+
+typedef enum weir_scope {
+    WEIR_SCOPE_NONE = 0,
+    WEIR_SCOPE_READ = 1,
+    WEIR_SCOPE_WRITE = 2,       /* includes read */
+    WEIR_SCOPE_ADMIN = 3,       /* includes write */
+} weir_scope;
+
+/* 1 if name is a valid stream name: 1..64 of [A-Za-z0-9_-]. */
+int weir_stream_name_valid(const char *name);
+
+/* Creates a key for stream `name`.  key_out gets the key (WEIR_CRED_LEN + 1
+ * bytes).  AVERROR(EEXIST) if the stream already has an active key,
+ * AVERROR(EINVAL) for a bad name. */
+int weir_keys_create(weir_dbpool *db, const char *name, const char *note,
+                     char key_out[WEIR_CRED_LEN + 1]);
+/* Which stream does this key publish?  0 and name_out filled, or
+ * AVERROR(EACCES) for an unknown, malformed or revoked key.  Records the use. */
+int weir_keys_lookup(weir_dbpool *db, const char *key, char *name_out, size_t cap);
+/* AVERROR(ENOENT) if the stream has no active key. */
+int weir_keys_revoke(weir_dbpool *db, const char *name);
+/* A new JSON array of {stream, note, created, last_used, revoked}; never the
+ * key or its hash. */
+int weir_keys_list(weir_dbpool *db, json_t **out);
+/* Number of keys not revoked. */
+int weir_keys_count_active(weir_dbpool *db, int64_t *count);
+
+int weir_tokens_create(weir_dbpool *db, weir_scope scope, const char *name,
+                       char token_out[WEIR_CRED_LEN + 1], char id_out[9]);
+/* 0 and *scope_out, or AVERROR(EACCES). */
+int weir_tokens_verify(weir_dbpool *db, const char *token, weir_scope *scope_out);
+int weir_tokens_revoke(weir_dbpool *db, const char *id);
+int weir_tokens_list(weir_dbpool *db, json_t **out);
+
+const char *weir_scope_name(weir_scope s);
+weir_scope weir_scope_parse(const char *name);      /* WEIR_SCOPE_NONE if unknown */
 
 #endif

@@ -31,7 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <libavutil/error.h>
+
+static int64_t stream_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 typedef struct weir_track {
     AVCodecParameters *par;     /* owned */
@@ -42,6 +51,7 @@ struct weir_bus {
     pthread_mutex_t lock;
     weir_stream *streams;       /* published streams, linked by bus_next */
     size_t count;
+    atomic_uint_least64_t skips;    /* every subscriber's skips, for metrics */
 };
 
 struct weir_stream {
@@ -57,6 +67,10 @@ struct weir_stream {
     weir_track tracks[WEIR_STREAM_MAX_TRACKS];
     int key_track;              /* -1 until the first write; tracks are frozen after */
     weir_sub *subs;             /* linked by weir_sub.next */
+
+    weir_publisher_info publisher;  /* who publishes; see weir_stream_set_publisher */
+    int64_t started_us;         /* CLOCK_MONOTONIC at publish */
+    uint64_t packets, bytes;    /* written so far */
 
     AVPacket **gop;             /* gop_max slots; gop[0] is a restart point */
     int gop_max;
@@ -163,6 +177,8 @@ static void sub_skip(weir_sub *sub)
 {
     sub_flush(sub);
     sub->stats.skips++;
+    if (sub->stream->bus)
+        atomic_fetch_add(&sub->stream->bus->skips, 1);
     sub->waiting_key = true;
 }
 
@@ -338,6 +354,7 @@ int weir_bus_publish(weir_bus *bus, const char *name, const weir_stream_opts *op
         goto fail;
     }
     s->bus = bus;               /* not shared yet: no stream lock needed */
+    s->started_us = stream_now_us();
     s->bus_next = bus->streams;
     bus->streams = s;
     bus->count++;
@@ -360,6 +377,39 @@ weir_stream *weir_bus_find(weir_bus *bus, const char *name)
         weir_stream_ref(s);     /* safe: the table's reference keeps s alive */
     pthread_mutex_unlock(&bus->lock);
     return s;
+}
+
+int weir_bus_list(weir_bus *bus, weir_stream ***out, size_t *n)
+{
+    weir_stream **list;
+    size_t i = 0;
+
+    pthread_mutex_lock(&bus->lock);
+    list = calloc(bus->count ? bus->count : 1, sizeof *list);
+    if (!list) {
+        pthread_mutex_unlock(&bus->lock);
+        return AVERROR(ENOMEM);
+    }
+    for (weir_stream *s = bus->streams; s; s = s->bus_next) {
+        weir_stream_ref(s);
+        list[i++] = s;
+    }
+    pthread_mutex_unlock(&bus->lock);
+    *out = list;
+    *n = i;
+    return 0;
+}
+
+void weir_bus_list_free(weir_stream **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        weir_stream_unref(list[i]);
+    free(list);
+}
+
+uint64_t weir_bus_skips(weir_bus *bus)
+{
+    return atomic_load(&bus->skips);
 }
 
 size_t weir_bus_count(weir_bus *bus)
@@ -455,12 +505,64 @@ int weir_stream_write(weir_stream *s, const AVPacket *pkt)
     if (s->key_track < 0)
         s->key_track = pick_key_track(s, ntracks);
     bool restart = pkt->stream_index == s->key_track && (pkt->flags & AV_PKT_FLAG_KEY);
+    s->packets++;
+    s->bytes += (uint64_t)pkt->size;
     gop_add(s, pkt, restart);
     for (weir_sub *sub = s->subs; sub; sub = sub->next)
         sub_offer(sub, pkt, restart);
 out:
     pthread_mutex_unlock(&s->lock);
     return ret;
+}
+
+void weir_stream_set_publisher(weir_stream *s, const weir_publisher_info *info)
+{
+    pthread_mutex_lock(&s->lock);
+    s->publisher = *info;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void weir_stream_info_get(weir_stream *s, weir_stream_info *info)
+{
+    pthread_mutex_lock(&s->lock);
+    info->publisher = s->publisher;
+    info->uptime_us = stream_now_us() - s->started_us;
+    info->packets = s->packets;
+    info->bytes = s->bytes;
+    info->subscribers = 0;
+    for (weir_sub *sub = s->subs; sub; sub = sub->next)
+        info->subscribers++;
+    info->ended = s->ended;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int weir_stream_track_get(weir_stream *s, int track, AVCodecParameters *dst,
+                          AVRational *time_base)
+{
+    int r = AVERROR(EINVAL);
+    pthread_mutex_lock(&s->lock);
+    if (track >= 0 && track < atomic_load(&s->ntracks)) {
+        r = avcodec_parameters_copy(dst, s->tracks[track].par);
+        if (time_base)
+            *time_base = s->tracks[track].time_base;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+int weir_stream_kick(weir_stream *s)
+{
+    void (*kick)(void *arg);
+    void *arg;
+
+    pthread_mutex_lock(&s->lock);
+    kick = s->ended ? NULL : s->publisher.kick;
+    arg = s->publisher.kick_arg;
+    pthread_mutex_unlock(&s->lock);
+    if (!kick)
+        return AVERROR(ENOTSUP);
+    kick(arg);
+    return 0;
 }
 
 void weir_stream_end(weir_stream *s)

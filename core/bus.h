@@ -128,6 +128,12 @@ weir_stream *weir_bus_find(weir_bus *bus, const char *name);
 
 /* Number of streams currently published (published and not yet ended). */
 size_t weir_bus_count(weir_bus *bus);
+/* Every published stream, each with a new reference: *out is a malloc'd
+ * array of *n streams; release with weir_bus_list_free(). */
+int weir_bus_list(weir_bus *bus, weir_stream ***out, size_t *n);
+void weir_bus_list_free(weir_stream **list, size_t n);
+/* Skips of every subscriber on this bus so far (a metric). */
+uint64_t weir_bus_skips(weir_bus *bus);
 
 /* ---- stream: the publisher's side ---------------------------------------- */
 
@@ -152,6 +158,36 @@ int weir_stream_write(weir_stream *s, const AVPacket *pkt);
  * AVERROR_EOF, the GOP cache is released, and the publisher's reference is
  * dropped — s must not be used afterwards unless the caller holds another
  * reference.  Call exactly once per weir_bus_publish. */
+/* What the publisher tells the API about itself.  kick(kick_arg), if set, is
+ * called by weir_stream_kick() from any thread: it must only ask the
+ * publisher to stop (e.g. weir_loop_post) and return. */
+typedef struct weir_publisher_info {
+    char protocol[16];          /* "rtmp", "srt", ... */
+    char remote[64];            /* peer address "1.2.3.4:5678" */
+    char encoder[64];           /* as the encoder names itself, or "" */
+    AVRational framerate;       /* {0,1} when unknown */
+    void (*kick)(void *arg);
+    void *kick_arg;
+} weir_publisher_info;
+
+void weir_stream_set_publisher(weir_stream *s, const weir_publisher_info *info);   /* copied */
+
+typedef struct weir_stream_info {
+    weir_publisher_info publisher;
+    int64_t uptime_us;          /* since publish */
+    uint64_t packets, bytes;    /* written so far */
+    int subscribers;
+    int ended;
+} weir_stream_info;
+
+void weir_stream_info_get(weir_stream *s, weir_stream_info *info /* OUT */);
+/* Copies track `track`'s codec parameters into dst (caller-owned).  0 or
+ * AVERROR(EINVAL) for a bad track. */
+int weir_stream_track_get(weir_stream *s, int track, AVCodecParameters *dst,
+                          AVRational *time_base /* OUT, may be NULL */);
+/* Asks the publisher to disconnect.  0, or AVERROR(ENOTSUP) when it set no
+ * kick function (or the stream ended). */
+int weir_stream_kick(weir_stream *s);
 void weir_stream_end(weir_stream *s);
 
 /* The stream's name; owned by the stream, valid while the caller holds a

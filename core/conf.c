@@ -21,6 +21,7 @@
 #define CONF_MAX_ERRORS   100
 #define CONF_MAX_DEPTH    8
 #define CONF_MAX_FILE     (1 << 20)     /* a config file is small; refuse huge ones */
+#define CONF_REDACTED     "[redacted]"  /* what dump prints for a secret */
 
 typedef struct conf_entry {
     const weir_conf_key *key;
@@ -364,6 +365,11 @@ static int conf_apply(const conf_entry *e, const char *text, const char *where,
     conf_value v;
     char why[256];
 
+    if ((e->key->flags & WEIR_CONF_SECRET) && strcmp(text, CONF_REDACTED) == 0) {
+        conf_error(errs, "%s: %s: is a secret that `weir config dump` hid; "
+                         "write the real value", where, e->key->name);
+        return 1;
+    }
     if (parse_value(e->key, text, &v, why, sizeof why) < 0) {
         conf_error(errs, "%s: %s: %s", where, e->key->name, why);
         return 1;
@@ -659,11 +665,14 @@ static void dump_key(FILE *out, const weir_conf *conf, const weir_conf_key *k,
                      const char *indent, const char *shown_name)
 {
     char buf[512];
+    const char *v = weir_conf_value_string(conf, k, buf, sizeof buf);
+
     fprintf(out, "%s# %s\n%s%s: ", indent, k->help, indent, shown_name);
-    if (k->flags & WEIR_CONF_SECRET)
-        fputs("\"[redacted]\"", out);
+    /* An empty secret is no secret, and printing it keeps the dump loadable. */
+    if ((k->flags & WEIR_CONF_SECRET) && *v)
+        fputs("\"" CONF_REDACTED "\"", out);
     else
-        dump_scalar(out, k, weir_conf_value_string(conf, k, buf, sizeof buf));
+        dump_scalar(out, k, v);
     fputc('\n', out);
 }
 

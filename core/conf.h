@@ -85,7 +85,8 @@ int weir_conf_load_string(weir_conf *conf, const char *where,
 int weir_conf_set(weir_conf *conf, const char *assignment, weir_conf_errors *errs);
 
 /* Writes the effective configuration as YAML, with each key's help as a
- * comment; secrets print as "[redacted]". */
+ * comment; secrets that are set print as "[redacted]", which loading then
+ * refuses (so a dump never silently becomes a wrong password). */
 void weir_conf_dump(const weir_conf *conf, FILE *out);
 
 /* Looks a key up by dotted name; NULL if unknown. */

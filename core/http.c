@@ -29,6 +29,14 @@
 #define HTTP_HEADER_BUDGET  4096    /* bytes reserved for response headers */
 #define HTTP_EXTRA_MAX      16      /* handler-added response headers */
 #define HTTP_SERVER_NAME    "weir"
+#define HTTP_CODES_CACHED   8       /* per route: status -> counter child */
+
+/* Metric children of one route label, looked up once (loop thread only). */
+typedef struct route_metrics {
+    const char *label;              /* the route's path, or "unmatched" */
+    weir_metric_child *duration;
+    struct { int status; weir_metric_child *child; } codes[HTTP_CODES_CACHED];
+} route_metrics;
 
 typedef struct route {
     const char *method;             /* NULL: any */
@@ -37,6 +45,7 @@ typedef struct route {
     int prefix;
     weir_http_handler fn;
     void *arg;
+    route_metrics *metrics;
 } route;
 
 typedef struct extra_header {
@@ -52,7 +61,11 @@ struct weir_http_req {
     unsigned char *body;
     size_t body_len, body_cap;
     int responded;
+    int deferred;                   /* handler took weir_http_defer() */
+    int resumed;                    /* respond through WRITEABLE (see weir_http_resume) */
     int status;
+    int64_t t0_us;                  /* headers arrived */
+    const route *rt;                /* matched route, or NULL */
     extra_header extra[HTTP_EXTRA_MAX];
     int nextra;
 };
@@ -63,8 +76,20 @@ typedef struct conn {
     struct lws *wsi;
     int linked;
     int in_request;                 /* between headers and response */
+    weir_http_deferred *deferred;   /* handle held by whoever answers later */
+    unsigned char *out;             /* built response waiting for WRITEABLE */
+    size_t out_len;
     weir_http_req req;
 } conn;
+
+struct weir_http_deferred {
+    conn *c;                        /* NULL once the connection closed */
+};
+
+static conn *conn_of(weir_http_req *req)
+{
+    return (conn *)((char *)req - offsetof(conn, req));
+}
 
 struct weir_http {
     weir_loop *loop;
@@ -73,6 +98,9 @@ struct weir_http {
     int port;                       /* bound port */
     route *routes;
     size_t nroutes;
+
+    weir_metric *requests, *durations;  /* NULL without opts.metrics */
+    route_metrics unmatched;
 
     conn *conns;
     size_t nconns;
@@ -107,13 +135,22 @@ static void req_reset(weir_http_req *req)
     }
     req->nextra = 0;
     req->responded = 0;
+    req->deferred = 0;
+    req->resumed = 0;
     req->status = 0;
+    req->rt = NULL;
     req->path[0] = '\0';
     req->method = NULL;
 }
 
 static void conn_unlink(weir_http *http, conn *c)
 {
+    if (c->deferred) {
+        c->deferred->c = NULL;      /* the answer, when it comes, goes nowhere */
+        c->deferred = NULL;
+    }
+    free(c->out);
+    c->out = NULL;
     req_reset(&c->req);
     if (!c->linked)
         return;
@@ -222,18 +259,14 @@ static int is_head(const weir_http_req *req)
     return req->method && strcmp(req->method, "HEAD") == 0;
 }
 
-int weir_http_respond(weir_http_req *req, int status, const char *content_type,
-                      const void *body, size_t len)
+/* Builds status line, headers and body into one malloc'd buffer with LWS_PRE
+ * bytes of headroom.  *out_len counts from buf + LWS_PRE. */
+static int build_response(weir_http_req *req, int status, const char *content_type,
+                          const void *body, size_t len, unsigned char **out, size_t *out_len)
 {
     struct lws *wsi = req->wsi;
     size_t body_out = is_head(req) ? 0 : len;
     unsigned char *buf, *start, *p, *end;
-    int r = AVERROR(EIO);
-
-    if (req->responded)
-        return AVERROR(EINVAL);
-    req->responded = 1;
-    req->status = status;
 
     buf = malloc(LWS_PRE + HTTP_HEADER_BUDGET + body_out);
     if (!buf)
@@ -262,19 +295,71 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
         goto fail;
     if (lws_finalize_http_header(wsi, &p, end))
         goto fail;
-
-    /* Status line, headers and body leave in one write (see the header). */
     if (body_out)
         memcpy(p, body, body_out);
-    if (lws_write(wsi, start, (size_t)(p - start) + body_out, LWS_WRITE_HTTP_FINAL) < 0)
+    *out = buf;
+    *out_len = (size_t)(p - start) + body_out;
+    return 0;
+fail:
+    free(buf);
+    return AVERROR(ENOSPC);     /* headers over HTTP_HEADER_BUDGET */
+}
+
+int weir_http_respond(weir_http_req *req, int status, const char *content_type,
+                      const void *body, size_t len)
+{
+    unsigned char *buf;
+    size_t n;
+    int r;
+
+    if (req->responded)
+        return AVERROR(EINVAL);
+    req->responded = 1;
+    req->status = status;
+    if ((r = build_response(req, status, content_type, body, len, &buf, &n)) < 0)
         goto fail;
-    r = 0;
+    weir_counter_add(req->http->opts.tx_bytes, (double)n);
+    if (req->resumed) {
+        /* Outside the connection's own callback: write when lws says so. */
+        conn *c = conn_of(req);
+        c->out = buf;
+        c->out_len = n;
+        lws_callback_on_writable(req->wsi);
+        return 0;
+    }
+    /* Status line, headers and body leave in one write (see the header). */
+    if (lws_write(req->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) < 0)
+        r = AVERROR(EIO);
+    free(buf);
 fail:
     if (r < 0)
         weir_log_warn("http", "response not sent", WL_STR("path", req->path),
-                      WL_INT("status", status));
-    free(buf);
+                      WL_INT("status", status), WL_ERR(r));
     return r;
+}
+
+weir_http_deferred *weir_http_defer(weir_http_req *req)
+{
+    conn *c = conn_of(req);
+    weir_http_deferred *d;
+
+    if (req->responded || req->deferred || !(d = malloc(sizeof *d)))
+        return NULL;
+    d->c = c;
+    c->deferred = d;
+    req->deferred = 1;
+    return d;
+}
+
+weir_http_req *weir_http_resume(weir_http_deferred *d)
+{
+    conn *c = d->c;
+    free(d);
+    if (!c)
+        return NULL;
+    c->deferred = NULL;
+    c->req.resumed = 1;
+    return &c->req;
 }
 
 int weir_http_respond_json(weir_http_req *req, int status, const json_t *obj)
@@ -312,6 +397,14 @@ int weir_http_route(weir_http *http, const char *method, const char *path, int p
         .method = method, .path = path, .len = strlen(path),
         .prefix = prefix, .fn = fn, .arg = arg,
     };
+    if (http->requests) {
+        route_metrics *m = calloc(1, sizeof *m);
+        if (!m)
+            return AVERROR(ENOMEM);
+        m->label = path;
+        m->duration = weir_metric_with(http->durations, (const char *const[]){ path, NULL });
+        http->routes[http->nroutes - 1].metrics = m;
+    }
     return 0;
 }
 
@@ -333,7 +426,7 @@ static int path_matches(const route *rt, const char *path)
 static void dispatch(weir_http *http, weir_http_req *req)
 {
     int path_seen = 0;
-    int64_t t0 = lws_now_usecs();
+    int64_t t0 = 0;
 
     for (size_t i = 0; i < http->nroutes; i++) {
         const route *rt = &http->routes[i];
@@ -343,7 +436,10 @@ static void dispatch(weir_http *http, weir_http_req *req)
         path_seen = 1;
         if (!method_matches(rt, req->method))
             continue;
+        req->rt = rt;
         r = rt->fn(req, rt->arg);
+        if (r >= 0 && req->deferred && !req->responded)
+            return;                 /* answered later; see weir_http_resume() */
         if (r < 0) {
             weir_log_error("http", "handler failed", WL_STR("method", req->method),
                            WL_STR("path", req->path), WL_ERR(r));
@@ -353,6 +449,11 @@ static void dispatch(weir_http *http, weir_http_req *req)
             weir_log_error("http", "handler did not respond", WL_STR("path", req->path));
             weir_http_respond_error(req, 500, "internal error");
         }
+        if (req->deferred && conn_of(req)->deferred) {
+            /* Failed after deferring: the handle's holder gets a dead one. */
+            conn_of(req)->deferred->c = NULL;
+            conn_of(req)->deferred = NULL;
+        }
         goto done;
     }
     if (path_seen)
@@ -360,14 +461,45 @@ static void dispatch(weir_http *http, weir_http_req *req)
     else
         weir_http_respond_error(req, 404, "not found");
 done:
+    (void)t0;
+}
+
+/* Counts a finished request in the metrics and the debug log. */
+static void account(weir_http *http, weir_http_req *req)
+{
+    int64_t us = lws_now_usecs() - req->t0_us;
+    route_metrics *m = req->rt && req->rt->metrics ? req->rt->metrics : &http->unmatched;
+    weir_metric_child *code = NULL;
+
     weir_log_debug("http", "request", WL_STR("method", req->method),
-                   WL_STR("path", req->path), WL_INT("status", req->status),
-                   WL_INT("us", lws_now_usecs() - t0));
+                   WL_STR("path", req->path), WL_INT("status", req->status), WL_INT("us", us));
+    if (!http->requests)
+        return;
+    weir_histogram_observe(m->duration, (double)us / 1e6);
+    for (int i = 0; i < HTTP_CODES_CACHED && !code; i++) {
+        if (m->codes[i].status == req->status) {
+            code = m->codes[i].child;
+        } else if (m->codes[i].status == 0) {
+            char text[8];
+            snprintf(text, sizeof text, "%d", req->status);
+            code = weir_metric_with(http->requests, (const char *const[]){ m->label, text, NULL });
+            m->codes[i].status = req->status;
+            m->codes[i].child = code;
+        }
+    }
+    if (!code) {        /* more distinct codes than cached: look it up */
+        char text[8];
+        snprintf(text, sizeof text, "%d", req->status);
+        code = weir_metric_with(http->requests, (const char *const[]){ m->label, text, NULL });
+    }
+    weir_counter_inc(code);
 }
 
 /* After the response: keep-alive or close.  Returns the callback's result. */
 static int finish(weir_http *http, conn *c, struct lws *wsi)
 {
+    if (c->req.responded)
+        account(http, &c->req);
     c->in_request = 0;
     req_reset(&c->req);
     if (http->draining) {
@@ -402,6 +534,7 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
     req_reset(req);
     req->http = http;
     req->wsi = wsi;
+    req->t0_us = lws_now_usecs();
     c->in_request = 1;
     req->method = request_method(wsi);
     if (len >= sizeof req->path) {
@@ -430,7 +563,7 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
         return 0;       /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     dispatch(http, req);
-    return finish(http, c, wsi);
+    return req->deferred && !req->responded ? 0 : finish(http, c, wsi);
 }
 
 static int on_body(weir_http *http, conn *c, const void *in, size_t len)
@@ -454,6 +587,7 @@ static int on_body(weir_http *http, conn *c, const void *in, size_t len)
     }
     memcpy(req->body + req->body_len, in, len);
     req->body_len += len;
+    weir_counter_add(http->opts.rx_bytes, (double)len);
     return 0;
 }
 
@@ -488,6 +622,17 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (!http || !c)
             return -1;
         dispatch(http, &c->req);
+        return c->req.deferred && !c->req.responded ? 0 : finish(http, c, wsi);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!http || !c || !c->out)
+            break;
+        {
+            int w = lws_write(wsi, c->out + LWS_PRE, c->out_len, LWS_WRITE_HTTP_FINAL);
+            free(c->out);
+            c->out = NULL;
+            if (w < 0)
+                return -1;
+        }
         return finish(http, c, wsi);
     default:
         break;
@@ -509,6 +654,23 @@ weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
         return NULL;
     http->loop = loop;
     http->opts = *opts;
+    if (opts->metrics) {
+        if (weir_metric_counter(opts->metrics, "weir_http_requests_total",
+                                "HTTP requests answered, by route and status code",
+                                (const char *const[]){ "route", "code", NULL },
+                                &http->requests) < 0 ||
+            weir_metric_histogram(opts->metrics, "weir_http_request_duration_seconds",
+                                  "Time from request headers to response written to the socket",
+                                  (const char *const[]){ "route", NULL }, NULL, 0,
+                                  &http->durations) < 0) {
+            weir_log_error("http", "cannot register metrics");
+            free(http);
+            return NULL;
+        }
+        http->unmatched.label = "unmatched";
+        http->unmatched.duration = weir_metric_with(http->durations,
+                                                    (const char *const[]){ "unmatched", NULL });
+    }
 
     memset(&info, 0, sizeof info);
     info.vhost_name = "weir-http";
@@ -542,6 +704,8 @@ void weir_http_free(weir_http *http)
     /* Connections are gone with the context; nothing may point back here. */
     for (conn *c = http->conns; c; c = c->next)
         req_reset(&c->req);
+    for (size_t i = 0; i < http->nroutes; i++)
+        free(http->routes[i].metrics);
     free(http->routes);
     free(http);
 }

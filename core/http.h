@@ -15,9 +15,12 @@
  * one write served 1.25-1.35x nginx, two writes 0.73x).  HTTP/2 needs the
  * headers as their own frame, so there it is two writes.
  *
- * Handlers run on the loop thread and must respond before returning; the
- * request, its path and its body are valid only during the handler.  (Async
- * responses come with the first handler that needs them.)
+ * Handlers run on the loop thread.  Most respond before returning.  One that
+ * must wait (for the database, on the blocking-work pool) calls
+ * weir_http_defer(), returns 0, and later, on the loop thread, gets the
+ * request back with weir_http_resume() and responds then; the request, its
+ * path and its body stay valid until it responds.  If the client went away
+ * in between, weir_http_resume() returns NULL.
  *
  * Draining (SIGTERM): weir_http_drain() closes idle keep-alive connections,
  * lets in-flight requests finish with "Connection: close", and calls back
@@ -31,6 +34,7 @@
 #include <jansson.h>
 
 #include "core/loop.h"
+#include "core/metrics.h"
 
 typedef struct weir_http weir_http;
 typedef struct weir_http_req weir_http_req;
@@ -40,6 +44,12 @@ typedef struct weir_http_opts {
     int port;                   /* 0: any free port, see weir_http_port() */
     int64_t max_body;           /* bytes; larger bodies get 413 */
     int64_t keepalive_ms;       /* idle keep-alive connections close after this */
+    /* Optional.  metrics: the server registers weir_http_requests_total
+     * {route,code} and weir_http_request_duration_seconds{route} there.
+     * rx_bytes/tx_bytes: counters to add request-body and response bytes to
+     * (the app's weir_*_bytes_total{protocol="http"}). */
+    weir_metrics *metrics;
+    weir_metric_child *rx_bytes, *tx_bytes;
 } weir_http_opts;
 
 /* Returns 0 when it responded, or a negative AVERROR: the server then answers
@@ -63,6 +73,18 @@ void weir_http_drain(weir_http *http, void (*done)(void *arg), void *arg);
 size_t weir_http_connections(const weir_http *http);
 /* The bound port (useful when opts.port was 0). */
 int weir_http_port(const weir_http *http);
+
+/* ---- answering later --------------------------------------------------- */
+
+typedef struct weir_http_deferred weir_http_deferred;
+
+/* From a handler: the response will come later.  Returns a handle that must
+ * be passed to weir_http_resume() exactly once, on the loop thread; NULL on
+ * ENOMEM (the handler should then respond 503 itself). */
+weir_http_deferred *weir_http_defer(weir_http_req *req);
+/* Frees the handle.  Returns the request, on which the caller must now call
+ * weir_http_respond*(), or NULL if the connection closed meanwhile. */
+weir_http_req *weir_http_resume(weir_http_deferred *d);
 
 /* ---- inside a handler -------------------------------------------------- */
 

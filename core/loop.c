@@ -223,13 +223,11 @@ void weir_loop_free(weir_loop *loop)
 {
     if (!loop)
         return;
+    /* Work posted after the loop stopped (completions from worker threads
+     * that were joined) still runs, so whatever it owns is freed. */
+    drain_posted(loop);
     if (loop->ctx)
         lws_context_destroy(loop->ctx);     /* closes every watched fd */
-    while (loop->head) {
-        posted *next = loop->head->next;
-        free(loop->head);
-        loop->head = next;
-    }
     pthread_mutex_destroy(&loop->lock);
     free(loop);
 }

@@ -40,8 +40,9 @@ typedef struct weir_loop_opts {
 /* Creates the lws context and the loop's private vhost.  opts may be NULL.
  * NULL on failure (logged). */
 weir_loop *weir_loop_new(const weir_loop_opts *opts);
-/* Destroys the lws context (closing every connection) and frees the loop.
- * Pending posted work is dropped without running. */
+/* Runs any posted work still pending, then destroys the lws context
+ * (closing every connection) and frees the loop.  Stop the threads that post
+ * (weir_work_free) before calling it. */
 void weir_loop_free(weir_loop *loop);
 
 struct lws_context *weir_loop_lws(weir_loop *loop);

@@ -1,10 +1,25 @@
 /*
- * control/api/api.h — private to control/: the API's handlers.
+ * control/api/api.h — private to control/: the REST API under /api/v1/ and
+ * /healthz.
+ *
+ * A request's path through the API:
+ *
+ *   loop:   weir_http route "/api/v1/" -> match the route table (404/405 here)
+ *           -> copy method, path, Authorization, body into a call
+ *           -> weir_work_submit(call) and weir_http_defer()
+ *   worker: weir_api_call(): bearer token -> scope check -> handler (DB, bus)
+ *           -> status + JSON, or an RFC 9457 problem
+ *   loop:   weir_http_resume() -> one write
+ *
+ * weir_api_call() is the whole of the blocking part, so tests drive it
+ * directly and the CLI shares the handlers' code paths through keys.h.
  */
 #ifndef WEIR_CONTROL_API_H
 #define WEIR_CONTROL_API_H
 
 #include "core/core.h"
+#include "core/work.h"
+#include "control/dbpool/dbpool.h"
 
 /* GET /healthz: 200 {"status":"ok","version":...,"uptime_s":...} */
 typedef struct weir_api_health {
@@ -13,5 +28,34 @@ typedef struct weir_api_health {
 } weir_api_health;
 
 int weir_api_health_init(weir_api_health *h, weir_http *http, const weir_clock *clock);
+
+typedef struct weir_api weir_api;
+
+typedef struct weir_api_opts {
+    weir_http *http;            /* NULL: no HTTP routes (tests call weir_api_call) */
+    weir_work *work;            /* where calls run; required with http */
+    weir_dbpool *db;
+    weir_bus *bus;
+} weir_api_opts;
+
+int weir_api_new(const weir_api_opts *opts, weir_api **out);
+void weir_api_free(weir_api *api);
+
+/* Runs one call, blocking.  *body_out is malloc'd (caller frees), with its
+ * content type in *ctype_out (static string). */
+int weir_api_call(weir_api *api, const char *method, const char *path,
+                  const char *authorization, const void *body, size_t len,
+                  int *status, char **body_out, const char **ctype_out);
+
+/* The route table, for the test that checks docs/openapi.yaml covers it. */
+typedef struct weir_api_route_desc {
+    const char *method;
+    const char *pattern;        /* "/api/v1/streams/{name}" */
+} weir_api_route_desc;
+size_t weir_api_routes(const weir_api_route_desc **out);
+
+/* docs/openapi.yaml, embedded at build time (openapi_yaml.c). */
+extern const char weir_openapi_yaml[];
+extern const size_t weir_openapi_yaml_len;
 
 #endif

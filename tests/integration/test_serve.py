@@ -108,7 +108,7 @@ def test_json_logs():
     try:
         w.wait_ready()
         w.stop()
-        lines = [l for l in w.logs().splitlines() if l.strip()]
+        lines = [l for l in w.stderr().splitlines() if l.strip()]
         assert lines, "no log lines"
         events = [json.loads(l) for l in lines]      # every line is JSON
         assert all({"ts", "level", "module", "event"} <= e.keys() for e in events), events

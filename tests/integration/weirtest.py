@@ -24,11 +24,13 @@ class Weir:
         self.port = free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="weir-it-")
         self.data_dir = os.path.join(self.tmp.name, "var")
-        self.log_path = os.path.join(self.tmp.name, "weir.log")
+        self.out_path = os.path.join(self.tmp.name, "stdout.log")
+        self.err_path = os.path.join(self.tmp.name, "stderr.log")
         args = [binary, "serve", "--set", f"http.port={self.port}",
                 "--set", f"data_dir={self.data_dir}", *extra]
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.out = open(self.out_path, "wb")
+        self.err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(args, stdout=self.out, stderr=self.err)
 
     def wait_ready(self, timeout=15.0):
         deadline = time.monotonic() + timeout
@@ -69,17 +71,26 @@ class Weir:
             raise AssertionError(f"weir did not exit within {timeout}s:\n{self.logs()}")
         return rc, time.monotonic() - t0
 
-    def logs(self):
-        self.log.flush()
-        with open(self.log_path, "rb") as f:
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
             return f.read().decode(errors="replace")
+
+    def stderr(self):
+        """The log lines (weir logs to stderr)."""
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def logs(self):
+        """Everything weir printed: stdout, then stderr."""
+        return self.stdout() + self.stderr()
 
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         logs = self.logs()
-        self.log.close()
+        self.out.close()
+        self.err.close()
         self.tmp.cleanup()
         assert_no_sanitizer_report(logs)
 

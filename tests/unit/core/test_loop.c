@@ -10,6 +10,8 @@
 
 #include "core/core.h"
 
+#include <libavutil/error.h>
+
 typedef struct ctx {
     weir_loop *loop;
     weir_timer timer, guard;
@@ -175,4 +177,86 @@ Test(http, round_trip_on_an_ephemeral_port)
     weir_timer_stop(&h.guard);
     weir_loop_free(h.loop);
     weir_http_free(h.http);
+}
+
+/* ---- deferred responses --------------------------------------------------- */
+
+typedef struct dctx {
+    hctx h;
+    weir_http_deferred *d;
+    pthread_t worker;
+} dctx;
+
+static void answer_on_loop(void *arg)
+{
+    dctx *x = arg;
+    weir_http_req *req = weir_http_resume(x->d);
+    if (req)
+        weir_http_respond(req, 200, "text/plain", "later", 5);
+}
+
+static void *worker(void *arg)
+{
+    dctx *x = arg;
+    usleep(20000);                  /* "the database" */
+    weir_loop_post(x->h.loop, answer_on_loop, x);
+    return NULL;
+}
+
+static int slow(weir_http_req *req, void *arg)
+{
+    dctx *x = arg;
+    x->d = weir_http_defer(req);
+    if (!x->d)
+        return AVERROR(ENOMEM);
+    pthread_create(&x->worker, NULL, worker, x);
+    return 0;
+}
+
+static void *get_client(void *arg)
+{
+    hctx *h = arg;
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)weir_http_port(h->http)) };
+    const char req[] = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ssize_t n;
+
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+        h->client_error = 1;
+    while ((n = read(fd, h->reply + h->reply_len, sizeof h->reply - 1 - h->reply_len)) > 0) {
+        h->reply_len += (size_t)n;
+        h->reply[h->reply_len] = '\0';
+        if (strstr(h->reply, "\r\n\r\nlater"))
+            break;
+    }
+    close(fd);
+    weir_loop_post(h->loop, stop_loop, h->loop);
+    return NULL;
+}
+
+Test(http, deferred_response_from_another_thread)
+{
+    dctx x = { 0 };
+    pthread_t t;
+
+    x.h.loop = weir_loop_new(NULL);
+    x.h.http = weir_http_new(x.h.loop, &(weir_http_opts){ .addr = "127.0.0.1", .port = 0,
+                                                          .max_body = 1024,
+                                                          .keepalive_ms = 5000 });
+    cr_assert_not_null(x.h.http);
+    weir_http_route(x.h.http, "GET", "/slow", 0, slow, &x);
+    weir_timer_start(x.h.loop, &x.h.guard, 10 * 1000000, on_guard);
+    pthread_create(&t, NULL, get_client, &x.h);
+    weir_loop_run(x.h.loop);
+    pthread_join(t, NULL);
+    pthread_join(x.worker, NULL);
+    cr_assert_eq(x.h.client_error, 0);
+    cr_assert(strncmp(x.h.reply, "HTTP/1.1 200", 12) == 0, "%s", x.h.reply);
+    cr_assert(strstr(x.h.reply, "\r\n\r\nlater"), "%s", x.h.reply);
+    weir_timer_stop(&x.h.guard);
+    weir_loop_free(x.h.loop);
+    weir_http_free(x.h.http);
 }

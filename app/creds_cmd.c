@@ -1,0 +1,188 @@
+/*
+ * app/creds_cmd.c — `weir keys ...` and `weir tokens ...`.
+ *
+ * The new secret goes alone on standard output, so `key=$(weir keys create
+ * cam1)` works; everything said to the person goes to standard error.
+ */
+#include "app/app.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <libavutil/error.h>
+
+static void print_time(json_t *v)
+{
+    char buf[32];
+    time_t t;
+    struct tm tm;
+
+    if (!json_is_integer(v)) {
+        printf("%-20s", "-");
+        return;
+    }
+    t = (time_t)(json_integer_value(v) / 1000);
+    gmtime_r(&t, &tm);
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    printf("%-20s", buf);
+}
+
+/* Prints rows as a table (or JSON with --json). */
+static void print_list(json_t *rows, const char *key_col, int json)
+{
+    size_t i;
+    json_t *row;
+
+    if (json) {
+        char *text = json_dumps(rows, JSON_INDENT(2));
+        if (text)
+            puts(text);
+        free(text);
+        return;
+    }
+    printf("%-24s %-20s %-20s %-8s %s\n", strcmp(key_col, "id") == 0 ? "ID" : "STREAM",
+           "CREATED", "LAST USED", "STATE", strcmp(key_col, "id") == 0 ? "SCOPE NAME" : "NOTE");
+    json_array_foreach(rows, i, row) {
+        printf("%-24s ", json_string_value(json_object_get(row, key_col)));
+        print_time(json_object_get(row, "created"));
+        putchar(' ');
+        print_time(json_object_get(row, "last_used"));
+        printf(" %-8s ", json_is_null(json_object_get(row, "revoked")) ? "active" : "revoked");
+        if (strcmp(key_col, "id") == 0)
+            printf("%s %s\n", json_string_value(json_object_get(row, "scope")),
+                   json_string_value(json_object_get(row, "name")));
+        else
+            printf("%s\n", json_string_value(json_object_get(row, "note")));
+    }
+}
+
+/* Loads the config and opens the database the server would use. */
+static int open_db(const weir_cli *cli, weir_conf **conf, weir_settings *s, weir_dbpool **db)
+{
+    if (!(*conf = weir_conf_new()) || weir_app_load_config(*conf, s, cli) < 0)
+        return -1;
+    weir_core_apply_log_settings(&s->core);
+    weir_log_set_level(WEIR_LOG_WARN);      /* the CLI speaks for itself */
+    if (weir_app_make_dirs(s->core.data_dir) < 0) {
+        fprintf(stderr, "weir: cannot create data_dir %s\n", s->core.data_dir);
+        return -1;
+    }
+    return weir_control_open_db(&s->db, s->core.data_dir, db) < 0 ? -1 : 0;
+}
+
+static int usage_keys(void)
+{
+    fprintf(stderr, "usage: weir keys create STREAM [--note TEXT] | weir keys list [--json]"
+                    " | weir keys revoke STREAM\n");
+    return 2;
+}
+
+int weir_cmd_keys(const weir_cli *cli)
+{
+    weir_settings s = { 0 };
+    weir_conf *conf = NULL;
+    weir_dbpool *db = NULL;
+    const char *sub = cli->nargs ? cli->args[0] : "";
+    int rc = 1, r;
+
+    if (!((strcmp(sub, "create") == 0 && cli->nargs == 2) ||
+          (strcmp(sub, "list") == 0 && cli->nargs == 1) ||
+          (strcmp(sub, "revoke") == 0 && cli->nargs == 2)))
+        return usage_keys();
+    if (open_db(cli, &conf, &s, &db) < 0)
+        goto out;
+    if (strcmp(sub, "create") == 0) {
+        char key[WEIR_CRED_LEN + 1];
+        r = weir_keys_create(db, cli->args[1], cli->note, key);
+        if (r == AVERROR(EINVAL))
+            fprintf(stderr, "weir: stream names are 1-64 characters of A-Z a-z 0-9 _ -\n");
+        else if (r == AVERROR(EEXIST))
+            fprintf(stderr, "weir: stream %s already has a key; `weir keys revoke %s` first\n",
+                    cli->args[1], cli->args[1]);
+        else if (r < 0)
+            fprintf(stderr, "weir: cannot create the key: %s\n", av_err2str(r));
+        if (r < 0)
+            goto out;
+        fprintf(stderr, "Stream key for \"%s\" (shown once; weir keeps only its hash).\n"
+                        "Publish to rtmp://<host>:%d/live with this key:\n",
+                cli->args[1], (int)s.ingest.rtmp_port);
+        printf("%s\n", key);
+    } else if (strcmp(sub, "list") == 0) {
+        json_t *rows;
+        if ((r = weir_keys_list(db, &rows)) < 0) {
+            fprintf(stderr, "weir: cannot list keys: %s\n", av_err2str(r));
+            goto out;
+        }
+        print_list(rows, "stream", cli->json);
+        json_decref(rows);
+    } else {
+        r = weir_keys_revoke(db, cli->args[1]);
+        if (r < 0) {
+            fprintf(stderr, "weir: %s\n", r == AVERROR(ENOENT) ? "that stream has no active key"
+                                                               : av_err2str(r));
+            goto out;
+        }
+        fprintf(stderr, "Revoked the key of stream \"%s\".\n", cli->args[1]);
+    }
+    rc = 0;
+out:
+    weir_dbpool_close(db);
+    weir_conf_free(conf);
+    return rc;
+}
+
+static int usage_tokens(void)
+{
+    fprintf(stderr, "usage: weir tokens create --scope read|write|admin [--name TEXT]"
+                    " | weir tokens list [--json] | weir tokens revoke ID\n");
+    return 2;
+}
+
+int weir_cmd_tokens(const weir_cli *cli)
+{
+    weir_settings s = { 0 };
+    weir_conf *conf = NULL;
+    weir_dbpool *db = NULL;
+    const char *sub = cli->nargs ? cli->args[0] : "";
+    int rc = 1, r;
+
+    if (!((strcmp(sub, "create") == 0 && cli->nargs == 1 && cli->scope) ||
+          (strcmp(sub, "list") == 0 && cli->nargs == 1) ||
+          (strcmp(sub, "revoke") == 0 && cli->nargs == 2)))
+        return usage_tokens();
+    if (strcmp(sub, "create") == 0 && weir_scope_parse(cli->scope) == WEIR_SCOPE_NONE)
+        return usage_tokens();
+    if (open_db(cli, &conf, &s, &db) < 0)
+        goto out;
+    if (strcmp(sub, "create") == 0) {
+        char token[WEIR_CRED_LEN + 1], id[9];
+        if ((r = weir_tokens_create(db, weir_scope_parse(cli->scope), cli->name, token, id)) < 0) {
+            fprintf(stderr, "weir: cannot create the token: %s\n", av_err2str(r));
+            goto out;
+        }
+        fprintf(stderr, "API token %s, scope %s (shown once; weir keeps only its hash).\n"
+                        "Use it as: Authorization: Bearer <token>\n", id, cli->scope);
+        printf("%s\n", token);
+    } else if (strcmp(sub, "list") == 0) {
+        json_t *rows;
+        if ((r = weir_tokens_list(db, &rows)) < 0) {
+            fprintf(stderr, "weir: cannot list tokens: %s\n", av_err2str(r));
+            goto out;
+        }
+        print_list(rows, "id", cli->json);
+        json_decref(rows);
+    } else {
+        if ((r = weir_tokens_revoke(db, cli->args[1])) < 0) {
+            fprintf(stderr, "weir: %s\n", r == AVERROR(ENOENT) ? "no active token with that id"
+                                                               : av_err2str(r));
+            goto out;
+        }
+        fprintf(stderr, "Revoked token %s.\n", cli->args[1]);
+    }
+    rc = 0;
+out:
+    weir_dbpool_close(db);
+    weir_conf_free(conf);
+    return rc;
+}

@@ -1,0 +1,165 @@
+/*
+ * Unit tests for control's stream keys and API tokens on a real SQLite file.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libavutil/error.h>
+
+#include "control/control.h"
+
+static char dir[] = "/tmp/weir-keys-XXXXXX";
+static weir_dbpool *db;
+static weir_dbpool_settings settings = {
+    .url = "", .min_idle = 1, .max_size = 4, .acquire_timeout = 5000,
+    .idle_timeout = 600000, .max_lifetime = 1800000, .validation_timeout = 5000,
+};
+
+static void setup(void)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(weir_control_open_db(&settings, dir, &db), 0);
+}
+
+static void teardown(void)
+{
+    char cmd[128];
+    weir_dbpool_close(db);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(keys, .init = setup, .fini = teardown);
+
+Test(keys, create_lookup_revoke)
+{
+    char key[WEIR_CRED_LEN + 1], name[128];
+
+    cr_assert_eq(weir_keys_create(db, "cam1", "roof", key), 0);
+    cr_assert_eq(strlen(key), WEIR_CRED_LEN);
+    cr_assert(strncmp(key, "wk_", 3) == 0, "%s", key);
+    cr_assert_eq(strspn(key + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"),
+                 WEIR_CRED_LEN - 3, "not URL-safe: %s", key);
+    cr_assert_eq(weir_keys_lookup(db, key, name, sizeof name), 0);
+    cr_assert_str_eq(name, "cam1");
+
+    /* One active key per stream. */
+    char again[WEIR_CRED_LEN + 1];
+    cr_assert_eq(weir_keys_create(db, "cam1", NULL, again), AVERROR(EEXIST));
+
+    cr_assert_eq(weir_keys_revoke(db, "cam1"), 0);
+    cr_assert_eq(weir_keys_lookup(db, key, name, sizeof name), AVERROR(EACCES));
+    cr_assert_eq(weir_keys_revoke(db, "cam1"), AVERROR(ENOENT));
+    /* After revoking, the stream can get a new key; the old stays dead. */
+    cr_assert_eq(weir_keys_create(db, "cam1", NULL, again), 0);
+    cr_assert_str_neq(again, key);
+    cr_assert_eq(weir_keys_lookup(db, key, name, sizeof name), AVERROR(EACCES));
+    cr_assert_eq(weir_keys_lookup(db, again, name, sizeof name), 0);
+}
+
+Test(keys, malformed_and_forged_keys_are_refused)
+{
+    char key[WEIR_CRED_LEN + 1], forged[WEIR_CRED_LEN + 1], name[64];
+
+    cr_assert_eq(weir_keys_create(db, "cam2", NULL, key), 0);
+    cr_assert_eq(weir_keys_lookup(db, "", name, sizeof name), AVERROR(EACCES));
+    cr_assert_eq(weir_keys_lookup(db, "cam2", name, sizeof name), AVERROR(EACCES));
+    cr_assert_eq(weir_keys_lookup(db, NULL, name, sizeof name), AVERROR(EACCES));
+    /* Right id, wrong secret. */
+    memcpy(forged, key, sizeof forged);
+    forged[WEIR_CRED_LEN - 1] = forged[WEIR_CRED_LEN - 1] == 'A' ? 'B' : 'A';
+    cr_assert_eq(weir_keys_lookup(db, forged, name, sizeof name), AVERROR(EACCES));
+    /* A token is not a key. */
+    memcpy(forged, key, sizeof forged);
+    forged[1] = 't';
+    cr_assert_eq(weir_keys_lookup(db, forged, name, sizeof name), AVERROR(EACCES));
+    /* Too long, bad characters. */
+    cr_assert_eq(weir_keys_lookup(db, "wk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", name,
+                                  sizeof name), AVERROR(EACCES));
+    cr_assert_eq(weir_keys_lookup(db, "wk_AAAAAAAA!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", name,
+                                  sizeof name), AVERROR(EACCES));
+    cr_assert_eq(weir_keys_create(db, "bad name", NULL, key), AVERROR(EINVAL));
+    cr_assert_eq(weir_keys_create(db, "", NULL, key), AVERROR(EINVAL));
+}
+
+/* A stolen database must not contain the secrets. */
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+    int found = 0;
+    if (!f)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
+        found = memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+    free(buf);
+    fclose(f);
+    return found;
+}
+
+Test(keys, database_holds_no_secret)
+{
+    char key[WEIR_CRED_LEN + 1], token[WEIR_CRED_LEN + 1], id[9], path[256];
+    const char *files[] = { "weir.db", "weir.db-wal" };
+
+    cr_assert_eq(weir_keys_create(db, "cam3", NULL, key), 0);
+    cr_assert_eq(weir_tokens_create(db, WEIR_SCOPE_READ, "ci", token, id), 0);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        /* The secret part is everything after the 8-char id. */
+        cr_assert_not(file_contains(path, key + 11), "key secret found in %s", path);
+        cr_assert_not(file_contains(path, token + 11), "token secret found in %s", path);
+    }
+    /* The id part is stored (it is the lookup index): proof we looked in the
+     * right files. */
+    char idpart[9];
+    int seen = 0;
+    memcpy(idpart, key + 3, 8);
+    idpart[8] = '\0';
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        seen |= file_contains(path, idpart);
+    }
+    cr_assert(seen, "key id %s not found in the database files", idpart);
+}
+
+Test(keys, list_never_shows_keys)
+{
+    char key[WEIR_CRED_LEN + 1];
+    json_t *rows;
+    char *text;
+
+    cr_assert_eq(weir_keys_create(db, "a", "first", key), 0);
+    cr_assert_eq(weir_keys_list(db, &rows), 0);
+    cr_assert_eq(json_array_size(rows), 1);
+    text = json_dumps(rows, 0);
+    cr_assert_null(strstr(text, key + 3), "%s", text);
+    cr_assert(strstr(text, "\"first\""), "%s", text);
+    free(text);
+    json_decref(rows);
+}
+
+Test(keys, tokens_and_scopes)
+{
+    char token[WEIR_CRED_LEN + 1], id[9];
+    weir_scope scope = WEIR_SCOPE_NONE;
+
+    cr_assert_eq(weir_tokens_create(db, WEIR_SCOPE_NONE, NULL, token, id), AVERROR(EINVAL));
+    cr_assert_eq(weir_tokens_create(db, WEIR_SCOPE_WRITE, "deploy", token, id), 0);
+    cr_assert(strncmp(token, "wt_", 3) == 0);
+    cr_assert_eq(weir_tokens_verify(db, token, &scope), 0);
+    cr_assert_eq(scope, WEIR_SCOPE_WRITE);
+    cr_assert_eq(weir_tokens_revoke(db, id), 0);
+    cr_assert_eq(weir_tokens_verify(db, token, &scope), AVERROR(EACCES));
+    cr_assert_eq(weir_tokens_revoke(db, id), AVERROR(ENOENT));
+    cr_assert_eq(weir_scope_parse("admin"), WEIR_SCOPE_ADMIN);
+    cr_assert_eq(weir_scope_parse("root"), WEIR_SCOPE_NONE);
+}
