@@ -53,6 +53,7 @@ typedef struct sq_stmt {
     weir_db_stmt base;          /* first */
     sq_conn *c;
     sqlite3_stmt *st;
+    int stepped;                /* stepped since the last reset */
 } sq_stmt;
 
 static const char *const sq_schemes[] = { "sqlite", NULL };
@@ -235,12 +236,17 @@ static int sq_prepare(void *conn, const char *sql, weir_db_stmt **out)
     return 0;
 }
 
-/* $i -> SQLite's parameter index; 0 if the statement has no $i. */
+/* $i -> SQLite's parameter index; 0 if the statement has no $i.  Binding
+ * after a step starts the statement over (SQLite refuses binds otherwise). */
 static int sq_param(sq_stmt *s, int i)
 {
     char name[16];
     int idx;
 
+    if (s->stepped) {
+        sqlite3_reset(s->st);
+        s->stepped = 0;
+    }
     snprintf(name, sizeof name, "$%d", i);
     if (i < 1 || !(idx = sqlite3_bind_parameter_index(s->st, name))) {
         snprintf(s->c->err, sizeof s->c->err, "no parameter %s in the statement", name);
@@ -289,6 +295,7 @@ static int sq_step(weir_db_stmt *st)
     sq_stmt *s = (sq_stmt *)st;
     int rc = sqlite3_step(s->st);
 
+    s->stepped = 1;
     if (rc == SQLITE_ROW)
         return 1;
     if (rc == SQLITE_DONE)

@@ -35,7 +35,8 @@
  *   1. A connection has at most one holder: between acquire and release (or
  *      evict) it belongs to the caller alone, who may use it from one thread
  *      at a time.
- *   2. total (open + being opened) never exceeds max_size.
+ *   2. The connections open, being opened or being closed never number more
+ *      than max_size: the database never sees more from one pool.
  *   3. acquire returns a connection or, once acquire_timeout has passed
  *      (measured on CLOCK_MONOTONIC, not the injected clock), ETIMEDOUT: not
  *      before, and it never hangs.  Waiters are served first come, first
@@ -71,7 +72,9 @@ int weir_db_exec(weir_db *db, const char *sql);
 int weir_db_prepare(weir_db *db, const char *sql, weir_db_stmt **out);
 
 /* i is 1-based ($i).  Values are copied.  v NULL binds SQL NULL.
- * AVERROR(EINVAL) if the statement has no $i. */
+ * AVERROR(EINVAL) if the statement has no $i.  Binding after a step starts
+ * the statement over (its pending rows are dropped; other values stay
+ * bound), so one prepared statement can run many times. */
 int weir_db_bind_text(weir_db_stmt *st, int i, const char *v);
 int weir_db_bind_int64(weir_db_stmt *st, int i, int64_t v);
 int weir_db_bind_blob(weir_db_stmt *st, int i, const void *p, size_t n);
@@ -194,8 +197,9 @@ typedef struct weir_dbpool_stats {
     int active;                 /* held by callers */
     int idle;                   /* open, in the pool */
     int pending;                /* being opened */
+    int closing;                /* out of the pool, being closed */
     int waiting;                /* callers blocked in acquire */
-    int total;                  /* active + idle + pending <= max_size */
+    int total;                  /* active + idle + pending + closing <= max_size */
     uint64_t acquired;          /* successful acquisitions */
     uint64_t timeouts;          /* acquisitions that timed out */
     uint64_t created;           /* connections opened */

@@ -18,22 +18,38 @@
  *   waiters  callers blocked in acquire, oldest first.  Each waiter sleeps on
  *            its own condition variable on its own stack.
  *
- * Counting.  ntotal = nidle + nactive + npending <= max_size, where npending
- * counts connections being opened: a thread that decides to open one
- * reserves it first (ntotal++, npending++) under the lock, connects without
- * the lock, then either links it or gives the reservation back.  That keeps
- * invariant 2 without holding the lock over a connect.
+ * Counting.  ntotal = nidle + nactive + npending + nclosing <= max_size.
+ * npending counts connections being opened: a thread that decides to open
+ * one reserves it first (ntotal++, npending++) under the lock, connects
+ * without the lock, then either links it or gives the reservation back.
+ * nclosing counts connections unlinked from the pool whose disconnect has
+ * not returned yet; their place is freed (and offered to a waiter) only
+ * then.  So invariant 2 holds for what the database server sees, not only
+ * for the pool's lists, without holding the lock over a connect or a
+ * disconnect.
  *
  * Waiting (invariant 3).  Acquire tries, in order: pop an idle connection;
- * reserve room for a new one; wait.  Whoever makes a connection or room
- * available serves the oldest waiter directly (give(), room_freed()): a
- * released connection is marked in use for the waiter and its pointer
- * stored in the waiter, or room is reserved for it (the waiter then
- * connects).  So a newcomer cannot take a connection ahead of a waiter, and a
- * waiter never wakes to find nothing.  Waits are pthread_cond_timedwait on
- * CLOCK_MONOTONIC until the caller's deadline: acquire fails when
- * CLOCK_MONOTONIC has reached it, not before; when something arrives at the
- * last moment the waiter takes it.
+ * reserve room for a new one; wait in the queue.  Released connections are
+ * shared out in two modes, as Go's sync.Mutex does with its lock:
+ *   - normal: release pushes the connection on the idle list and wakes the
+ *     first waiter not woken yet (give()).  Anyone may pop it, the waiter or
+ *     a newcomer, and the waiter that loses keeps its place.  A thread that
+ *     releases and acquires again at once just takes its connection back,
+ *     so a busy pool costs no context switch per cycle.
+ *   - hand-off: once the oldest waiter has waited WAIT_HANDOFF_US, release
+ *     marks the connection in use for that waiter and stores it in the
+ *     waiter, which then cannot lose it.  That bounds how long newcomers
+ *     can keep a waiter out.
+ *   Strict first-come-first-served at every release would be fairer and
+ *   much slower: each release would put the releasing thread to sleep behind
+ *   the waiter it just woke (measured by bench/dbpool_bench.c: a lock convoy
+ *   at about 100 times the cost per cycle on 2 cores).
+ * Room freed below max_size goes to the oldest waiter as a reservation
+ * (room_freed()); the waiter then connects.  Waits are
+ * pthread_cond_timedwait on CLOCK_MONOTONIC until the caller's deadline; a
+ * waiter looks for a connection before it checks the deadline, so it fails
+ * when CLOCK_MONOTONIC has reached the deadline and nothing is free, never
+ * before.
  *
  * Failing connects.  After a connect fails, nobody opens another before
  * create_retry_us (backoff 50 ms doubling to 2 s, reset by a success), so a
@@ -71,6 +87,7 @@ enum conn_state {
     CONN_IN_USE = 2,
 };
 
+#define WAIT_HANDOFF_US 1000         /* a waiter this old is handed connections */
 #define BACKOFF_MIN_US  50000
 #define BACKOFF_MAX_US  2000000
 #define LEAKS_PER_SWEEP 16          /* logged per housekeep; the rest next time */
@@ -90,8 +107,11 @@ typedef struct waiter {
     struct waiter *prev, *next;
     pthread_cond_t cond;
     const char *site;
-    weir_db *db;                /* served: a connection, already marked in use */
-    int slot;                   /* served: room reserved for a new connection */
+    int64_t since;              /* CLOCK_MONOTONIC: first queued */
+    int queued;                 /* in the pool's waiter list */
+    int notified;               /* woken for an idle connection, has not looked yet */
+    weir_db *db;                /* handed over: already marked in use */
+    int slot;                   /* room reserved for it to open one */
 } waiter;
 
 struct weir_dbpool {
@@ -107,7 +127,7 @@ struct weir_dbpool {
     weir_db *idle_head, *idle_tail;
     weir_db *all;
     waiter *wait_head, *wait_tail;
-    int nidle, nactive, npending, ntotal, nwaiting;
+    int nidle, nactive, npending, nclosing, ntotal, nwaiting;
     int64_t create_retry_us;    /* CLOCK_MONOTONIC; no connect before it */
     int64_t backoff_us;
     uint64_t rng;
@@ -119,6 +139,20 @@ struct weir_dbpool {
     pthread_cond_t hk_wake;
     int64_t hk_period_us;
 };
+
+/* The default pool clock.  What it times (lifetimes, idle times, the
+ * validation window, leaks) needs milliseconds at best, and it is read twice
+ * per acquire/release cycle: the coarse clock costs 3 ns a read here against
+ * 26 ns for CLOCK_MONOTONIC (kvm-clock), a fifth of the uncontended cycle. */
+static int64_t coarse_now_us(void *arg)
+{
+    struct timespec ts;
+    (void)arg;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static const weir_clock coarse_clock = { .now_us = coarse_now_us, .arg = NULL };
 
 static int64_t now_us(const weir_dbpool *p)
 {
@@ -219,15 +253,26 @@ static void idle_remove(weir_dbpool *p, weir_db *db)
     p->nidle--;
 }
 
-static void waiter_push(weir_dbpool *p, waiter *w)
+/* front: a waiter that had its turn and lost the connection it took (it
+ * failed validation) goes back to the head. */
+static void waiter_push(weir_dbpool *p, waiter *w, int front)
 {
-    w->next = NULL;
-    w->prev = p->wait_tail;
-    if (p->wait_tail)
-        p->wait_tail->next = w;
-    else
+    if (front && p->wait_head) {
+        w->prev = NULL;
+        w->next = p->wait_head;
+        p->wait_head->prev = w;
         p->wait_head = w;
-    p->wait_tail = w;
+    } else {
+        w->next = NULL;
+        w->prev = p->wait_tail;
+        if (p->wait_tail)
+            p->wait_tail->next = w;
+        else
+            p->wait_head = w;
+        p->wait_tail = w;
+    }
+    w->queued = 1;
+    p->nwaiting++;
 }
 
 static void waiter_remove(weir_dbpool *p, waiter *w)
@@ -241,6 +286,8 @@ static void waiter_remove(weir_dbpool *p, waiter *w)
     else
         p->wait_tail = w->prev;
     w->prev = w->next = NULL;
+    w->queued = 0;
+    p->nwaiting--;
 }
 
 static void mark_in_use(weir_dbpool *p, weir_db *db, int64_t now, const char *site)
@@ -275,7 +322,8 @@ static void conn_link(weir_dbpool *p, weir_db *db, int64_t now)
     p->backoff_us = 0;
 }
 
-/* The connection leaves the pool (to be closed by the caller). */
+/* The connection leaves the pool; the caller then passes it to
+ * conn_retire.  It keeps its place in ntotal until it is closed. */
 static void conn_unlink(weir_dbpool *p, weir_db *db)
 {
     if (db->all_prev)
@@ -284,8 +332,7 @@ static void conn_unlink(weir_dbpool *p, weir_db *db)
         p->all = db->all_next;
     if (db->all_next)
         db->all_next->all_prev = db->all_prev;
-    p->ntotal--;
-    p->c.closed++;
+    p->nclosing++;
 }
 
 /* Room below max_size appeared: reserve it for the oldest waiters. */
@@ -302,18 +349,27 @@ static void room_freed(weir_dbpool *p)
     }
 }
 
-/* An open connection is available: to the oldest waiter, else idle. */
+/* An open connection is available: handed to the oldest waiter if it has
+ * waited long, else idle, with the first waiter not yet woken woken. */
 static void give(weir_dbpool *p, weir_db *db, int64_t now)
 {
+    waiter *w = p->wait_head;
+
     db->last_used_us = now;
-    if (p->wait_head) {
-        waiter *w = p->wait_head;
+    if (w && weir_clock_mono_us() - w->since >= WAIT_HANDOFF_US) {
         waiter_remove(p, w);
         mark_in_use(p, db, now, w->site);
         w->db = db;
         pthread_cond_signal(&w->cond);
-    } else {
-        idle_push(p, db);
+        return;
+    }
+    idle_push(p, db);
+    for (; w; w = w->next) {
+        if (!w->notified) {
+            w->notified = 1;
+            pthread_cond_signal(&w->cond);
+            break;
+        }
     }
 }
 
@@ -357,6 +413,21 @@ static void conn_close(weir_db *db)
     free(db);
 }
 
+static void room_freed(weir_dbpool *p);
+
+/* Closes an unlinked connection, then frees its place.  Lock not held. */
+static void conn_retire(weir_dbpool *p, weir_db *db)
+{
+    conn_close(db);
+    pthread_mutex_lock(&p->lock);
+    assert(p->nclosing > 0);
+    p->nclosing--;
+    p->ntotal--;
+    p->c.closed++;
+    room_freed(p);
+    pthread_mutex_unlock(&p->lock);
+}
+
 /* Opens a connection on a reservation the caller holds.  Lock held on
  * entry and on return, dropped in between.  On success it is linked; the
  * caller marks it in use or gives it. */
@@ -388,27 +459,6 @@ static void count_acquire(weir_dbpool *p, int64_t waited_us)
     p->c.acquired++;
 }
 
-/* Sleeps until served, closing, the deadline, or (when room could be made)
- * the end of the connect backoff.  Lock held. */
-static void wait_turn(weir_dbpool *p, waiter *w, int64_t deadline)
-{
-    waiter_push(p, w);
-    p->nwaiting++;
-    while (!w->db && !w->slot && !p->closing) {
-        int64_t until = deadline;
-        struct timespec ts;
-        if (p->ntotal < p->s.max_size && p->create_retry_us < until)
-            until = p->create_retry_us;
-        if (weir_clock_mono_us() >= until)
-            break;
-        abs_time(&ts, until);
-        pthread_cond_timedwait(&w->cond, &p->lock, &ts);
-    }
-    if (!w->db && !w->slot)
-        waiter_remove(p, w);        /* not served: still queued */
-    p->nwaiting--;
-}
-
 /* Checks a connection that sat idle, without the lock.  0: keep it. */
 static int check_idle(weir_dbpool *p, weir_db *db)
 {
@@ -419,19 +469,40 @@ static int check_idle(weir_dbpool *p, weir_db *db)
     return r;
 }
 
+/* One sleep in the queue: until woken, or the deadline, or (when room could
+ * be made) the end of the connect backoff.  Lock held. */
+static void wait_once(weir_dbpool *p, waiter *w, int64_t deadline, int64_t mono)
+{
+    int64_t until = deadline;
+    struct timespec ts;
+
+    if (!w->queued) {
+        if (!w->since) {
+            pthread_cond_init(&w->cond, &p->cattr);
+            w->since = mono;
+            waiter_push(p, w, 0);
+        } else {
+            waiter_push(p, w, 1);
+        }
+    }
+    if (p->ntotal < p->s.max_size && p->create_retry_us < until)
+        until = p->create_retry_us;
+    w->notified = 0;
+    abs_time(&ts, until);
+    pthread_cond_timedwait(&w->cond, &p->lock, &ts);
+}
+
 int weir_dbpool_acquire_at(weir_dbpool *p, weir_db **out, const char *site)
 {
-    int64_t t0 = weir_clock_mono_us();
-    int64_t deadline = t0 + p->s.acquire_timeout * 1000;
+    int64_t t0 = 0, deadline = 0, mono;     /* read once there is something to wait for */
     int64_t now = now_us(p);
+    waiter w = { .site = site };
     weir_db *db = NULL;
     int r = 0, have_slot = 0;
 
     *out = NULL;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        waiter w = { .site = site };
-
         if (have_slot) {
             have_slot = 0;
             if (open_reserved(p, &db) < 0)
@@ -445,18 +516,24 @@ int weir_dbpool_acquire_at(weir_dbpool *p, weir_db **out, const char *site)
             break;
         }
         if ((db = p->idle_head)) {
+            if (w.queued)
+                waiter_remove(p, &w);   /* before unlocking: not to be served twice */
             idle_remove(p, db);
             if (now >= db->expires_us) {
                 conn_unlink(p, db);
-                room_freed(p);
                 pthread_mutex_unlock(&p->lock);
-                conn_close(db);
+                conn_retire(p, db);
                 pthread_mutex_lock(&p->lock);
+                now = now_us(p);
                 continue;
             }
             mark_in_use(p, db, now, site);
             if (now - db->last_used_us < WEIR_DBPOOL_VALIDATE_AFTER_MS * 1000)
                 break;
+            if (!t0) {
+                t0 = weir_clock_mono_us();
+                deadline = t0 + p->s.acquire_timeout * 1000;
+            }
             pthread_mutex_unlock(&p->lock);
             r = check_idle(p, db);
             pthread_mutex_lock(&p->lock);
@@ -465,40 +542,48 @@ int weir_dbpool_acquire_at(weir_dbpool *p, weir_db **out, const char *site)
             p->nactive--;
             p->c.validation_failures++;
             conn_unlink(p, db);
-            room_freed(p);
             pthread_mutex_unlock(&p->lock);
-            conn_close(db);
+            conn_retire(p, db);
             pthread_mutex_lock(&p->lock);
             r = 0;
             now = now_us(p);
             continue;
         }
-        if (p->ntotal < p->s.max_size && weir_clock_mono_us() >= p->create_retry_us) {
+        mono = weir_clock_mono_us();
+        if (!t0) {
+            t0 = mono;
+            deadline = t0 + p->s.acquire_timeout * 1000;
+        }
+        if (p->ntotal < p->s.max_size && mono >= p->create_retry_us) {
+            if (w.queued)
+                waiter_remove(p, &w);
             p->ntotal++;
             p->npending++;
             have_slot = 1;
             continue;
         }
-        pthread_cond_init(&w.cond, &p->cattr);
-        wait_turn(p, &w, deadline);
-        pthread_cond_destroy(&w.cond);
-        now = now_us(p);
-        if ((db = w.db))
-            break;                          /* handed over, marked in use */
-        if (w.slot) {
-            have_slot = 1;
-            continue;
-        }
-        if (weir_clock_mono_us() >= deadline) {
+        if (mono >= deadline) {
             r = AVERROR(ETIMEDOUT);
             break;
         }
+        wait_once(p, &w, deadline, mono);
+        now = now_us(p);
+        if ((db = w.db))
+            break;                      /* handed over, marked in use, dequeued */
+        if (w.slot) {
+            w.slot = 0;                 /* room reserved, dequeued */
+            have_slot = 1;
+        }
     }
+    if (w.queued)
+        waiter_remove(p, &w);
     if (r == 0)
-        count_acquire(p, weir_clock_mono_us() - t0);
+        count_acquire(p, t0 ? weir_clock_mono_us() - t0 : 0);
     else if (r == AVERROR(ETIMEDOUT))
         p->c.timeouts++;
     pthread_mutex_unlock(&p->lock);
+    if (w.since)
+        pthread_cond_destroy(&w.cond);  /* nobody can signal it once dequeued */
     if (r < 0) {
         weir_log_debug("dbpool", "no connection", WL_STR("site", site), WL_ERR(r));
         return r;
@@ -533,7 +618,6 @@ void weir_dbpool_release(weir_dbpool *p, weir_db *db)
     held_us = now - db->acquired_us;   /* db may change hands once unlocked */
     if (p->closing || now >= db->expires_us) {
         conn_unlink(p, db);
-        room_freed(p);
         to_close = db;
     } else {
         give(p, db, now);
@@ -543,7 +627,7 @@ void weir_dbpool_release(weir_dbpool *p, weir_db *db)
         weir_log_info("dbpool", "leaked connection returned", WL_STR("site", site),
                       WL_INT("held_ms", held_us / 1000));
     if (to_close)
-        conn_close(to_close);
+        conn_retire(p, to_close);
 }
 
 void weir_dbpool_evict(weir_dbpool *p, weir_db *db)
@@ -556,9 +640,8 @@ void weir_dbpool_evict(weir_dbpool *p, weir_db *db)
     pthread_mutex_lock(&p->lock);
     p->nactive--;
     conn_unlink(p, db);
-    room_freed(p);
     pthread_mutex_unlock(&p->lock);
-    conn_close(db);
+    conn_retire(p, db);
 }
 
 /* ---- housekeeping -------------------------------------------------------- */
@@ -622,16 +705,6 @@ void weir_dbpool_housekeep(weir_dbpool *p)
     }
     sweep_idle(p, now, &dead);
     nleaks = sweep_leaks(p, now, leaks);
-    room_freed(p);
-    if (weir_clock_mono_us() >= p->create_retry_us) {
-        refill = (int)p->s.min_idle - p->nidle - p->npending;
-        if (refill > p->s.max_size - p->ntotal)
-            refill = (int)(p->s.max_size - p->ntotal);
-        if (refill < 0)
-            refill = 0;
-        p->ntotal += refill;
-        p->npending += refill;
-    }
     pthread_mutex_unlock(&p->lock);
 
     for (int i = 0; i < nleaks; i++)
@@ -643,10 +716,21 @@ void weir_dbpool_housekeep(weir_dbpool *p)
         weir_log_debug("dbpool", now >= db->expires_us ? "connection retired: max lifetime"
                                                        : "connection retired: idle timeout",
                        WL_INT("age_ms", (now - db->created_us) / 1000));
-        conn_close(db);
+        conn_retire(p, db);
     }
-    /* One at a time; after a failure, give back the reservations left. */
+
+    /* Refill after the retirements, whose places are free only now.  One
+     * connection at a time; after a failure, give back the rest. */
     pthread_mutex_lock(&p->lock);
+    if (!p->closing && weir_clock_mono_us() >= p->create_retry_us) {
+        refill = (int)p->s.min_idle - p->nidle - p->npending;
+        if (refill > p->s.max_size - p->ntotal)
+            refill = (int)(p->s.max_size - p->ntotal);
+        if (refill < 0)
+            refill = 0;
+        p->ntotal += refill;
+        p->npending += refill;
+    }
     while (refill > 0) {
         refill--;
         if (open_reserved(p, &db) < 0)
@@ -781,7 +865,7 @@ int weir_dbpool_open(const weir_dbpool_opts *opts, weir_dbpool **out)
     /* From here on weir_dbpool_close undoes whatever was done. */
     p->s = opts->settings ? *opts->settings : default_settings;
     p->s.url = NULL;
-    p->clock = opts->clock ? *opts->clock : weir_clock_system;
+    p->clock = opts->clock ? *opts->clock : coarse_clock;
     p->rng = (uint64_t)weir_clock_mono_us() ^ (uint64_t)(uintptr_t)p;
     p->url = strdup(opts->url);
     p->url_log = redact_url(opts->url);
@@ -827,6 +911,7 @@ void weir_dbpool_stats_get(weir_dbpool *p, weir_dbpool_stats *st)
     st->active = p->nactive;
     st->idle = p->nidle;
     st->pending = p->npending;
+    st->closing = p->nclosing;
     st->waiting = p->nwaiting;
     st->total = p->ntotal;
     pthread_mutex_unlock(&p->lock);
@@ -853,6 +938,7 @@ void weir_dbpool_close(weir_dbpool *p)
     for (weir_db *db = idle; db; db = db->next) {
         conn_unlink(p, db);
         p->nidle--;
+        p->c.closed++;
     }
     p->idle_head = p->idle_tail = NULL;
     active = p->nactive;

@@ -166,6 +166,47 @@ static int acquire(weir_dbpool *pool, weir_db **db)
     return r;
 }
 
+/* Inserts a new credential row.  sql takes $1 id, $2 and $3 the table's two
+ * text columns, $4 salt, $5 hash, $6 created_at. */
+static int cred_insert(weir_dbpool *pool, const char *sql, const cred *c, const char *a,
+                       const char *b)
+{
+    weir_db *db;
+    weir_db_stmt *st = NULL;
+    int r;
+
+    if ((r = acquire(pool, &db)) < 0)
+        return r;
+    r = weir_db_prepare(db, sql, &st);
+    if (r >= 0) r = weir_db_bind_text(st, 1, c->id);
+    if (r >= 0) r = weir_db_bind_text(st, 2, a);
+    if (r >= 0) r = weir_db_bind_text(st, 3, b);
+    if (r >= 0) r = weir_db_bind_blob(st, 4, c->salt, sizeof c->salt);
+    if (r >= 0) r = weir_db_bind_blob(st, 5, c->hash, sizeof c->hash);
+    if (r >= 0) r = weir_db_bind_int64(st, 6, weir_clock_unix_ms());
+    if (r >= 0) r = weir_db_step(st);
+    weir_db_finalize(st);
+    weir_dbpool_release(pool, db);
+    return r < 0 ? r : 0;
+}
+
+/* Revokes the active credential(s) matching sql's $2; AVERROR(ENOENT) if
+ * none.  sql takes $1 revoked_at, $2 the key value. */
+static int cred_revoke(weir_dbpool *pool, const char *sql, const char *value)
+{
+    weir_db *db;
+    int64_t changed = 0;
+    int r;
+
+    if ((r = acquire(pool, &db)) < 0)
+        return r;
+    r = db_run(db, sql, &changed, "is", weir_clock_unix_ms(), value);
+    weir_dbpool_release(pool, db);
+    if (r < 0)
+        return r;
+    return changed ? 0 : AVERROR(ENOENT);
+}
+
 /* ---- stream keys --------------------------------------------------------- */
 
 int weir_stream_name_valid(const char *name)
@@ -185,32 +226,21 @@ int weir_stream_name_valid(const char *name)
 int weir_keys_create(weir_dbpool *pool, const char *name, const char *note,
                      char key_out[WEIR_CRED_LEN + 1])
 {
-    weir_db *db;
-    weir_db_stmt *st = NULL;
     cred c;
     int r;
 
     if (!weir_stream_name_valid(name))
         return AVERROR(EINVAL);
-    if ((r = cred_make("wk_", &c)) < 0 || (r = acquire(pool, &db)) < 0)
+    if ((r = cred_make("wk_", &c)) < 0)
         return r;
-    r = weir_db_prepare(db, "INSERT INTO stream_keys (id, stream, note, salt, hash, created_at)"
-                            " VALUES ($1, $2, $3, $4, $5, $6)", &st);
-    if (r >= 0) r = weir_db_bind_text(st, 1, c.id);
-    if (r >= 0) r = weir_db_bind_text(st, 2, name);
-    if (r >= 0) r = weir_db_bind_text(st, 3, note ? note : "");
-    if (r >= 0) r = weir_db_bind_blob(st, 4, c.salt, sizeof c.salt);
-    if (r >= 0) r = weir_db_bind_blob(st, 5, c.hash, sizeof c.hash);
-    if (r >= 0) r = weir_db_bind_int64(st, 6, weir_clock_unix_ms());
-    if (r >= 0) r = weir_db_step(st);
-    weir_db_finalize(st);
-    weir_dbpool_release(pool, db);
-    if (r < 0)
-        return r;       /* AVERROR(EEXIST): the stream has an active key */
-    memcpy(key_out, c.text, sizeof c.text);
+    r = cred_insert(pool, "INSERT INTO stream_keys (id, stream, note, salt, hash, created_at)"
+                          " VALUES ($1, $2, $3, $4, $5, $6)", &c, name, note ? note : "");
+    if (r >= 0) {       /* AVERROR(EEXIST) otherwise: the stream has an active key */
+        memcpy(key_out, c.text, sizeof c.text);
+        weir_log_info("keys", "stream key created", WL_STR("stream", name));
+    }
     OPENSSL_cleanse(&c, sizeof c);
-    weir_log_info("keys", "stream key created", WL_STR("stream", name));
-    return 0;
+    return r;
 }
 
 /* Looks a credential up by id in `table`; on a match copies column `col`
@@ -262,22 +292,11 @@ int weir_keys_lookup(weir_dbpool *pool, const char *key, char *name_out, size_t 
 
 int weir_keys_revoke(weir_dbpool *pool, const char *name)
 {
-    weir_db *db;
-    int64_t changed = 0;
-    int r;
-
-    if ((r = acquire(pool, &db)) < 0)
-        return r;
-    r = db_run(db, "UPDATE stream_keys SET revoked_at = $1"
-                   " WHERE stream = $2 AND revoked_at IS NULL", &changed, "is",
-               weir_clock_unix_ms(), name);
-    weir_dbpool_release(pool, db);
-    if (r < 0)
-        return r;
-    if (changed == 0)
-        return AVERROR(ENOENT);
-    weir_log_info("keys", "stream key revoked", WL_STR("stream", name));
-    return 0;
+    int r = cred_revoke(pool, "UPDATE stream_keys SET revoked_at = $1"
+                              " WHERE stream = $2 AND revoked_at IS NULL", name);
+    if (r >= 0)
+        weir_log_info("keys", "stream key revoked", WL_STR("stream", name));
+    return r;
 }
 
 static json_t *json_time_or_null(weir_db_stmt *st, int col)
@@ -376,34 +395,24 @@ weir_scope weir_scope_parse(const char *name)
 int weir_tokens_create(weir_dbpool *pool, weir_scope scope, const char *name,
                        char token_out[WEIR_CRED_LEN + 1], char id_out[9])
 {
-    weir_db *db;
-    weir_db_stmt *st = NULL;
     cred c;
     int r;
 
     if (scope == WEIR_SCOPE_NONE)
         return AVERROR(EINVAL);
-    if ((r = cred_make("wt_", &c)) < 0 || (r = acquire(pool, &db)) < 0)
+    if ((r = cred_make("wt_", &c)) < 0)
         return r;
-    r = weir_db_prepare(db, "INSERT INTO api_tokens (id, name, scope, salt, hash, created_at)"
-                            " VALUES ($1, $2, $3, $4, $5, $6)", &st);
-    if (r >= 0) r = weir_db_bind_text(st, 1, c.id);
-    if (r >= 0) r = weir_db_bind_text(st, 2, name ? name : "");
-    if (r >= 0) r = weir_db_bind_text(st, 3, weir_scope_name(scope));
-    if (r >= 0) r = weir_db_bind_blob(st, 4, c.salt, sizeof c.salt);
-    if (r >= 0) r = weir_db_bind_blob(st, 5, c.hash, sizeof c.hash);
-    if (r >= 0) r = weir_db_bind_int64(st, 6, weir_clock_unix_ms());
-    if (r >= 0) r = weir_db_step(st);
-    weir_db_finalize(st);
-    weir_dbpool_release(pool, db);
-    if (r < 0)
-        return r;
-    memcpy(token_out, c.text, sizeof c.text);
-    memcpy(id_out, c.id, sizeof c.id);
+    r = cred_insert(pool, "INSERT INTO api_tokens (id, name, scope, salt, hash, created_at)"
+                          " VALUES ($1, $2, $3, $4, $5, $6)", &c, name ? name : "",
+                    weir_scope_name(scope));
+    if (r >= 0) {
+        memcpy(token_out, c.text, sizeof c.text);
+        memcpy(id_out, c.id, sizeof c.id);
+        weir_log_info("keys", "api token created", WL_STR("id", id_out),
+                      WL_STR("scope", weir_scope_name(scope)));
+    }
     OPENSSL_cleanse(&c, sizeof c);
-    weir_log_info("keys", "api token created", WL_STR("id", id_out),
-                  WL_STR("scope", weir_scope_name(scope)));
-    return 0;
+    return r;
 }
 
 int weir_tokens_verify(weir_dbpool *pool, const char *token, weir_scope *scope_out)
@@ -418,18 +427,8 @@ int weir_tokens_verify(weir_dbpool *pool, const char *token, weir_scope *scope_o
 
 int weir_tokens_revoke(weir_dbpool *pool, const char *id)
 {
-    weir_db *db;
-    int64_t changed = 0;
-    int r;
-
-    if ((r = acquire(pool, &db)) < 0)
-        return r;
-    r = db_run(db, "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-               &changed, "is", weir_clock_unix_ms(), id);
-    weir_dbpool_release(pool, db);
-    if (r < 0)
-        return r;
-    return changed ? 0 : AVERROR(ENOENT);
+    return cred_revoke(pool, "UPDATE api_tokens SET revoked_at = $1"
+                             " WHERE id = $2 AND revoked_at IS NULL", id);
 }
 
 int weir_tokens_list(weir_dbpool *pool, json_t **out)

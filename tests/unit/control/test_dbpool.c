@@ -722,7 +722,8 @@ static void *hammer_keeper(void *arg)
         advance_ms(700);
         weir_dbpool_housekeep(p);
         weir_dbpool_stats_get(p, &st);
-        if (st.total > HAMMER_CONNS || st.active + st.idle + st.pending != st.total ||
+        if (st.total > HAMMER_CONNS ||
+            st.active + st.idle + st.pending + st.closing != st.total ||
             st.active < 0 || st.idle < 0 || st.pending < 0)
             atomic_fetch_add(&hammer_violations, 1);
         sleep_ms(1);

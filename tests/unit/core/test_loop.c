@@ -126,24 +126,32 @@ static int echo(weir_http_req *req, void *arg)
     return weir_http_respond(req, 201, "text/plain", q, strlen(q));
 }
 
+/* Sends one raw request from a client thread, reads until `until` shows up
+ * in the reply (or the server closes), then stops the loop. */
+typedef struct exchange {
+    hctx *h;
+    const char *request;
+    const char *until;
+} exchange;
+
 static void *client(void *arg)
 {
-    hctx *h = arg;
-    int port = weir_http_port(h->http);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    const char req[] = "POST /echo?q=hello HTTP/1.1\r\nHost: t\r\nX-Test: yes\r\n"
-                       "Content-Length: 5\r\n\r\nabcde";
+    exchange *x = arg;
+    hctx *h = x->h;
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)weir_http_port(h->http)) };
+    size_t len = strlen(x->request);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     ssize_t n;
 
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
+        write(fd, x->request, len) != (ssize_t)len)
         h->client_error = 1;
     while ((n = read(fd, h->reply + h->reply_len, sizeof h->reply - 1 - h->reply_len)) > 0) {
         h->reply_len += (size_t)n;
         h->reply[h->reply_len] = '\0';
-        if (strstr(h->reply, "\r\n\r\nhello"))
+        if (strstr(h->reply, x->until))
             break;
     }
     close(fd);
@@ -164,7 +172,9 @@ Test(http, round_trip_on_an_ephemeral_port)
     cr_assert_gt(weir_http_port(h.http), 0);
     cr_assert_eq(weir_http_route(h.http, "POST", "/echo", 0, echo, &h), 0);
     weir_timer_start(h.loop, &h.guard, 10 * 1000000, on_guard);
-    pthread_create(&t, NULL, client, &h);
+    exchange x = { &h, "POST /echo?q=hello HTTP/1.1\r\nHost: t\r\nX-Test: yes\r\n"
+                       "Content-Length: 5\r\n\r\nabcde", "\r\n\r\nhello" };
+    pthread_create(&t, NULL, client, &x);
     weir_loop_run(h.loop);
     pthread_join(t, NULL);
 
@@ -213,30 +223,6 @@ static int slow(weir_http_req *req, void *arg)
     return 0;
 }
 
-static void *get_client(void *arg)
-{
-    hctx *h = arg;
-    struct sockaddr_in sa = { .sin_family = AF_INET,
-                              .sin_port = htons((uint16_t)weir_http_port(h->http)) };
-    const char req[] = "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n";
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ssize_t n;
-
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1))
-        h->client_error = 1;
-    while ((n = read(fd, h->reply + h->reply_len, sizeof h->reply - 1 - h->reply_len)) > 0) {
-        h->reply_len += (size_t)n;
-        h->reply[h->reply_len] = '\0';
-        if (strstr(h->reply, "\r\n\r\nlater"))
-            break;
-    }
-    close(fd);
-    weir_loop_post(h->loop, stop_loop, h->loop);
-    return NULL;
-}
-
 Test(http, deferred_response_from_another_thread)
 {
     dctx x = { 0 };
@@ -249,7 +235,8 @@ Test(http, deferred_response_from_another_thread)
     cr_assert_not_null(x.h.http);
     weir_http_route(x.h.http, "GET", "/slow", 0, slow, &x);
     weir_timer_start(x.h.loop, &x.h.guard, 10 * 1000000, on_guard);
-    pthread_create(&t, NULL, get_client, &x.h);
+    exchange ex = { &x.h, "GET /slow HTTP/1.1\r\nHost: t\r\n\r\n", "\r\n\r\nlater" };
+    pthread_create(&t, NULL, client, &ex);
     weir_loop_run(x.h.loop);
     pthread_join(t, NULL);
     pthread_join(x.worker, NULL);
