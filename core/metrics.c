@@ -914,22 +914,31 @@ static const char *const type_names[] = {
     [WEIR_METRIC_SUMMARY]   = "summary",
 };
 
-static void render_histogram(sbuf *b, const weir_metric *m, const weir_metric_child *c)
+/* cnt: m->nbounds + 1 per-bucket (not cumulative) counts, +Inf last. */
+static void put_histogram(sbuf *b, const weir_metric *m, const char *labels,
+                          const uint64_t *cnt, double sum)
 {
-    uint64_t cnt[WEIR_METRICS_MAX_BUCKETS + 1], cum = 0;
+    uint64_t cum = 0;
     char le[40];
-    double sum;
 
-    hist_read(c, cnt, &sum);
     for (size_t i = 0; i < m->nbounds; i++) {
         cum += cnt[i];
         fmt_double(le, m->bound[i]);
-        sb_sample(b, m, "_bucket", c->labels, "le", le, (double)cum);
+        sb_sample(b, m, "_bucket", labels, "le", le, (double)cum);
     }
     cum += cnt[m->nbounds];
-    sb_sample(b, m, "_bucket", c->labels, "le", "+Inf", (double)cum);
-    sb_sample(b, m, "_sum", c->labels, NULL, NULL, sum);
-    sb_sample(b, m, "_count", c->labels, NULL, NULL, (double)cum);
+    sb_sample(b, m, "_bucket", labels, "le", "+Inf", (double)cum);
+    sb_sample(b, m, "_sum", labels, NULL, NULL, sum);
+    sb_sample(b, m, "_count", labels, NULL, NULL, (double)cum);
+}
+
+static void render_histogram(sbuf *b, const weir_metric *m, const weir_metric_child *c)
+{
+    uint64_t cnt[WEIR_METRICS_MAX_BUCKETS + 1];
+    double sum;
+
+    hist_read(c, cnt, &sum);
+    put_histogram(b, m, c->labels, cnt, sum);
 }
 
 static void render_summary(sbuf *b, const weir_metric *m, const weir_metric_child *c)
@@ -1026,6 +1035,28 @@ void weir_metric_emit(weir_metric *m, const char *const *values, double value)
     sb_double(b, value);
     sb_putc(b, '\n');
     b->samples++;
+}
+
+void weir_metric_emit_histogram(weir_metric *m, const char *const *values,
+                                const uint64_t *counts, double sum)
+{
+    sbuf labels = { 0 };
+
+    if (!m)
+        return;
+    assert(m->emit_to && m->type == WEIR_METRIC_HISTOGRAM);
+    if (!m->emit_to || m->type != WEIR_METRIC_HISTOGRAM ||
+        count_list(values, m->nlabels) != m->nlabels)
+        return;
+    for (size_t i = 0; i < m->nlabels; i++)
+        if (!utf8_valid(values[i]))
+            return;
+    sb_reserve(&labels, 64);
+    if (m->nlabels)
+        sb_label_pairs(&labels, m, values);
+    if (!labels.err)
+        put_histogram(m->emit_to, m, labels.data ? labels.data : "", counts, sum);
+    free(labels.data);
 }
 
 int weir_metrics_render(weir_metrics *reg, char **out, size_t *len)
@@ -1304,6 +1335,21 @@ int weir_metric_callback(weir_metrics *reg, const char *name, const char *help,
     if (out)
         *out = NULL;
     if (!fn || (type != WEIR_METRIC_COUNTER && type != WEIR_METRIC_GAUGE))
+        return AVERROR(EINVAL);
+    return family_register(reg, &s, out);
+}
+
+int weir_metric_histogram_callback(weir_metrics *reg, const char *name, const char *help,
+                                   const char *const *labels, const double *buckets,
+                                   size_t nbuckets, weir_metric_collect_fn fn, void *arg,
+                                   weir_metric **out)
+{
+    family_spec s = { .type = WEIR_METRIC_HISTOGRAM, .name = name, .help = help,
+                      .labels = labels, .bounds = buckets, .nbounds = nbuckets,
+                      .fn = fn, .arg = arg };
+    if (out)
+        *out = NULL;
+    if (!fn)
         return AVERROR(EINVAL);
     return family_register(reg, &s, out);
 }

@@ -153,6 +153,20 @@ int weir_metric_callback(weir_metrics *reg, const char *name, const char *help,
                          weir_metric_collect_fn fn, void *arg,
                          weir_metric **out);
 
+/* A histogram family whose buckets are filled at each render by fn, which
+ * calls weir_metric_emit_histogram() once per label set: for counts another
+ * component keeps (the database pool's acquire times).  buckets as for
+ * weir_metric_histogram. */
+int weir_metric_histogram_callback(weir_metrics *reg, const char *name, const char *help,
+                                   const char *const *labels, const double *buckets,
+                                   size_t nbuckets, weir_metric_collect_fn fn, void *arg,
+                                   weir_metric **out);
+/* Only inside such a collect function: counts has one entry per bucket plus
+ * +Inf, each the observations in that bucket alone (not cumulative); sum is
+ * the sum of the observations. */
+void weir_metric_emit_histogram(weir_metric *m, const char *const *label_values,
+                                const uint64_t *counts, double sum);
+
 /* Only inside m's collect function: one sample.  label_values is a
  * NULL-terminated list with one value per label name (NULL when the family
  * has none), borrowed for the call.  A sample with the wrong number of

@@ -39,8 +39,10 @@
  *      than max_size: the database never sees more from one pool.
  *   3. acquire returns a connection or, once acquire_timeout has passed
  *      (measured on CLOCK_MONOTONIC, not the injected clock), ETIMEDOUT: not
- *      before, and it never hangs.  Waiters are served first come, first
- *      served: a released connection goes straight to the oldest waiter.
+ *      before, and it never hangs.  A caller that has waited 1 ms or more
+ *      is handed the next released connection, oldest waiter first; before
+ *      that, a newcomer may take a released connection ahead of it (which
+ *      keeps a busy pool from convoying; pool.c explains).
  *   4. Migrations are applied at open, each at most once, in version order,
  *      each in its own transaction together with its schema_version row.
  *
@@ -189,7 +191,11 @@ void weir_dbpool_evict(weir_dbpool *p, weir_db *db);
  * counts successful acquisitions that waited less than
  * weir_dbpool_acq_bucket_us[i] microseconds and at least the bound before
  * it; the last bucket counts the rest.  Bounds: 10 us, 100 us, 1 ms, 10 ms,
- * 100 ms, 1 s, 10 s.  Counts are per bucket, not cumulative. */
+ * 100 ms, 1 s, 10 s.  Counts are per bucket, not cumulative.  The wait runs
+ * from when acquire found nothing ready (no idle connection that needed no
+ * check) to its return, so it includes validation, connecting and waiting
+ * for a release; an acquisition that found one ready is not timed and
+ * counts in bucket 0. */
 #define WEIR_DBPOOL_ACQ_BUCKETS 8
 extern const int64_t weir_dbpool_acq_bucket_us[WEIR_DBPOOL_ACQ_BUCKETS - 1];
 
@@ -211,7 +217,11 @@ typedef struct weir_dbpool_stats {
     uint64_t acquire_us_buckets[WEIR_DBPOOL_ACQ_BUCKETS];
 } weir_dbpool_stats;
 
-/* A consistent snapshot.  Any thread. */
+/* A snapshot.  Any thread.  The counters and total, pending, closing and
+ * waiting are exact at the moment of the call; active is counted while
+ * other threads take and give back connections without the pool's lock, so
+ * under load it (and idle = total - active - pending - closing) is
+ * approximate.  With no acquire or release running, all are exact. */
 void weir_dbpool_stats_get(weir_dbpool *p, weir_dbpool_stats *st);
 
 /* Closes idle connections past their lifetime, and those idle longer than

@@ -20,6 +20,7 @@
 #ifndef WEIR_CONTROL_DBPOOL_DRIVER_H
 #define WEIR_CONTROL_DBPOOL_DRIVER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,17 +40,17 @@ struct weir_db {
     const weir_db_driver *drv;
     void *conn;                     /* the backend's */
 
-    /* pool.c, guarded by the pool's lock */
+    /* pool.c's.  Who may touch what is in pool.c's opening comment. */
     weir_dbpool *pool;
-    struct weir_db *prev, *next;    /* idle list (most recently used first) */
-    struct weir_db *all_prev, *all_next;    /* every open connection */
-    int state;                      /* pool.c's conn_state */
-    int leak_logged;
-    int64_t created_us;             /* injected clock */
-    int64_t expires_us;             /* INT64_MAX: no lifetime */
-    int64_t last_used_us;           /* released at */
-    int64_t acquired_us;            /* handed out at */
-    const char *site;               /* who holds it (static string) */
+    struct weir_db *next;           /* a list of connections to close */
+    int slot;                       /* index in the pool's slots */
+    int64_t created_us;             /* injected clock; fixed once pooled */
+    int64_t expires_us;             /* INT64_MAX: no lifetime; fixed once pooled */
+    int64_t last_used_us;           /* released at; written by the holder */
+    _Atomic uint64_t lease;         /* seqlock over acquired_us and site: odd while written */
+    _Atomic int64_t acquired_us;    /* INT64_MAX while not held */
+    _Atomic(const char *) site;     /* who holds it (static string) */
+    _Atomic uint64_t leak_lease;    /* the lease last reported as leaked */
 };
 
 struct weir_db_driver {

@@ -3,75 +3,105 @@
  * and the invariants callers see are in dbpool.h; this file adds how they
  * are kept.
  *
- * Lock.  One mutex guards every list and counter of the pool and the pool
- * fields of every weir_db.  It is never held across a driver call (connect,
- * validate, rollback, disconnect) nor a log line, so a slow database or a
- * slow log sink delays only the thread that meets it; the critical sections
- * are list operations and counter updates.
+ * Shape: HikariCP's ConcurrentBag.  The pool has max_size slots; each holds
+ * at most one connection and an atomic state:
  *
- * Lists (all under the lock):
- *   idle     connections ready to hand out, most recently used at the head.
- *            Acquire pops the head, so a busy pool keeps reusing its warm
- *            connections and the surplus ones age at the tail, where the idle
- *            timeout finds them.
- *   all      every open connection (idle or in use): the leak sweep walks it.
- *   waiters  callers blocked in acquire, oldest first.  Each waiter sleeps on
- *            its own condition variable on its own stack.
+ *            reserve (lock)           open ok (lock)
+ *   EMPTY ───────────────> RESERVED ───────────────> IN USE <──┐ CAS, no lock
+ *     ^                    (opening)                   │  ^     │ (acquire)
+ *     │ closed (lock)                 store, no lock   v  │     │
+ *     └─────────────────── RESERVED <───────────────  IDLE ─────┘
+ *                          (closing)   retire (lock): from IN USE, or from
+ *                                      IDLE via the housekeeper's CAS
  *
- * Counting.  ntotal = nidle + nactive + npending + nclosing <= max_size.
- * npending counts connections being opened: a thread that decides to open
- * one reserves it first (ntotal++, npending++) under the lock, connects
- * without the lock, then either links it or gives the reservation back.
- * nclosing counts connections unlinked from the pool whose disconnect has
- * not returned yet; their place is freed (and offered to a waiter) only
- * then.  So invariant 2 holds for what the database server sees, not only
- * for the pool's lists, without holding the lock over a connect or a
- * disconnect.
+ *   transition              by                          lock
+ *   EMPTY -> RESERVED       reserve_slot: room for one   held
+ *   RESERVED -> IN USE      open_slot (for its opener)   held
+ *   RESERVED -> IDLE        give_locked (refill, sweep)  held
+ *   IDLE -> IN USE          borrow: CAS                  no
+ *   IN USE -> IDLE          release: store               no (held when waiters)
+ *   IDLE -> RESERVED        housekeep sweep: CAS         held
+ *   IN USE -> RESERVED      retire (release past its lifetime, evict,
+ *                           failed validation)          held
+ *   RESERVED -> EMPTY       retire_finish, after disconnect returned
  *
- * Waiting (invariant 3).  Acquire tries, in order: pop an idle connection;
- * reserve room for a new one; wait in the queue.  Released connections are
- * shared out in two modes, as Go's sync.Mutex does with its lock:
- *   - normal: release pushes the connection on the idle list and wakes the
- *     first waiter not woken yet (give()).  Anyone may pop it, the waiter or
- *     a newcomer, and the waiter that loses keeps its place.  A thread that
- *     releases and acquires again at once just takes its connection back,
- *     so a busy pool costs no context switch per cycle.
+ * Ownership.  Whoever moved a slot to IN USE or RESERVED owns it and its
+ * connection: only the owner writes the connection's fields (last_used_us,
+ * the lease) or hands it on.  The atomic state carries the happens-before
+ * from one owner to the next.  A connection is freed only by retire_finish,
+ * and a slot can leave IN USE or IDLE for RESERVED only under the lock, so a
+ * thread holding the lock may read any IN USE slot's connection (the leak
+ * sweep does).
+ *
+ * The fast path is lock-free: acquire CASes an IDLE slot (trying first the
+ * slot this thread used last, then from slot 0, so low slots stay busy and
+ * surplus connections age in the high ones for the idle timeout); release
+ * stores IDLE and, when nobody waits, is done.  No shared counter is
+ * written on it: fast acquisitions are counted per slot.  Everything else
+ * takes the one mutex: waiting, opening, closing, housekeeping, statistics.
+ *
+ * Counting (under the lock).  ntotal = slots not EMPTY <= max_size.
+ * npending: RESERVED for opening; nclosing: RESERVED for closing.  A slot
+ * stays counted until its connection's disconnect has returned, so the
+ * database never sees more than max_size connections from one pool
+ * (invariant 2), while no driver call runs under the lock.
+ *
+ * Waiting (invariant 3).  A caller that finds no IDLE slot and no room
+ * takes the lock, joins the waiter queue (nwaiting++), scans the slots once
+ * more, then sleeps on its own condition variable.  Release stores IDLE and
+ * then reads nwaiting (both seq_cst): either it sees the waiter, takes the
+ * lock and wakes one, or the waiter's scan, which follows its increment,
+ * sees the IDLE slot.  No wake-up is lost.
+ *   Released connections are shared out in two modes, as Go's sync.Mutex
+ *   does with its lock:
+ *   - normal: release makes the slot IDLE and wakes the first waiter not
+ *     woken yet.  Anyone may take it, that waiter or a newcomer; a waiter
+ *     that loses keeps its place.  A thread that releases and acquires again
+ *     takes its connection back without a context switch.
  *   - hand-off: once the oldest waiter has waited WAIT_HANDOFF_US, release
- *     marks the connection in use for that waiter and stores it in the
- *     waiter, which then cannot lose it.  That bounds how long newcomers
- *     can keep a waiter out.
- *   Strict first-come-first-served at every release would be fairer and
- *   much slower: each release would put the releasing thread to sleep behind
- *   the waiter it just woke (measured by bench/dbpool_bench.c: a lock convoy
- *   at about 100 times the cost per cycle on 2 cores).
- * Room freed below max_size goes to the oldest waiter as a reservation
- * (room_freed()); the waiter then connects.  Waits are
- * pthread_cond_timedwait on CLOCK_MONOTONIC until the caller's deadline; a
- * waiter looks for a connection before it checks the deadline, so it fails
- * when CLOCK_MONOTONIC has reached the deadline and nothing is free, never
- * before.
+ *     keeps the slot IN USE and gives the connection to that waiter, which
+ *     cannot lose it.  That bounds how long newcomers can keep it out.
+ *   Strict first-come-first-served at every release would put each
+ *   releasing thread to sleep behind the waiter it just woke: a lock convoy
+ *   (measured with bench/dbpool_bench.c before this design: 10 to 100 times
+ *   the cost per cycle with 32 threads on 2 cores).
+ * Room freed below max_size goes to the oldest waiter as a reserved slot
+ * (room_freed); the waiter then connects.  Waits are pthread_cond_timedwait
+ * on CLOCK_MONOTONIC; a waiter looks for a connection before it checks its
+ * deadline, so it fails once the deadline has passed with nothing free,
+ * never before.
+ *
+ * Leaks.  Each connection carries its current lease: when and where it was
+ * acquired, under a seqlock (lease odd while being written) so that the
+ * sweep, reading under the lock while the holder runs free, sees a
+ * consistent pair.  Released connections carry acquired_us = INT64_MAX.  A
+ * lease is reported once: the sweep records its number in leak_lease.
  *
  * Failing connects.  After a connect fails, nobody opens another before
  * create_retry_us (backoff 50 ms doubling to 2 s, reset by a success), so a
  * database that is down costs a few attempts per second, not a spin of every
  * waiter.  Waiters that could open one wake at that time by themselves.
  *
- * Housekeeping (weir_dbpool_housekeep, every WEIR_DBPOOL_HOUSEKEEP_MS from
- * the housekeeper thread): under the lock, unlink idle connections past
- * their lifetime or idle timeout, mark leaks, reserve room for the refill;
- * then, without it, log, close and connect.  In-use connections past their
+ * Housekeeping (weir_dbpool_housekeep; the housekeeper thread runs it every
+ * WEIR_DBPOOL_HOUSEKEEP_MS): under the lock, reserve every IDLE slot, retire
+ * those past their lifetime or (least recently used first, down to
+ * min_idle) past the idle timeout, give the others back, and read the
+ * leases of IN USE slots; then, unlocked, log and close; then refill to
+ * min_idle one connection at a time.  Connections in use past their
  * lifetime are retired when released.
  *
- * Clocks.  Lifetimes, idle times, the validation bypass window and leak ages
- * use the injected clock (tests step it).  The acquire deadline and the
- * acquire-time histogram use CLOCK_MONOTONIC, because a thread can only
- * sleep on real time; a frozen test clock cannot make acquire hang.
+ * Clocks.  Lifetimes, idle times, the validation window and lease times use
+ * the pool clock: the injected one, else CLOCK_MONOTONIC_COARSE.  The
+ * acquire deadline and the acquire-time histogram use CLOCK_MONOTONIC,
+ * because a thread can only sleep on real time (a frozen test clock cannot
+ * make acquire hang), and are read only once an acquire has to wait.
  */
 #include "control/dbpool/driver.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,15 +112,18 @@
 
 #include "core/log.h"
 
-enum conn_state {
-    CONN_IDLE = 1,
-    CONN_IN_USE = 2,
+enum slot_state {
+    S_EMPTY = 0,
+    S_IDLE,
+    S_IN_USE,
+    S_RESERVED,
 };
 
-#define WAIT_HANDOFF_US 1000         /* a waiter this old is handed connections */
+#define WAIT_HANDOFF_US 1000            /* a waiter this old is handed connections */
 #define BACKOFF_MIN_US  50000
 #define BACKOFF_MAX_US  2000000
-#define LEAKS_PER_SWEEP 16          /* logged per housekeep; the rest next time */
+#define LEAKS_PER_SWEEP 16              /* logged per housekeep; the rest next time */
+#define NOT_HELD        INT64_MAX       /* acquired_us of a released connection */
 
 const int64_t weir_dbpool_acq_bucket_us[WEIR_DBPOOL_ACQ_BUCKETS - 1] = {
     10, 100, 1000, 10000, 100000, 1000000, 10000000,
@@ -103,36 +136,45 @@ static const weir_dbpool_settings default_settings = {
 
 static const weir_db_driver *const drivers[] = { &weir_db_driver_sqlite };
 
+/* One per cache line: threads CAS different slots without false sharing. */
+typedef struct slot {
+    _Alignas(64) _Atomic int state;
+    weir_db *db;                /* set and cleared under the lock while RESERVED */
+    _Atomic uint64_t fast_acquired;     /* written by the slot's owner only */
+} slot;
+
 typedef struct waiter {
     struct waiter *prev, *next;
     pthread_cond_t cond;
     const char *site;
-    int64_t since;              /* CLOCK_MONOTONIC: first queued */
+    int64_t since;              /* CLOCK_MONOTONIC: first queued; 0: cond not set up */
     int queued;                 /* in the pool's waiter list */
-    int notified;               /* woken for an idle connection, has not looked yet */
-    weir_db *db;                /* handed over: already marked in use */
-    int slot;                   /* room reserved for it to open one */
+    int notified;               /* woken for an IDLE slot, has not looked yet */
+    weir_db *db;                /* handed over: IN USE, lease begun */
+    int slot;                   /* >= 0: a slot reserved for it to open one in */
 } waiter;
 
 struct weir_dbpool {
+    slot *slots;                /* owned, s.max_size of them */
+    _Atomic int nwaiting;       /* waiters queued; changed under the lock */
+    weir_clock clock;
+    weir_dbpool_settings s;     /* copy; s.url unused */
+    const weir_db_driver *drv;
+
     pthread_mutex_t lock;
     pthread_condattr_t cattr;   /* CLOCK_MONOTONIC, for every condition here */
-    const weir_db_driver *drv;
     char *url;                  /* owned; for the driver only */
     char *url_log;              /* owned; redacted */
-    weir_dbpool_settings s;     /* copy; s.url unused */
-    weir_clock clock;
 
     /* guarded by lock */
-    weir_db *idle_head, *idle_tail;
-    weir_db *all;
     waiter *wait_head, *wait_tail;
-    int nidle, nactive, npending, nclosing, ntotal, nwaiting;
+    int ntotal, npending, nclosing;
+    int closing;
     int64_t create_retry_us;    /* CLOCK_MONOTONIC; no connect before it */
     int64_t backoff_us;
     uint64_t rng;
-    int closing;
-    weir_dbpool_stats c;        /* the counters; gauges are filled in by stats_get */
+    int *scratch;               /* owned, s.max_size: the sweep's list */
+    weir_dbpool_stats c;        /* counters; gauges are filled in by stats_get */
 
     pthread_t hk;
     int hk_started;
@@ -140,10 +182,14 @@ struct weir_dbpool {
     int64_t hk_period_us;
 };
 
-/* The default pool clock.  What it times (lifetimes, idle times, the
- * validation window, leaks) needs milliseconds at best, and it is read twice
- * per acquire/release cycle: the coarse clock costs 3 ns a read here against
- * 26 ns for CLOCK_MONOTONIC (kvm-clock), a fifth of the uncontended cycle. */
+/* The slot this thread took last (any pool: only a hint). */
+static _Thread_local int last_slot;
+
+/* ---- clocks -------------------------------------------------------------- */
+
+/* The default pool clock.  What it times needs milliseconds at best, and it
+ * is read twice per acquire/release cycle: the coarse clock costs 3 ns a
+ * read here against 26 ns for CLOCK_MONOTONIC (kvm-clock). */
 static int64_t coarse_now_us(void *arg)
 {
     struct timespec ts;
@@ -165,7 +211,7 @@ static void abs_time(struct timespec *ts, int64_t mono_us)
     ts->tv_nsec = (long)(mono_us % 1000000) * 1000;
 }
 
-/* splitmix64: spreads lifetimes; not security-relevant. */
+/* splitmix64: spreads lifetimes; not security-relevant.  Lock held. */
 static uint64_t next_rand(weir_dbpool *p)
 {
     uint64_t z = (p->rng += 0x9e3779b97f4a7c15u);
@@ -223,38 +269,37 @@ static char *redact_url(const char *url)
     return out;
 }
 
-/* ---- lists (lock held) --------------------------------------------------- */
+/* ---- leases -------------------------------------------------------------- */
 
-static void idle_push(weir_dbpool *p, weir_db *db)
+/* Writes the lease (owner only): acquired_us = at (NOT_HELD to end it). */
+static void lease_write(weir_db *db, int64_t at, const char *site)
 {
-    db->state = CONN_IDLE;
-    db->prev = NULL;
-    db->next = p->idle_head;
-    if (p->idle_head)
-        p->idle_head->prev = db;
-    else
-        p->idle_tail = db;
-    p->idle_head = db;
-    p->nidle++;
+    uint64_t l = atomic_load_explicit(&db->lease, memory_order_relaxed);
+
+    atomic_store_explicit(&db->lease, l + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&db->acquired_us, at, memory_order_relaxed);
+    atomic_store_explicit(&db->site, site, memory_order_relaxed);
+    atomic_store_explicit(&db->lease, l + 2, memory_order_release);
 }
 
-static void idle_remove(weir_dbpool *p, weir_db *db)
+/* Reads another thread's lease.  0 if it was being written. */
+static int lease_read(weir_db *db, uint64_t *lease, int64_t *at, const char **site)
 {
-    assert(db->state == CONN_IDLE);
-    if (db->prev)
-        db->prev->next = db->next;
-    else
-        p->idle_head = db->next;
-    if (db->next)
-        db->next->prev = db->prev;
-    else
-        p->idle_tail = db->prev;
-    db->prev = db->next = NULL;
-    p->nidle--;
+    uint64_t l1 = atomic_load_explicit(&db->lease, memory_order_acquire), l2;
+
+    *at = atomic_load_explicit(&db->acquired_us, memory_order_relaxed);
+    *site = atomic_load_explicit(&db->site, memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    l2 = atomic_load_explicit(&db->lease, memory_order_relaxed);
+    *lease = l1;
+    return l1 == l2 && !(l1 & 1);
 }
 
-/* front: a waiter that had its turn and lost the connection it took (it
- * failed validation) goes back to the head. */
+/* ---- waiters (lock held) ------------------------------------------------- */
+
+/* front: a waiter that had its turn and lost what it took (a broken or
+ * expired connection, a failed connect) goes back to the head. */
 static void waiter_push(weir_dbpool *p, waiter *w, int front)
 {
     if (front && p->wait_head) {
@@ -272,7 +317,7 @@ static void waiter_push(weir_dbpool *p, waiter *w, int front)
         p->wait_tail = w;
     }
     w->queued = 1;
-    p->nwaiting++;
+    atomic_fetch_add(&p->nwaiting, 1);      /* seq_cst: see "Waiting" */
 }
 
 static void waiter_remove(weir_dbpool *p, waiter *w)
@@ -287,52 +332,61 @@ static void waiter_remove(weir_dbpool *p, waiter *w)
         p->wait_tail = w->prev;
     w->prev = w->next = NULL;
     w->queued = 0;
-    p->nwaiting--;
+    atomic_fetch_sub(&p->nwaiting, 1);
 }
 
-static void mark_in_use(weir_dbpool *p, weir_db *db, int64_t now, const char *site)
+/* An IDLE slot appeared: wake the first waiter not woken yet. */
+static void notify_one(weir_dbpool *p)
 {
-    db->state = CONN_IN_USE;
-    db->acquired_us = now;
-    db->site = site;
-    db->leak_logged = 0;
-    p->nactive++;
+    for (waiter *w = p->wait_head; w; w = w->next) {
+        if (!w->notified) {
+            w->notified = 1;
+            pthread_cond_signal(&w->cond);
+            return;
+        }
+    }
 }
 
-/* A connection opened on a reservation joins the pool.  It is in no list
- * yet: the caller marks it in use or gives it. */
-static void conn_link(weir_dbpool *p, weir_db *db, int64_t now)
-{
-    int64_t life = p->s.max_lifetime * 1000;
+/* ---- slots --------------------------------------------------------------- */
 
-    assert(p->npending > 0);
-    p->npending--;
-    db->pool = p;
-    db->created_us = now;
-    db->last_used_us = now;
-    db->expires_us = INT64_MAX;
-    if (life > 0)
-        db->expires_us = now + life - (int64_t)(next_rand(p) % (uint64_t)(life / 40 + 1));
-    db->all_prev = NULL;
-    db->all_next = p->all;
-    if (p->all)
-        p->all->all_prev = db;
-    p->all = db;
-    p->c.created++;
-    p->backoff_us = 0;
+static int try_take(slot *s)
+{
+    int idle = S_IDLE;
+    return atomic_load(&s->state) == S_IDLE &&
+           atomic_compare_exchange_strong(&s->state, &idle, S_IN_USE);
 }
 
-/* The connection leaves the pool; the caller then passes it to
- * conn_retire.  It keeps its place in ntotal until it is closed. */
-static void conn_unlink(weir_dbpool *p, weir_db *db)
+/* Takes an IDLE slot: its connection is then ours (lease not begun).  Any
+ * thread, lock or not. */
+static weir_db *borrow(weir_dbpool *p)
 {
-    if (db->all_prev)
-        db->all_prev->all_next = db->all_next;
-    else
-        p->all = db->all_next;
-    if (db->all_next)
-        db->all_next->all_prev = db->all_prev;
-    p->nclosing++;
+    int n = (int)p->s.max_size, hint = last_slot;
+
+    if (hint < n && try_take(&p->slots[hint]))
+        return p->slots[hint].db;
+    for (int i = 0; i < n; i++) {
+        if (try_take(&p->slots[i])) {
+            last_slot = i;
+            return p->slots[i].db;
+        }
+    }
+    return NULL;
+}
+
+/* Room for one more connection: an EMPTY slot becomes RESERVED for the
+ * caller to open one in.  Lock held; ntotal < max_size. */
+static int reserve_slot(weir_dbpool *p)
+{
+    for (int i = 0; i < p->s.max_size; i++) {
+        if (atomic_load(&p->slots[i].state) == S_EMPTY) {
+            atomic_store(&p->slots[i].state, S_RESERVED);
+            p->ntotal++;
+            p->npending++;
+            return i;
+        }
+    }
+    assert(!"ntotal < max_size but no EMPTY slot");
+    return -1;
 }
 
 /* Room below max_size appeared: reserve it for the oldest waiters. */
@@ -342,50 +396,32 @@ static void room_freed(weir_dbpool *p)
            weir_clock_mono_us() >= p->create_retry_us) {
         waiter *w = p->wait_head;
         waiter_remove(p, w);
-        p->ntotal++;
-        p->npending++;
-        w->slot = 1;
+        w->slot = reserve_slot(p);
         pthread_cond_signal(&w->cond);
     }
 }
 
-/* An open connection is available: handed to the oldest waiter if it has
- * waited long, else idle, with the first waiter not yet woken woken. */
-static void give(weir_dbpool *p, weir_db *db, int64_t now)
+/* The owner of a RESERVED or IN USE slot gives its connection (released,
+ * lease ended) to the oldest waiter if it has waited long, else makes it
+ * IDLE and wakes a waiter.  Lock held. */
+static void give_locked(weir_dbpool *p, weir_db *db, int64_t now)
 {
     waiter *w = p->wait_head;
+    slot *s = &p->slots[db->slot];
 
-    db->last_used_us = now;
     if (w && weir_clock_mono_us() - w->since >= WAIT_HANDOFF_US) {
         waiter_remove(p, w);
-        mark_in_use(p, db, now, w->site);
+        lease_write(db, now, w->site);
+        atomic_store(&s->state, S_IN_USE);
         w->db = db;
         pthread_cond_signal(&w->cond);
         return;
     }
-    idle_push(p, db);
-    for (; w; w = w->next) {
-        if (!w->notified) {
-            w->notified = 1;
-            pthread_cond_signal(&w->cond);
-            break;
-        }
-    }
+    atomic_store(&s->state, S_IDLE);
+    notify_one(p);
 }
 
-static void create_failed(weir_dbpool *p)
-{
-    assert(p->npending > 0);
-    p->npending--;
-    p->ntotal--;
-    p->c.connect_failures++;
-    p->backoff_us = p->backoff_us ? p->backoff_us * 2 : BACKOFF_MIN_US;
-    if (p->backoff_us > BACKOFF_MAX_US)
-        p->backoff_us = BACKOFF_MAX_US;
-    p->create_retry_us = weir_clock_mono_us() + p->backoff_us;
-}
-
-/* ---- opening and closing (lock not held) --------------------------------- */
+/* ---- opening and closing ------------------------------------------------- */
 
 static int conn_open(weir_dbpool *p, weir_db **out)
 {
@@ -407,20 +443,65 @@ static int conn_open(weir_dbpool *p, weir_db **out)
     return 0;
 }
 
+/* Opens a connection in a slot the caller reserved.  Lock held on entry and
+ * on return, dropped in between.  On success the slot holds it, still
+ * RESERVED and owned by the caller; on failure the slot is EMPTY again. */
+static int open_slot_locked(weir_dbpool *p, int idx, weir_db **out)
+{
+    int64_t life = p->s.max_lifetime * 1000, now;
+    weir_db *db;
+    int r;
+
+    pthread_mutex_unlock(&p->lock);
+    r = conn_open(p, &db);
+    pthread_mutex_lock(&p->lock);
+    p->npending--;
+    if (r < 0) {
+        atomic_store(&p->slots[idx].state, S_EMPTY);
+        p->ntotal--;
+        p->c.connect_failures++;
+        p->backoff_us = p->backoff_us ? p->backoff_us * 2 : BACKOFF_MIN_US;
+        if (p->backoff_us > BACKOFF_MAX_US)
+            p->backoff_us = BACKOFF_MAX_US;
+        p->create_retry_us = weir_clock_mono_us() + p->backoff_us;
+        room_freed(p);
+        return r;
+    }
+    now = now_us(p);
+    db->pool = p;
+    db->slot = idx;
+    db->created_us = now;
+    db->last_used_us = now;
+    db->expires_us = INT64_MAX;
+    if (life > 0)
+        db->expires_us = now + life - (int64_t)(next_rand(p) % (uint64_t)(life / 40 + 1));
+    atomic_init(&db->lease, 0);
+    atomic_init(&db->acquired_us, NOT_HELD);
+    atomic_init(&db->site, NULL);
+    atomic_init(&db->leak_lease, 0);
+    p->slots[idx].db = db;
+    p->c.created++;
+    p->backoff_us = 0;
+    *out = db;
+    return 0;
+}
+
 static void conn_close(weir_db *db)
 {
     db->drv->disconnect(db->conn);
     free(db);
 }
 
-static void room_freed(weir_dbpool *p);
-
-/* Closes an unlinked connection, then frees its place.  Lock not held. */
-static void conn_retire(weir_dbpool *p, weir_db *db)
+/* Closes the connection of a slot RESERVED for closing (counted in
+ * nclosing), then frees the slot.  Lock not held. */
+static void retire_finish(weir_dbpool *p, weir_db *db)
 {
+    int idx = db->slot;
+
     conn_close(db);
     pthread_mutex_lock(&p->lock);
-    assert(p->nclosing > 0);
+    p->slots[idx].db = NULL;
+    atomic_store(&p->slots[idx].state, S_EMPTY);
     p->nclosing--;
     p->ntotal--;
     p->c.closed++;
@@ -428,23 +509,15 @@ static void conn_retire(weir_dbpool *p, weir_db *db)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Opens a connection on a reservation the caller holds.  Lock held on
- * entry and on return, dropped in between.  On success it is linked; the
- * caller marks it in use or gives it. */
-static int open_reserved(weir_dbpool *p, weir_db **out)
+/* Closes a connection the caller holds (IN USE).  Lock not held. */
+static void retire(weir_dbpool *p, weir_db *db, int failed_validation)
 {
-    int r;
-
-    pthread_mutex_unlock(&p->lock);
-    r = conn_open(p, out);
     pthread_mutex_lock(&p->lock);
-    if (r < 0) {
-        create_failed(p);
-        room_freed(p);
-        return r;
-    }
-    conn_link(p, *out, now_us(p));
-    return 0;
+    atomic_store(&p->slots[db->slot].state, S_RESERVED);
+    p->nclosing++;
+    p->c.validation_failures += (uint64_t)failed_validation;
+    pthread_mutex_unlock(&p->lock);
+    retire_finish(p, db);
 }
 
 /* ---- acquire and release ------------------------------------------------- */
@@ -459,131 +532,129 @@ static void count_acquire(weir_dbpool *p, int64_t waited_us)
     p->c.acquired++;
 }
 
-/* Checks a connection that sat idle, without the lock.  0: keep it. */
-static int check_idle(weir_dbpool *p, weir_db *db)
+/* A connection just taken from an IDLE slot (lease begun): usable, or
+ * retired.  Lock not held.  0: keep it. */
+static int check_taken(weir_dbpool *p, weir_db *db, int64_t now)
 {
-    int r = p->drv->validate ? p->drv->validate(db->conn, p->s.validation_timeout) : 0;
-    if (r < 0)
+    int r;
+
+    if (now >= db->expires_us) {
+        retire(p, db, 0);
+        return AVERROR(ESTALE);
+    }
+    if (now - db->last_used_us < WEIR_DBPOOL_VALIDATE_AFTER_MS * 1000 || !p->drv->validate)
+        return 0;
+    if ((r = p->drv->validate(db->conn, p->s.validation_timeout)) < 0) {
         weir_log_warn("dbpool", "idle connection failed validation; replacing it",
                       WL_STR("db_error", weir_db_errmsg(db)), WL_ERR(r));
+        retire(p, db, 1);
+    }
     return r;
 }
 
-/* One sleep in the queue: until woken, or the deadline, or (when room could
- * be made) the end of the connect backoff.  Lock held. */
-static void wait_once(weir_dbpool *p, waiter *w, int64_t deadline, int64_t mono)
+/* Waits for a connection or room for one.  Lock held throughout (dropped
+ * only while asleep).  Returns 0 and one of: *db handed over (ready: IN
+ * USE, lease begun), *db taken from an IDLE slot (to check; lease begun),
+ * *idx a reserved slot to open one in; or AVERROR(ETIMEDOUT, ESHUTDOWN).
+ * The waiter is out of the queue on return. */
+static int wait_turn(weir_dbpool *p, waiter *w, int64_t deadline, weir_db **db,
+                     int *handed, int *idx)
 {
-    int64_t until = deadline;
-    struct timespec ts;
-
-    if (!w->queued) {
-        if (!w->since) {
-            pthread_cond_init(&w->cond, &p->cattr);
-            w->since = mono;
-            waiter_push(p, w, 0);
-        } else {
-            waiter_push(p, w, 1);
-        }
-    }
-    if (p->ntotal < p->s.max_size && p->create_retry_us < until)
-        until = p->create_retry_us;
-    w->notified = 0;
-    abs_time(&ts, until);
-    pthread_cond_timedwait(&w->cond, &p->lock, &ts);
-}
-
-int weir_dbpool_acquire_at(weir_dbpool *p, weir_db **out, const char *site)
-{
-    int64_t t0 = 0, deadline = 0, mono;     /* read once there is something to wait for */
-    int64_t now = now_us(p);
-    waiter w = { .site = site };
-    weir_db *db = NULL;
-    int r = 0, have_slot = 0;
-
-    *out = NULL;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        if (have_slot) {
-            have_slot = 0;
-            if (open_reserved(p, &db) < 0)
-                continue;
-            now = now_us(p);
-            mark_in_use(p, db, now, site);
-            break;
+        int64_t mono, until;
+        struct timespec ts;
+
+        if (w->db) {                        /* dequeued by the giver */
+            *db = w->db;
+            w->db = NULL;
+            *handed = 1;
+            return 0;
         }
-        if (p->closing) {
-            r = AVERROR(ESHUTDOWN);
-            break;
+        if (w->slot >= 0) {                 /* dequeued by room_freed */
+            *idx = w->slot;
+            w->slot = -1;
+            return 0;
         }
-        if ((db = p->idle_head)) {
-            if (w.queued)
-                waiter_remove(p, &w);   /* before unlocking: not to be served twice */
-            idle_remove(p, db);
-            if (now >= db->expires_us) {
-                conn_unlink(p, db);
-                pthread_mutex_unlock(&p->lock);
-                conn_retire(p, db);
-                pthread_mutex_lock(&p->lock);
-                now = now_us(p);
-                continue;
+        if (p->closing)
+            break;
+        if (!w->queued) {
+            if (!w->since) {
+                pthread_cond_init(&w->cond, &p->cattr);
+                w->since = weir_clock_mono_us();
+                waiter_push(p, w, 0);
+            } else {
+                waiter_push(p, w, 1);
             }
-            mark_in_use(p, db, now, site);
-            if (now - db->last_used_us < WEIR_DBPOOL_VALIDATE_AFTER_MS * 1000)
-                break;
-            if (!t0) {
-                t0 = weir_clock_mono_us();
-                deadline = t0 + p->s.acquire_timeout * 1000;
-            }
-            pthread_mutex_unlock(&p->lock);
-            r = check_idle(p, db);
-            pthread_mutex_lock(&p->lock);
-            if (r >= 0)
-                break;
-            p->nactive--;
-            p->c.validation_failures++;
-            conn_unlink(p, db);
-            pthread_mutex_unlock(&p->lock);
-            conn_retire(p, db);
-            pthread_mutex_lock(&p->lock);
-            r = 0;
-            now = now_us(p);
-            continue;
+        }
+        /* After joining the queue: see "Waiting". */
+        if ((*db = borrow(p))) {
+            waiter_remove(p, w);
+            lease_write(*db, now_us(p), w->site);
+            return 0;
         }
         mono = weir_clock_mono_us();
-        if (!t0) {
-            t0 = mono;
-            deadline = t0 + p->s.acquire_timeout * 1000;
-        }
         if (p->ntotal < p->s.max_size && mono >= p->create_retry_us) {
-            if (w.queued)
-                waiter_remove(p, &w);
-            p->ntotal++;
-            p->npending++;
-            have_slot = 1;
-            continue;
+            waiter_remove(p, w);
+            *idx = reserve_slot(p);
+            return 0;
         }
-        if (mono >= deadline) {
-            r = AVERROR(ETIMEDOUT);
+        if (mono >= deadline)
             break;
-        }
-        wait_once(p, &w, deadline, mono);
-        now = now_us(p);
-        if ((db = w.db))
-            break;                      /* handed over, marked in use, dequeued */
-        if (w.slot) {
-            w.slot = 0;                 /* room reserved, dequeued */
-            have_slot = 1;
-        }
+        until = deadline;
+        if (p->ntotal < p->s.max_size && p->create_retry_us < until)
+            until = p->create_retry_us;
+        w->notified = 0;
+        abs_time(&ts, until);
+        pthread_cond_timedwait(&w->cond, &p->lock, &ts);
     }
-    if (w.queued)
-        waiter_remove(p, &w);
+    if (w->queued)
+        waiter_remove(p, w);
+    return p->closing ? AVERROR(ESHUTDOWN) : AVERROR(ETIMEDOUT);
+}
+
+/* Everything but the fast path.  db: a connection the fast path took and
+ * that needs checking (lease begun), or NULL. */
+static int acquire_slow(weir_dbpool *p, weir_db **out, const char *site, weir_db *db)
+{
+    int64_t t0 = weir_clock_mono_us();
+    int64_t deadline = t0 + p->s.acquire_timeout * 1000;
+    waiter w = { .site = site, .slot = -1 };
+    int r = 0, handed = 0, idx = -1;
+
+    for (;;) {
+        /* Unlocked: check what was taken. */
+        if (db && check_taken(p, db, now_us(p)) == 0)
+            break;
+        db = NULL;
+
+        pthread_mutex_lock(&p->lock);
+        if (idx >= 0) {
+            if ((r = open_slot_locked(p, idx, &db)) == 0) {
+                lease_write(db, now_us(p), site);
+                atomic_store(&p->slots[idx].state, S_IN_USE);
+                last_slot = idx;
+                pthread_mutex_unlock(&p->lock);
+                break;
+            }
+            idx = -1;
+        }
+        r = wait_turn(p, &w, deadline, &db, &handed, &idx);
+        pthread_mutex_unlock(&p->lock);
+        if (r < 0 || handed)
+            break;
+        /* else db to check, or idx to open: round again */
+    }
+    if (w.since)
+        pthread_cond_destroy(&w.cond);      /* out of the queue: nobody signals it */
+    if (r == 0 && handed)
+        last_slot = db->slot;
+
+    pthread_mutex_lock(&p->lock);
     if (r == 0)
-        count_acquire(p, t0 ? weir_clock_mono_us() - t0 : 0);
+        count_acquire(p, weir_clock_mono_us() - t0);
     else if (r == AVERROR(ETIMEDOUT))
         p->c.timeouts++;
     pthread_mutex_unlock(&p->lock);
-    if (w.since)
-        pthread_cond_destroy(&w.cond);  /* nobody can signal it once dequeued */
     if (r < 0) {
         weir_log_debug("dbpool", "no connection", WL_STR("site", site), WL_ERR(r));
         return r;
@@ -592,56 +663,84 @@ int weir_dbpool_acquire_at(weir_dbpool *p, weir_db **out, const char *site)
     return 0;
 }
 
+int weir_dbpool_acquire_at(weir_dbpool *p, weir_db **out, const char *site)
+{
+    int64_t now = now_us(p);
+    weir_db *db = borrow(p);
+
+    *out = NULL;
+    if (db) {
+        lease_write(db, now, site);
+        if (now < db->expires_us &&
+            now - db->last_used_us < WEIR_DBPOOL_VALIDATE_AFTER_MS * 1000) {
+            slot *s = &p->slots[db->slot];
+            atomic_store_explicit(&s->fast_acquired,
+                                  atomic_load_explicit(&s->fast_acquired, memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            *out = db;
+            return 0;
+        }
+    }
+    return acquire_slow(p, out, site, db);
+}
+
 void weir_dbpool_release(weir_dbpool *p, weir_db *db)
 {
-    weir_db *to_close = NULL;
-    const char *site = db ? db->site : NULL;
+    const char *site;
     int64_t now, held_us;
     int leaked;
+    slot *s;
 
     if (!db)
         return;
-    assert(db->pool == p && db->state == CONN_IN_USE);
+    assert(db->pool == p && atomic_load(&p->slots[db->slot].state) == S_IN_USE);
+    site = atomic_load_explicit(&db->site, memory_order_relaxed);
     if (p->drv->in_transaction && p->drv->in_transaction(db->conn)) {
         int r = p->drv->rollback ? p->drv->rollback(db->conn) : AVERROR(ENOSYS);
         weir_log_warn("dbpool", "connection released inside a transaction; rolled back",
-                      WL_STR("site", db->site));
+                      WL_STR("site", site));
         if (r < 0) {
             weir_dbpool_evict(p, db);
             return;
         }
     }
     now = now_us(p);
-    pthread_mutex_lock(&p->lock);
-    p->nactive--;
-    leaked = db->leak_logged;
-    held_us = now - db->acquired_us;   /* db may change hands once unlocked */
-    if (p->closing || now >= db->expires_us) {
-        conn_unlink(p, db);
-        to_close = db;
+    held_us = now - atomic_load_explicit(&db->acquired_us, memory_order_relaxed);
+    leaked = atomic_load(&db->leak_lease) ==
+             atomic_load_explicit(&db->lease, memory_order_relaxed);
+    lease_write(db, NOT_HELD, NULL);
+    if (now >= db->expires_us) {
+        retire(p, db, 0);
     } else {
-        give(p, db, now);
+        db->last_used_us = now;
+        s = &p->slots[db->slot];
+        if (atomic_load(&p->nwaiting) == 0) {
+            atomic_store(&s->state, S_IDLE);    /* db is not ours from here */
+            if (atomic_load(&p->nwaiting) != 0) {
+                pthread_mutex_lock(&p->lock);
+                notify_one(p);
+                pthread_mutex_unlock(&p->lock);
+            }
+        } else {
+            pthread_mutex_lock(&p->lock);
+            give_locked(p, db, now);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
-    pthread_mutex_unlock(&p->lock);
     if (leaked)
         weir_log_info("dbpool", "leaked connection returned", WL_STR("site", site),
                       WL_INT("held_ms", held_us / 1000));
-    if (to_close)
-        conn_retire(p, to_close);
 }
 
 void weir_dbpool_evict(weir_dbpool *p, weir_db *db)
 {
     if (!db)
         return;
-    assert(db->pool == p && db->state == CONN_IN_USE);
-    weir_log_info("dbpool", "connection evicted", WL_STR("site", db->site),
+    assert(db->pool == p && atomic_load(&p->slots[db->slot].state) == S_IN_USE);
+    weir_log_info("dbpool", "connection evicted",
+                  WL_STR("site", atomic_load_explicit(&db->site, memory_order_relaxed)),
                   WL_STR("db_error", weir_db_errmsg(db)));
-    pthread_mutex_lock(&p->lock);
-    p->nactive--;
-    conn_unlink(p, db);
-    pthread_mutex_unlock(&p->lock);
-    conn_retire(p, db);
+    retire(p, db, 0);
 }
 
 /* ---- housekeeping -------------------------------------------------------- */
@@ -651,24 +750,39 @@ typedef struct leak {
     int64_t held_us;
 } leak;
 
-/* Unlinks idle connections past their lifetime or idle timeout onto *dead
- * (through ->next).  Lock held. */
+/* Reserves every IDLE slot, moves those to retire onto *dead (through
+ * ->next, counted in nclosing) and gives the others back.  Lock held. */
 static void sweep_idle(weir_dbpool *p, int64_t now, weir_db **dead)
 {
     int64_t idle_limit = p->s.idle_timeout * 1000;
-    weir_db *db, *prev;
+    int *idle = p->scratch, n = 0;
 
-    for (db = p->idle_tail; db; db = prev) {
+    for (int i = 0; i < p->s.max_size; i++) {
+        int st = S_IDLE;
+        if (atomic_compare_exchange_strong(&p->slots[i].state, &st, S_RESERVED))
+            idle[n++] = i;
+    }
+    /* Least recently used first (insertion sort: n <= max_size, rare). */
+    for (int i = 1; i < n; i++) {
+        int v = idle[i], j = i;
+        for (; j > 0 && p->slots[idle[j - 1]].db->last_used_us >
+                        p->slots[v].db->last_used_us; j--)
+            idle[j] = idle[j - 1];
+        idle[j] = v;
+    }
+    for (int i = 0, left = n; i < n; i++) {
+        weir_db *db = p->slots[idle[i]].db;
         int expired = now >= db->expires_us;
-        int idled = idle_limit > 0 && p->nidle > p->s.min_idle &&
+        int idled = idle_limit > 0 && left > p->s.min_idle &&
                     now - db->last_used_us >= idle_limit;
-        prev = db->prev;
-        if (!expired && !idled)
-            continue;
-        idle_remove(p, db);
-        conn_unlink(p, db);
-        db->next = *dead;
-        *dead = db;
+        if (expired || idled) {
+            p->nclosing++;
+            left--;
+            db->next = *dead;
+            *dead = db;
+        } else {
+            give_locked(p, db, now);
+        }
     }
 }
 
@@ -679,16 +793,47 @@ static int sweep_leaks(weir_dbpool *p, int64_t now, leak *out)
 
     if (limit <= 0)
         return 0;
-    for (weir_db *db = p->all; db && n < LEAKS_PER_SWEEP; db = db->all_next) {
-        if (db->state != CONN_IN_USE || db->leak_logged || now - db->acquired_us < limit)
+    for (int i = 0; i < p->s.max_size && n < LEAKS_PER_SWEEP; i++) {
+        weir_db *db;
+        uint64_t lease, seen;
+        int64_t at;
+        const char *site;
+
+        if (atomic_load(&p->slots[i].state) != S_IN_USE)
             continue;
-        db->leak_logged = 1;
+        db = p->slots[i].db;        /* alive: freeing it needs this lock */
+        if (!lease_read(db, &lease, &at, &site) || at == NOT_HELD || now - at < limit)
+            continue;
+        seen = atomic_load(&db->leak_lease);
+        if (seen == lease || !atomic_compare_exchange_strong(&db->leak_lease, &seen, lease))
+            continue;
         p->c.leaks++;
-        out[n].site = db->site;
-        out[n].held_us = now - db->acquired_us;
+        out[n].site = site;
+        out[n].held_us = now - at;
         n++;
     }
     return n;
+}
+
+/* Opens connections until min_idle are IDLE (within max_size), one at a
+ * time.  Lock held.  Returns the first error. */
+static int refill_locked(weir_dbpool *p)
+{
+    int idle = 0, want;
+
+    if (p->closing || weir_clock_mono_us() < p->create_retry_us)
+        return 0;
+    for (int i = 0; i < p->s.max_size; i++)
+        idle += atomic_load(&p->slots[i].state) == S_IDLE;
+    want = (int)p->s.min_idle - idle - p->npending;
+    while (want-- > 0 && p->ntotal < p->s.max_size) {
+        weir_db *db;
+        int r, idx = reserve_slot(p);
+        if ((r = open_slot_locked(p, idx, &db)) < 0)
+            return r;
+        give_locked(p, db, now_us(p));
+    }
+    return 0;
 }
 
 void weir_dbpool_housekeep(weir_dbpool *p)
@@ -696,7 +841,7 @@ void weir_dbpool_housekeep(weir_dbpool *p)
     leak leaks[LEAKS_PER_SWEEP];
     weir_db *dead = NULL, *db;
     int64_t now = now_us(p);
-    int nleaks, refill = 0;
+    int nleaks;
 
     pthread_mutex_lock(&p->lock);
     if (p->closing) {
@@ -716,32 +861,11 @@ void weir_dbpool_housekeep(weir_dbpool *p)
         weir_log_debug("dbpool", now >= db->expires_us ? "connection retired: max lifetime"
                                                        : "connection retired: idle timeout",
                        WL_INT("age_ms", (now - db->created_us) / 1000));
-        conn_retire(p, db);
+        retire_finish(p, db);
     }
-
-    /* Refill after the retirements, whose places are free only now.  One
-     * connection at a time; after a failure, give back the rest. */
+    /* After the retirements, whose places are free only now. */
     pthread_mutex_lock(&p->lock);
-    if (!p->closing && weir_clock_mono_us() >= p->create_retry_us) {
-        refill = (int)p->s.min_idle - p->nidle - p->npending;
-        if (refill > p->s.max_size - p->ntotal)
-            refill = (int)(p->s.max_size - p->ntotal);
-        if (refill < 0)
-            refill = 0;
-        p->ntotal += refill;
-        p->npending += refill;
-    }
-    while (refill > 0) {
-        refill--;
-        if (open_reserved(p, &db) < 0)
-            break;
-        give(p, db, now_us(p));
-    }
-    if (refill > 0) {
-        p->npending -= refill;
-        p->ntotal -= refill;
-        room_freed(p);
-    }
+    refill_locked(p);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -808,23 +932,6 @@ static int64_t housekeep_period_us(const weir_dbpool_opts *opts, const weir_dbpo
     return ms * 1000;
 }
 
-static int open_min_idle(weir_dbpool *p)
-{
-    int r = 0;
-
-    pthread_mutex_lock(&p->lock);
-    while (p->nidle < p->s.min_idle) {
-        weir_db *db;
-        p->ntotal++;
-        p->npending++;
-        if ((r = open_reserved(p, &db)) < 0)
-            break;
-        give(p, db, now_us(p));
-    }
-    pthread_mutex_unlock(&p->lock);
-    return r;
-}
-
 static int migrate(weir_dbpool *p, const weir_db_migration *m, size_t n)
 {
     weir_db *db;
@@ -875,13 +982,27 @@ int weir_dbpool_open(const weir_dbpool_opts *opts, weir_dbpool **out)
     }
     if ((r = check_settings(&p->s)) < 0)
         goto fail;
+    p->slots = aligned_alloc(_Alignof(slot), (size_t)p->s.max_size * sizeof *p->slots);
+    p->scratch = calloc((size_t)p->s.max_size, sizeof *p->scratch);
+    if (!p->slots || !p->scratch) {
+        r = AVERROR(ENOMEM);
+        goto fail;
+    }
+    for (int i = 0; i < p->s.max_size; i++) {
+        atomic_init(&p->slots[i].state, S_EMPTY);
+        p->slots[i].db = NULL;
+        atomic_init(&p->slots[i].fast_acquired, 0);
+    }
     if (!(p->drv = opts->driver ? opts->driver : driver_for(opts->url))) {
         weir_log_error("dbpool", "no database driver for this URL",
                        WL_STR("url", p->url_log));
         r = AVERROR(ENOSYS);
         goto fail;
     }
-    if ((r = open_min_idle(p)) < 0)
+    pthread_mutex_lock(&p->lock);
+    r = refill_locked(p);
+    pthread_mutex_unlock(&p->lock);
+    if (r < 0)
         goto fail;
     if (opts->nmigrations && (r = migrate(p, opts->migrations, opts->nmigrations)) < 0)
         goto fail;
@@ -906,21 +1027,29 @@ fail:
 
 void weir_dbpool_stats_get(weir_dbpool *p, weir_dbpool_stats *st)
 {
+    uint64_t fast = 0;
+    int active = 0;
+
     pthread_mutex_lock(&p->lock);
     *st = p->c;
-    st->active = p->nactive;
-    st->idle = p->nidle;
+    for (int i = 0; i < p->s.max_size; i++) {
+        active += atomic_load(&p->slots[i].state) == S_IN_USE;
+        fast += atomic_load_explicit(&p->slots[i].fast_acquired, memory_order_relaxed);
+    }
+    st->acquired += fast;
+    st->acquire_us_buckets[0] += fast;
+    st->total = p->ntotal;
     st->pending = p->npending;
     st->closing = p->nclosing;
-    st->waiting = p->nwaiting;
-    st->total = p->ntotal;
+    st->active = active;
+    st->idle = p->ntotal - active - p->npending - p->nclosing;
+    st->waiting = atomic_load(&p->nwaiting);
     pthread_mutex_unlock(&p->lock);
 }
 
 void weir_dbpool_close(weir_dbpool *p)
 {
-    weir_db *idle;
-    int active;
+    int active = 0;
 
     if (!p)
         return;
@@ -933,21 +1062,14 @@ void weir_dbpool_close(weir_dbpool *p)
     if (p->hk_started)
         pthread_join(p->hk, NULL);
 
-    pthread_mutex_lock(&p->lock);
-    idle = p->idle_head;
-    for (weir_db *db = idle; db; db = db->next) {
-        conn_unlink(p, db);
-        p->nidle--;
-        p->c.closed++;
-    }
-    p->idle_head = p->idle_tail = NULL;
-    active = p->nactive;
-    pthread_mutex_unlock(&p->lock);
-
-    while (idle) {
-        weir_db *db = idle;
-        idle = db->next;
-        conn_close(db);
+    for (int i = 0; p->slots && i < p->s.max_size; i++) {
+        int st = S_IDLE;
+        if (atomic_compare_exchange_strong(&p->slots[i].state, &st, S_RESERVED)) {
+            conn_close(p->slots[i].db);
+            p->slots[i].db = NULL;
+        } else if (st != S_EMPTY) {
+            active++;
+        }
     }
     if (active)
         weir_log_error("dbpool", "pool closed with connections still in use; leaving them open",
@@ -957,6 +1079,8 @@ void weir_dbpool_close(weir_dbpool *p)
     pthread_cond_destroy(&p->hk_wake);
     pthread_condattr_destroy(&p->cattr);
     pthread_mutex_destroy(&p->lock);
+    free(p->slots);
+    free(p->scratch);
     free(p->url);
     free(p->url_log);
     free(p);

@@ -69,12 +69,12 @@ static void pool_events(void *arg, weir_metric *m)
     weir_metric_emit(m, (const char *const[]){ "leak", NULL }, (double)st.leaks);
 }
 
-static void pool_wait_seconds(void *arg, weir_metric *m)
+static void pool_acquire_seconds(void *arg, weir_metric *m)
 {
     weir_exporter *e = arg;
     weir_dbpool_stats st;
     weir_dbpool_stats_get(e->db, &st);
-    weir_metric_emit(m, NULL, (double)st.acquire_us_sum / 1e6);
+    weir_metric_emit_histogram(m, NULL, st.acquire_us_buckets, (double)st.acquire_us_sum / 1e6);
 }
 
 typedef struct callback_def {
@@ -101,10 +101,10 @@ static const callback_def callbacks[] = {
     { "weir_db_pool_events_total",
       "Database pool events: acquired, timeout, created, closed, validation_failed, "
       "connect_failed, leak", WEIR_METRIC_COUNTER, event_label, pool_events, 1 },
-    { "weir_db_pool_acquire_wait_seconds_total",
-      "Total time callers waited to acquire a database connection", WEIR_METRIC_COUNTER, NULL,
-      pool_wait_seconds, 1 },
 };
+
+/* The pool's own acquire-time buckets (dbpool.h), in seconds. */
+static double acquire_bounds[WEIR_DBPOOL_ACQ_BUCKETS - 1];
 
 int weir_exporter_init(weir_exporter *e, weir_metrics *reg, weir_http *http, weir_bus *bus,
                        weir_dbpool *db)
@@ -127,6 +127,17 @@ int weir_exporter_init(weir_exporter *e, weir_metrics *reg, weir_http *http, wei
             continue;
         r = weir_metric_callback(reg, d->name, d->help, d->type, d->labels, d->fn, e,
                                  &e->families[e->nfamilies]);
+        if (r < 0)
+            return r;
+        e->nfamilies++;
+    }
+    if (db) {
+        for (int i = 0; i < WEIR_DBPOOL_ACQ_BUCKETS - 1; i++)
+            acquire_bounds[i] = (double)weir_dbpool_acq_bucket_us[i] / 1e6;
+        r = weir_metric_histogram_callback(reg, "weir_db_pool_acquire_seconds",
+                                           "Time callers waited to acquire a database connection",
+                                           NULL, acquire_bounds, WEIR_DBPOOL_ACQ_BUCKETS - 1,
+                                           pool_acquire_seconds, e, &e->families[e->nfamilies]);
         if (r < 0)
             return r;
         e->nfamilies++;

@@ -52,7 +52,7 @@ typedef struct weir_rtmp_rd {
 
 static inline weir_rtmp_rd weir_rtmp_rd_init(const uint8_t *p, size_t len)
 {
-    weir_rtmp_rd r = { p, p + len };
+    weir_rtmp_rd r = { p, p ? p + len : p };   /* (NULL, 0) is an empty input */
     return r;
 }
 

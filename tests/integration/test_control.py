@@ -158,6 +158,8 @@ def test_metrics_pass_promtool():
                        'weir_live_streams 0', 'weir_bus_skips_total 0',
                        'weir_db_pool_connections{state="idle"} ',
                        'weir_db_pool_events_total{event="acquired"} ',
+                       'weir_db_pool_acquire_seconds_bucket{le="1e-05"} ',
+                       'weir_db_pool_acquire_seconds_count ',
                        'weir_sent_bytes_total{protocol="http"} ',
                        'process_start_time_seconds '):
             assert series in text, f"{series!r} missing:\n{text}"

@@ -692,6 +692,38 @@ Test(metrics, callbacks)
     weir_metrics_free(reg);
 }
 
+static void collect_hist(void *arg, weir_metric *m)
+{
+    static const uint64_t counts[] = { 2, 0, 3, 1 };    /* per bucket, +Inf last */
+    (void)arg;
+    weir_metric_emit_histogram(m, (const char *const[]){ "db", NULL }, counts, 4.5);
+}
+
+Test(metrics, histogram_callback)
+{
+    weir_metrics *reg = new_reg(NULL);
+    weir_metric *h;
+    static const double bounds[] = { 0.001, 0.01, 0.1 };
+    char *text;
+
+    cr_assert_eq(weir_metric_histogram_callback(reg, "weir_wait_seconds", "Waits.", L("pool"),
+                                                bounds, 3, collect_hist, NULL, &h), 0);
+    cr_assert_eq(weir_metric_histogram_callback(reg, "weir_x_seconds", "x", NULL, bounds, 3,
+                                                NULL, NULL, &h), AVERROR(EINVAL));
+    text = render(reg);
+    cr_assert_str_eq(text,
+        "# HELP weir_wait_seconds Waits.\n"
+        "# TYPE weir_wait_seconds histogram\n"
+        "weir_wait_seconds_bucket{pool=\"db\",le=\"0.001\"} 2\n"
+        "weir_wait_seconds_bucket{pool=\"db\",le=\"0.01\"} 2\n"
+        "weir_wait_seconds_bucket{pool=\"db\",le=\"0.1\"} 5\n"
+        "weir_wait_seconds_bucket{pool=\"db\",le=\"+Inf\"} 6\n"
+        "weir_wait_seconds_sum{pool=\"db\"} 4.5\n"
+        "weir_wait_seconds_count{pool=\"db\"} 6\n");
+    free(text);
+    weir_metrics_free(reg);
+}
+
 Test(metrics, default_registry)
 {
     weir_metrics *a = weir_metrics_default(), *b = weir_metrics_default();
