@@ -2,7 +2,7 @@
  * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
  *
  *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
- *            database (migrations, first key) -> bus -> http -> control
+ *            database (migrations, first key) -> bus -> http -> control -> rtmp
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
@@ -27,8 +27,9 @@ typedef struct server {
     weir_bus *bus;
     weir_metrics *metrics;          /* the process-wide registry */
     weir_metric *rx, *tx;           /* weir_{received,sent}_bytes_total{protocol} */
-    weir_metric_child *http_rx, *http_tx;
+    weir_metric_child *http_rx, *http_tx, *rtmp_rx;
     weir_http *http;
+    weir_rtmp_server *rtmp;
     weir_control *control;
     weir_timer deadline;
     int stopping;
@@ -67,6 +68,7 @@ static int register_io_metrics(server *srv)
         return -1;
     srv->http_rx = weir_metric_with(srv->rx, (const char *const[]){ "http", NULL });
     srv->http_tx = weir_metric_with(srv->tx, (const char *const[]){ "http", NULL });
+    srv->rtmp_rx = weir_metric_with(srv->rx, (const char *const[]){ "rtmp", NULL });
     return 0;
 }
 
@@ -157,6 +159,13 @@ int weir_cmd_serve(const weir_cli *cli)
     });
     if (!srv.control)
         goto out;
+    if (weir_rtmp_server_new(&(weir_rtmp_opts){
+            .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.ingest,
+            .port = (int)srv.settings.ingest.rtmp_port,
+            .auth = weir_control_authorize_publish, .auth_ctx = srv.control,
+            .metrics = srv.metrics, .rx_bytes = srv.rtmp_rx,
+        }, &srv.rtmp) < 0)
+        goto out;
 
     weir_log_info("app", "started", WL_STR("version", WEIR_VERSION),
                   WL_STR("data_dir", core->data_dir), WL_INT("http_port", core->http_port),
@@ -174,6 +183,7 @@ out:
     weir_work_free(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
     weir_control_free(srv.control);
+    weir_rtmp_server_free(srv.rtmp);
     weir_http_free(srv.http);
     weir_bus_free(srv.bus);
     weir_dbpool_close(srv.db);

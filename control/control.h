@@ -71,8 +71,6 @@ typedef enum weir_scope {
     WEIR_SCOPE_ADMIN = 3,       /* includes write */
 } weir_scope;
 
-/* 1 if name is a valid stream name: 1..64 of [A-Za-z0-9_-]. */
-int weir_stream_name_valid(const char *name);
 
 /* Creates a key for stream `name`.  key_out gets the key (WEIR_CRED_LEN + 1
  * bytes).  AVERROR(EEXIST) if the stream already has an active key,

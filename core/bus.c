@@ -379,6 +379,20 @@ weir_stream *weir_bus_find(weir_bus *bus, const char *name)
     return s;
 }
 
+int weir_stream_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 int weir_bus_list(weir_bus *bus, weir_stream ***out, size_t *n)
 {
     weir_stream **list;
@@ -552,17 +566,17 @@ int weir_stream_track_get(weir_stream *s, int track, AVCodecParameters *dst,
 
 int weir_stream_kick(weir_stream *s)
 {
-    void (*kick)(void *arg);
-    void *arg;
+    int r = AVERROR(ENOTSUP);
 
+    /* Under the lock, so the publisher cannot end (and free what kick_arg
+     * points to) while kick runs. */
     pthread_mutex_lock(&s->lock);
-    kick = s->ended ? NULL : s->publisher.kick;
-    arg = s->publisher.kick_arg;
+    if (!s->ended && s->publisher.kick) {
+        s->publisher.kick(s->publisher.kick_arg);
+        r = 0;
+    }
     pthread_mutex_unlock(&s->lock);
-    if (!kick)
-        return AVERROR(ENOTSUP);
-    kick(arg);
-    return 0;
+    return r;
 }
 
 void weir_stream_end(weir_stream *s)

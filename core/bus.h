@@ -128,6 +128,9 @@ weir_stream *weir_bus_find(weir_bus *bus, const char *name);
 
 /* Number of streams currently published (published and not yet ended). */
 size_t weir_bus_count(weir_bus *bus);
+/* 1 if name is a valid user-facing stream name (it appears in playback
+ * URLs): 1..64 of [A-Za-z0-9_-].  The bus itself takes any 1..255 bytes. */
+int weir_stream_name_valid(const char *name);
 /* Every published stream, each with a new reference: *out is a malloc'd
  * array of *n streams; release with weir_bus_list_free(). */
 int weir_bus_list(weir_bus *bus, weir_stream ***out, size_t *n);
@@ -159,8 +162,9 @@ int weir_stream_write(weir_stream *s, const AVPacket *pkt);
  * dropped — s must not be used afterwards unless the caller holds another
  * reference.  Call exactly once per weir_bus_publish. */
 /* What the publisher tells the API about itself.  kick(kick_arg), if set, is
- * called by weir_stream_kick() from any thread: it must only ask the
- * publisher to stop (e.g. weir_loop_post) and return. */
+ * called by weir_stream_kick() from any thread, with the stream's lock held
+ * (so never after weir_stream_end returned): it must only ask the publisher
+ * to stop (e.g. weir_loop_post) and return, calling no bus function. */
 typedef struct weir_publisher_info {
     char protocol[16];          /* "rtmp", "srt", ... */
     char remote[64];            /* peer address "1.2.3.4:5678" */

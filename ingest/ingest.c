@@ -5,6 +5,7 @@
 #define K(field) offsetof(weir_ingest_settings, field)
 
 static const char *const auth_modes[] = { "keys", "open", NULL };
+static const char *const duplicate_modes[] = { "reject", "takeover", NULL };
 
 static const weir_conf_key ingest_keys[] = {
     { "rtmp.port", WEIR_CONF_INT, K(rtmp_port), "1935", 1, 65535, NULL,
@@ -13,6 +14,18 @@ static const weir_conf_key ingest_keys[] = {
       "UDP port for SRT publishers", 0 },
     { "ingest.auth", WEIR_CONF_ENUM, K(auth), "keys", 0, 0, auth_modes,
       "keys: publishing needs a stream key; open: any name may publish (development only)", 0 },
+    { "ingest.on_duplicate", WEIR_CONF_ENUM, K(on_duplicate), "reject", 0, 0, duplicate_modes,
+      "a second publisher on a live stream: reject it, or takeover (disconnect the first)", 0 },
+    { "ingest.max_publishers", WEIR_CONF_INT, K(max_publishers), "256", 1, 100000, NULL,
+      "publishers connected at once, all protocols; more are refused", 0 },
+    { "rtmp.handshake_timeout", WEIR_CONF_DURATION, K(rtmp_handshake_timeout), "10s", 1000,
+      600000, NULL, "an RTMP connection must finish the handshake and publish within this", 0 },
+    { "rtmp.idle_timeout", WEIR_CONF_DURATION, K(rtmp_idle_timeout), "30s", 1000, 3600000, NULL,
+      "an RTMP connection that sends nothing for this long is closed", 0 },
+    { "rtmp.max_message_size", WEIR_CONF_SIZE, K(rtmp_max_message), "8MiB", 65536, 16777215,
+      NULL, "largest RTMP message (a video frame) accepted; larger closes the connection", 0 },
+    { "rtmp.chunk_size", WEIR_CONF_SIZE, K(rtmp_chunk_size), "4KiB", 128, 65536, NULL,
+      "chunk size weir sends with", 0 },
 };
 
 const weir_conf_table weir_ingest_conf_table = {

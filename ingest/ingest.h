@@ -15,10 +15,21 @@ typedef enum weir_ingest_auth {
     WEIR_INGEST_AUTH_OPEN = 1,      /* development: the key is the stream name */
 } weir_ingest_auth;
 
+typedef enum weir_ingest_duplicate {
+    WEIR_INGEST_DUP_REJECT = 0,     /* a second publisher on a live name is refused */
+    WEIR_INGEST_DUP_TAKEOVER = 1,   /* the new one replaces the old */
+} weir_ingest_duplicate;
+
 typedef struct weir_ingest_settings {
     int64_t rtmp_port;
     int64_t srt_port;
     int auth;                       /* weir_ingest_auth */
+    int on_duplicate;               /* weir_ingest_duplicate */
+    int64_t max_publishers;
+    int64_t rtmp_handshake_timeout; /* ms */
+    int64_t rtmp_idle_timeout;      /* ms */
+    int64_t rtmp_max_message;       /* bytes */
+    int64_t rtmp_chunk_size;        /* bytes, what we send with */
 } weir_ingest_settings;
 
 extern const weir_conf_table weir_ingest_conf_table;
@@ -38,5 +49,34 @@ extern const weir_conf_table weir_ingest_conf_table;
 typedef void (*weir_publish_auth_done)(void *arg, int result, const char *stream);
 typedef int (*weir_publish_auth_fn)(void *ctx, const char *key,
                                     weir_publish_auth_done done, void *arg);
+
+/* ---- RTMP ------------------------------------------------------------------
+ *
+ * rtmp://HOST:rtmp.port/live/<stream-key>: our own implementation
+ * (handshake, chunk stream, AMF0, FLV and Enhanced RTMP tags) on the loop as
+ * raw TCP.  Each publish becomes a stream on the bus named after the key's
+ * stream (or, with ingest.auth=open, the key itself).
+ */
+typedef struct weir_rtmp_server weir_rtmp_server;
+
+typedef struct weir_rtmp_opts {
+    weir_loop *loop;
+    weir_bus *bus;
+    const weir_ingest_settings *settings;   /* copied */
+    const char *addr;                       /* NULL: all addresses */
+    int port;                               /* 0: any free port (tests) */
+    weir_publish_auth_fn auth;              /* required with ingest.auth=keys */
+    void *auth_ctx;
+    weir_metrics *metrics;                  /* optional: publisher gauge */
+    weir_metric_child *rx_bytes;            /* optional: bytes received counter */
+} weir_rtmp_opts;
+
+/* Starts listening.  0 or a negative code (logged). */
+int weir_rtmp_server_new(const weir_rtmp_opts *opts, weir_rtmp_server **out);
+int weir_rtmp_server_port(const weir_rtmp_server *srv);
+/* Publishers connected now. */
+int weir_rtmp_server_publishers(const weir_rtmp_server *srv);
+/* Frees the server; call after the loop stopped and its context is gone. */
+void weir_rtmp_server_free(weir_rtmp_server *srv);
 
 #endif

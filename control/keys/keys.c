@@ -209,20 +209,6 @@ static int cred_revoke(weir_dbpool *pool, const char *sql, const char *value)
 
 /* ---- stream keys --------------------------------------------------------- */
 
-int weir_stream_name_valid(const char *name)
-{
-    size_t n = name ? strlen(name) : 0;
-    if (n == 0 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 int weir_keys_create(weir_dbpool *pool, const char *name, const char *note,
                      char key_out[WEIR_CRED_LEN + 1])
 {

@@ -35,8 +35,9 @@
  * Encoding.  Replies are small and fixed in shape, so they are written
  * straight into a weir_rtmp_buf with weir_amf_put_* and the builders at the
  * end (no tree needed).  weir_amf_put_value re-encodes a decoded tree;
- * decode(encode(tree)) equals tree.  Every put returns 0 or
- * AVERROR(ENOMEM), which also sticks in buf->err (see rtmp_buf.h).
+ * decode(encode(tree)) equals tree.  Every put returns 0, AVERROR(ENOMEM)
+ * or AVERROR(EINVAL) (a key or string too long for its length field),
+ * which also sticks in buf->err (see rtmp_buf.h).
  *
  * Strings in the tree are NUL-terminated copies (in the arena); their len
  * fields count bytes without the terminator, as they may contain NULs.
@@ -194,6 +195,10 @@ int weir_amf_put_strict_array_begin(weir_rtmp_buf *b, uint32_t count);
 int weir_amf_put_value(weir_rtmp_buf *b, const weir_amf_value *v);
 
 /* ---- replies (command message bodies) ------------------------------------- */
+
+/* Each appends one complete command message body to b.  String arguments
+ * are borrowed, NUL-terminated and non-NULL unless marked otherwise.  0 or
+ * the buffer's sticky error. */
 
 typedef struct weir_amf_connect_reply {
     const char *fms_ver;            /* NULL -> "FMS/3,5,7,7009" */

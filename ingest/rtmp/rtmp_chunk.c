@@ -181,7 +181,7 @@ static int cs_reserve(weir_rtmp_reader *r, chunk_stream *cs, size_t more)
 
     if (want <= cs->cap && cs->buf)
         return 0;
-    assert(want <= cs->len || (cs->len == 0 && want == 0));
+    assert(want <= cs->len);
     if (cs->len <= SMALL_MESSAGE) {
         cap = cs->len;
     } else {
@@ -523,7 +523,7 @@ int weir_rtmp_reader_feed(weir_rtmp_reader *r, const uint8_t *data, size_t len,
     int ret;
 
     for (;;) {
-        ret = weir_rtmp_reader_read(r, data + off, len - off, &used, &msg);
+        ret = weir_rtmp_reader_read(r, off ? data + off : data, len - off, &used, &msg);
         off += used;
         if (ret <= 0)
             return ret;

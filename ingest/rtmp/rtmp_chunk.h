@@ -29,30 +29,34 @@
  *      |                                                              v     v
  *      +---- chunk done (message done: returned to the caller) ---- [PAYLOAD]
  *
- *   transition                       function
- *   BASIC -> HEADER                  reader_basic
- *   HEADER -> EXT_TS / PAYLOAD       reader_header
- *   EXT_TS -> PAYLOAD                reader_ext (the type-3 continuation
- *                                    heuristic, below)
- *   PAYLOAD -> BASIC, emit message   reader_payload, then weir_rtmp_reader_read
- *                                    returns 1
- *   any -> FAILED (sticky)           every check; the connection must close
+ *   transition                       function (rtmp_chunk.c)
+ *   BASIC -> HEADER                  basic_done (finds or creates the csid)
+ *   HEADER -> EXT_TS or PAYLOAD      msg_header_done -> header_done
+ *   EXT_TS -> PAYLOAD                ext_byte (the type-3 continuation
+ *                                    heuristic, below) -> header_done
+ *   PAYLOAD -> BASIC                 chunk_done; on the last chunk of a
+ *                                    message emit (applies control messages),
+ *                                    and weir_rtmp_reader_read returns 1
+ *   any -> FAILED (sticky r->err)    every check; the connection must close
  *
- * Extended timestamps on type-3 continuation chunks.  The 2012 spec is
- * silent; Adobe's later errata, FFmpeg (rtmppkt.c), librtmp and therefore
- * OBS repeat the 4-byte extended timestamp on every fmt 3 continuation
- * chunk of a message whose header had one; some other encoders (older
- * Flash Media Live Encoder builds, some hardware) do not.  The reader
- * accepts both: on a continuation chunk, when the csid's last header carried
- * an extended timestamp, it looks at the next 4 bytes; if they equal that
- * header's extended field they are the repeated timestamp and are skipped,
- * otherwise they are payload.  (SRS does the same.)  When fewer than 4
- * payload bytes remain in the message and the bytes seen so far already
- * differ, it decides "payload" at once, so a short tail cannot stall
- * waiting for bytes the peer will never send.  A fmt 3 chunk that *starts*
- * a message always carries the extended timestamp when the last header did
- * (everyone agrees on that case).  The writer always repeats it, like
- * FFmpeg and librtmp.
+ * Extended timestamps on type-3 continuation chunks.  The 2012 spec text
+ * can be read either way; FFmpeg (rtmppkt.c), librtmp and therefore OBS and
+ * GStreamer's rtmpsink repeat the 4-byte extended timestamp on every fmt 3
+ * continuation chunk of a message whose header had one, and some other
+ * implementations do not.  The reader accepts both: on a continuation
+ * chunk, when the csid's last header carried an extended timestamp, it
+ * looks at the next 4 bytes; if they equal that header's extended field
+ * they are the repeated timestamp and are skipped, otherwise they are
+ * payload (SRS takes the same approach).  When fewer than 4 payload bytes
+ * remain in the message and the bytes seen so far already differ, it
+ * decides "payload" at once, so a short tail cannot stall waiting for
+ * bytes the peer will not send until we answer.  The one input that can
+ * still stall is a short tail whose bytes happen to equal the start of
+ * the timestamp, sent by a peer that does not repeat it, as the last bytes
+ * before it waits for us: accepted, as it needs a >4.6-hour timestamp on a
+ * command.  A fmt 3 chunk that *starts* a message always carries the
+ * extended timestamp when the last header did (everyone agrees on that
+ * case).  The writer always repeats it, like FFmpeg and librtmp.
  *
  * Type-3 timestamp delta after a type-0 header: the delta a fmt 3 new
  * message reuses is the last fmt 1/2 delta, or after fmt 0 the fmt 0
@@ -70,11 +74,15 @@
  * Limits (weir_rtmp_reader_opts; 0 takes the default), each failing the
  * connection with its own code:
  *   max_message  8 MiB   AVERROR(EMSGSIZE).  The header allows 16 MiB - 1.
- *                        8 MiB is twice the largest keyframes seen from
- *                        4K60 HEVC/AV1 at high broadcast bitrates (~4 MB),
- *                        small enough that 64 connections' worst case
- *                        still fits a small server.
- *   max_csids    64      AVERROR(ENOBUFS).  OBS/FFmpeg/librtmp use 2..8.
+ *                        A video message is one frame: 50 Mbit/s at 30 fps
+ *                        (high-end 4K contribution) averages ~210 kB a
+ *                        frame, and an intra frame 20x that is ~4 MB, so
+ *                        8 MiB leaves 2x headroom while keeping a
+ *                        connection's worst case small.
+ *   max_csids    64      AVERROR(ENOBUFS): distinct csids over the
+ *                        connection's life (a slot keeps its csid's header
+ *                        state).  Publishers use a handful (FFmpeg: 2, 3,
+ *                        4, 6, 8).
  *   max_pending  16 MiB  AVERROR(ENOBUFS): bytes allocated for partial
  *                        messages on all csids together.
  * Buffers grow with the bytes that actually arrive (doubling, up to the

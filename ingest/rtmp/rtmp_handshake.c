@@ -234,8 +234,7 @@ int weir_rtmp_handshake_feed(weir_rtmp_handshake *hs, const uint8_t *data, size_
             goto fail;
         hs->state = WEIR_RTMP_HS_WAIT_C2;
         hs->got = 0;
-        data += take;   /* C2 may be in the same read */
-        len -= take;
+        len -= take;    /* C2 may be in the same read */
         /* fall through */
     case WEIR_RTMP_HS_WAIT_C2:
         take = HS - hs->got;

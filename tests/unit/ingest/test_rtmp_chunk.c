@@ -386,6 +386,40 @@ static void extended_timestamp_short_tail_without_repeat(void)
     free(v);
 }
 
+/* The worst case of the heuristic: the short tail itself looks like the start
+ * of the timestamp, so the reader has already taken bytes of the next
+ * chunk's header when it sees the mismatch, and must read them again. */
+static void extended_timestamp_tail_matching_prefix(void)
+{
+    static const struct { uint32_t ts; size_t tail; } cases[] = {
+        { 0x7FFFFFFF, 1 }, { 0x7FFFFFFF, 2 }, { 0x12345678, 3 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        vec *v = calloc(1, sizeof *v);
+        uint8_t payload[131], ts[4];
+        size_t len = 128 + cases[c].tail;
+        got g = { 0 };
+
+        AV_WB32(ts, cases[c].ts);
+        fill(payload, sizeof payload, 1);
+        memcpy(payload + 128, ts, cases[c].tail);     /* tail == timestamp prefix */
+        fmt0(v, 6, cases[c].ts, (uint32_t)len, 9, 1);
+        put(v, payload, 128);
+        basic(v, 3, 6); put(v, payload + 128, cases[c].tail);
+        fmt0(v, 4, 1, 2, 8, 1); put(v, "ok", 2);       /* 0x04 != next ts byte */
+        run(v->d, v->n, 0, &g);
+        cr_assert_eq(g.err, 0, "case %zu", c);
+        cr_assert_eq(g.n, 2, "case %zu", c);
+        cr_assert_eq(g.m[0].len, len);
+        cr_assert(memcmp(g.m[0].data, payload, len) == 0);
+        cr_assert_eq(g.m[1].csid, 4);
+        cr_assert(memcmp(g.m[1].data, "ok", 2) == 0);
+        check_all_splits(v, &g);
+        got_free(&g);
+        free(v);
+    }
+}
+
 static void extended_timestamp_short_tail_does_not_wait(void)
 {
     /* Nothing follows the 2-byte tail (the client waits for our answer):
@@ -980,6 +1014,7 @@ Test(rtmp_chunk, extended_timestamp_short_continuation_tail)
     extended_timestamp_short_tail_without_repeat();
     extended_timestamp_short_tail_does_not_wait();
     extended_timestamp_short_tail_with_repeat();
+    extended_timestamp_tail_matching_prefix();
 }
 
 Test(rtmp_chunk, protocol_violations_rejected)
