@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 #include <libavutil/error.h>
@@ -138,9 +139,23 @@ static int sq_connect(const char *url, int64_t timeout_ms, void **out, char *err
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, SQLITE_BUSY_MS);
     /* journal_mode answers with the mode it got: "memory" for in-memory
-     * databases, which is fine; a file that cannot do WAL stays in its mode. */
-    if ((r = sq_exec_plain(c, "PRAGMA journal_mode=WAL;"
-                              "PRAGMA synchronous=NORMAL;"
+     * databases, which is fine; a file that cannot do WAL stays in its mode.
+     * Switching a new file to WAL needs an exclusive lock, and when several
+     * connections open a new database at once (the server and `weir keys`
+     * at first start) SQLite may answer BUSY without waiting: retry for the
+     * busy timeout. */
+    for (int64_t deadline = weir_clock_mono_us() + SQLITE_BUSY_MS * 1000;;) {
+        rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY || weir_clock_mono_us() >= deadline)
+            break;
+        usleep(10000);
+    }
+    if (rc != SQLITE_OK) {
+        r = sq_fail(c, rc);
+        snprintf(err, errcap, "%s", c->err);
+        goto fail;
+    }
+    if ((r = sq_exec_plain(c, "PRAGMA synchronous=NORMAL;"
                               "PRAGMA foreign_keys=ON")) < 0) {
         snprintf(err, errcap, "%s", c->err);
         goto fail;
