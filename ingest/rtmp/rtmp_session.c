@@ -552,7 +552,7 @@ static int on_publish(rtmp_session *s, const weir_amf_command *cmd, uint32_t msi
             fail(s, AVERROR(EINVAL), "bad stream name");
             return AVERROR(EINVAL);
         }
-        snprintf(s->name, sizeof s->name, "%s", s->key);
+        memcpy(s->name, s->key, strlen(s->key) + 1);    /* valid: at most 64 bytes */
         try_publish(s);
         return 0;
     }
