@@ -71,118 +71,109 @@ static int open_db(const weir_cli *cli, weir_conf **conf, weir_settings *s, weir
     return weir_control_open_db(&s->db, s->core.data_dir, db) < 0 ? -1 : 0;
 }
 
-static int usage_keys(void)
+/* What differs between `weir keys` and `weir tokens`; the rest is shared. */
+typedef struct creds_kind {
+    const char *usage;
+    const char *list_key;           /* the column that names a row: "stream" or "id" */
+    int create_args;                /* positional arguments of `create` */
+    int (*create)(const weir_cli *cli, const weir_settings *s, weir_dbpool *db);
+    int (*list)(weir_dbpool *db, json_t **out);
+    int (*revoke)(weir_dbpool *db, const char *which);
+    const char *not_found;          /* revoke of nothing active */
+} creds_kind;
+
+static int create_key(const weir_cli *cli, const weir_settings *s, weir_dbpool *db)
 {
-    fprintf(stderr, "usage: weir keys create STREAM [--note TEXT] | weir keys list [--json]"
-                    " | weir keys revoke STREAM\n");
-    return 2;
+    char key[WEIR_CRED_LEN + 1];
+    int r = weir_keys_create(db, cli->args[1], cli->note, key);
+
+    if (r == AVERROR(EINVAL))
+        fprintf(stderr, "weir: stream names are 1-64 characters of A-Z a-z 0-9 _ -\n");
+    else if (r == AVERROR(EEXIST))
+        fprintf(stderr, "weir: stream %s already has a key; `weir keys revoke %s` first\n",
+                cli->args[1], cli->args[1]);
+    else if (r < 0)
+        fprintf(stderr, "weir: cannot create the key: %s\n", av_err2str(r));
+    if (r < 0)
+        return r;
+    fprintf(stderr, "Stream key for \"%s\" (shown once; weir keeps only its hash).\n"
+                    "Publish to rtmp://<host>:%d/live with this key:\n",
+            cli->args[1], (int)s->ingest.rtmp_port);
+    printf("%s\n", key);
+    return 0;
 }
 
-int weir_cmd_keys(const weir_cli *cli)
+static int create_token(const weir_cli *cli, const weir_settings *s, weir_dbpool *db)
+{
+    char token[WEIR_CRED_LEN + 1], id[9];
+    int r = weir_tokens_create(db, weir_scope_parse(cli->scope), cli->name, token, id);
+
+    (void)s;
+    if (r < 0) {
+        fprintf(stderr, "weir: cannot create the token: %s\n", av_err2str(r));
+        return r;
+    }
+    fprintf(stderr, "API token %s, scope %s (shown once; weir keeps only its hash).\n"
+                    "Use it as: Authorization: Bearer <token>\n", id, cli->scope);
+    printf("%s\n", token);
+    return 0;
+}
+
+static const creds_kind keys_kind = {
+    .usage = "usage: weir keys create STREAM [--note TEXT] | weir keys list [--json]"
+             " | weir keys revoke STREAM\n",
+    .list_key = "stream", .create_args = 2, .create = create_key, .list = weir_keys_list,
+    .revoke = weir_keys_revoke, .not_found = "that stream has no active key",
+};
+
+static const creds_kind tokens_kind = {
+    .usage = "usage: weir tokens create --scope read|write|admin [--name TEXT]"
+             " | weir tokens list [--json] | weir tokens revoke ID\n",
+    .list_key = "id", .create_args = 1, .create = create_token, .list = weir_tokens_list,
+    .revoke = weir_tokens_revoke, .not_found = "no active token with that id",
+};
+
+static int run_creds(const weir_cli *cli, const creds_kind *k)
 {
     weir_settings s = { 0 };
     weir_conf *conf = NULL;
     weir_dbpool *db = NULL;
     const char *sub = cli->nargs ? cli->args[0] : "";
-    int rc = 1, r;
+    int create = strcmp(sub, "create") == 0, list = strcmp(sub, "list") == 0;
+    int revoke = strcmp(sub, "revoke") == 0;
+    int rc = 1, r = 0;
 
-    if (!((strcmp(sub, "create") == 0 && cli->nargs == 2) ||
-          (strcmp(sub, "list") == 0 && cli->nargs == 1) ||
-          (strcmp(sub, "revoke") == 0 && cli->nargs == 2)))
-        return usage_keys();
+    if (!((create && cli->nargs == k->create_args) || (list && cli->nargs == 1) ||
+          (revoke && cli->nargs == 2)) ||
+        (create && k == &tokens_kind && weir_scope_parse(cli->scope) == WEIR_SCOPE_NONE)) {
+        fputs(k->usage, stderr);
+        return 2;
+    }
     if (open_db(cli, &conf, &s, &db) < 0)
         goto out;
-    if (strcmp(sub, "create") == 0) {
-        char key[WEIR_CRED_LEN + 1];
-        r = weir_keys_create(db, cli->args[1], cli->note, key);
-        if (r == AVERROR(EINVAL))
-            fprintf(stderr, "weir: stream names are 1-64 characters of A-Z a-z 0-9 _ -\n");
-        else if (r == AVERROR(EEXIST))
-            fprintf(stderr, "weir: stream %s already has a key; `weir keys revoke %s` first\n",
-                    cli->args[1], cli->args[1]);
-        else if (r < 0)
-            fprintf(stderr, "weir: cannot create the key: %s\n", av_err2str(r));
+    if (create) {
+        r = k->create(cli, &s, db);
+    } else if (list) {
+        json_t *rows;
+        if ((r = k->list(db, &rows)) < 0) {
+            fprintf(stderr, "weir: cannot list: %s\n", av_err2str(r));
+        } else {
+            print_list(rows, k->list_key, cli->json);
+            json_decref(rows);
+        }
+    } else {
+        r = k->revoke(db, cli->args[1]);
         if (r < 0)
-            goto out;
-        fprintf(stderr, "Stream key for \"%s\" (shown once; weir keeps only its hash).\n"
-                        "Publish to rtmp://<host>:%d/live with this key:\n",
-                cli->args[1], (int)s.ingest.rtmp_port);
-        printf("%s\n", key);
-    } else if (strcmp(sub, "list") == 0) {
-        json_t *rows;
-        if ((r = weir_keys_list(db, &rows)) < 0) {
-            fprintf(stderr, "weir: cannot list keys: %s\n", av_err2str(r));
-            goto out;
-        }
-        print_list(rows, "stream", cli->json);
-        json_decref(rows);
-    } else {
-        r = weir_keys_revoke(db, cli->args[1]);
-        if (r < 0) {
-            fprintf(stderr, "weir: %s\n", r == AVERROR(ENOENT) ? "that stream has no active key"
-                                                               : av_err2str(r));
-            goto out;
-        }
-        fprintf(stderr, "Revoked the key of stream \"%s\".\n", cli->args[1]);
+            fprintf(stderr, "weir: %s\n", r == AVERROR(ENOENT) ? k->not_found : av_err2str(r));
+        else
+            fprintf(stderr, "Revoked %s.\n", cli->args[1]);
     }
-    rc = 0;
+    rc = r < 0 ? 1 : 0;
 out:
     weir_dbpool_close(db);
     weir_conf_free(conf);
     return rc;
 }
 
-static int usage_tokens(void)
-{
-    fprintf(stderr, "usage: weir tokens create --scope read|write|admin [--name TEXT]"
-                    " | weir tokens list [--json] | weir tokens revoke ID\n");
-    return 2;
-}
-
-int weir_cmd_tokens(const weir_cli *cli)
-{
-    weir_settings s = { 0 };
-    weir_conf *conf = NULL;
-    weir_dbpool *db = NULL;
-    const char *sub = cli->nargs ? cli->args[0] : "";
-    int rc = 1, r;
-
-    if (!((strcmp(sub, "create") == 0 && cli->nargs == 1 && cli->scope) ||
-          (strcmp(sub, "list") == 0 && cli->nargs == 1) ||
-          (strcmp(sub, "revoke") == 0 && cli->nargs == 2)))
-        return usage_tokens();
-    if (strcmp(sub, "create") == 0 && weir_scope_parse(cli->scope) == WEIR_SCOPE_NONE)
-        return usage_tokens();
-    if (open_db(cli, &conf, &s, &db) < 0)
-        goto out;
-    if (strcmp(sub, "create") == 0) {
-        char token[WEIR_CRED_LEN + 1], id[9];
-        if ((r = weir_tokens_create(db, weir_scope_parse(cli->scope), cli->name, token, id)) < 0) {
-            fprintf(stderr, "weir: cannot create the token: %s\n", av_err2str(r));
-            goto out;
-        }
-        fprintf(stderr, "API token %s, scope %s (shown once; weir keeps only its hash).\n"
-                        "Use it as: Authorization: Bearer <token>\n", id, cli->scope);
-        printf("%s\n", token);
-    } else if (strcmp(sub, "list") == 0) {
-        json_t *rows;
-        if ((r = weir_tokens_list(db, &rows)) < 0) {
-            fprintf(stderr, "weir: cannot list tokens: %s\n", av_err2str(r));
-            goto out;
-        }
-        print_list(rows, "id", cli->json);
-        json_decref(rows);
-    } else {
-        if ((r = weir_tokens_revoke(db, cli->args[1])) < 0) {
-            fprintf(stderr, "weir: %s\n", r == AVERROR(ENOENT) ? "no active token with that id"
-                                                               : av_err2str(r));
-            goto out;
-        }
-        fprintf(stderr, "Revoked token %s.\n", cli->args[1]);
-    }
-    rc = 0;
-out:
-    weir_dbpool_close(db);
-    weir_conf_free(conf);
-    return rc;
-}
+int weir_cmd_keys(const weir_cli *cli) { return run_creds(cli, &keys_kind); }
+int weir_cmd_tokens(const weir_cli *cli) { return run_creds(cli, &tokens_kind); }
