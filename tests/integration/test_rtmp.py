@@ -128,6 +128,21 @@ def test_duplicate_publisher_is_rejected():
         w.close()
 
 
+def test_duplicate_publisher_takes_over_when_configured():
+    w = serve("--set", "ingest.auth=open", "--set", "ingest.on_duplicate=takeover")
+    try:
+        w.wait_ready()
+        first = ffmpeg(f"rtmp://127.0.0.1:{w.rtmp}/live/dup", seconds=20, wait=False)
+        assert wait_for(lambda: "stream=dup" in w.stderr())
+        second = ffmpeg(f"rtmp://127.0.0.1:{w.rtmp}/live/dup", seconds=2, wait=False)
+        assert second.wait(timeout=30) == 0, second.stderr.read()
+        # The first was disconnected long before its 20 s were up.
+        assert first.wait(timeout=10) is not None
+        assert "taking over stream" in w.stderr() and "publisher kicked" in w.stderr()
+    finally:
+        w.close()
+
+
 def test_garbage_closes_only_that_connection():
     w = serve("--set", "ingest.auth=open")
     try:
@@ -158,5 +173,6 @@ run_tests([
     test_wrong_and_revoked_keys_are_refused,
     test_kick_from_the_api,
     test_duplicate_publisher_is_rejected,
+    test_duplicate_publisher_takes_over_when_configured,
     test_garbage_closes_only_that_connection,
 ])
