@@ -168,6 +168,20 @@ def test_garbage_closes_only_that_connection():
         w.close()
 
 
+def test_sigterm_with_a_publisher_connected():
+    w = serve("--set", "ingest.auth=open")
+    try:
+        w.wait_ready()
+        p = ffmpeg(f"rtmp://127.0.0.1:{w.rtmp}/live/live1", seconds=20, wait=False)
+        assert wait_for(lambda: "event=tracks" in w.stderr()), w.stderr()
+        rc, took = w.stop()
+        assert rc == 0 and took < 5, (rc, took, w.stderr())
+        assert "event=unpublished stream=live1" in w.stderr()
+        p.wait(timeout=10)
+    finally:
+        w.close()
+
+
 run_tests([
     test_key_publishes_and_names_the_stream,
     test_wrong_and_revoked_keys_are_refused,
@@ -175,4 +189,5 @@ run_tests([
     test_duplicate_publisher_is_rejected,
     test_duplicate_publisher_takes_over_when_configured,
     test_garbage_closes_only_that_connection,
+    test_sigterm_with_a_publisher_connected,
 ])
