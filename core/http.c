@@ -426,7 +426,6 @@ static int path_matches(const route *rt, const char *path)
 static void dispatch(weir_http *http, weir_http_req *req)
 {
     int path_seen = 0;
-    int64_t t0 = 0;
 
     for (size_t i = 0; i < http->nroutes; i++) {
         const route *rt = &http->routes[i];
@@ -454,14 +453,12 @@ static void dispatch(weir_http *http, weir_http_req *req)
             conn_of(req)->deferred->c = NULL;
             conn_of(req)->deferred = NULL;
         }
-        goto done;
+        return;
     }
     if (path_seen)
         weir_http_respond_error(req, 405, "method not allowed");
     else
         weir_http_respond_error(req, 404, "not found");
-done:
-    (void)t0;
 }
 
 /* Counts a finished request in the metrics and the debug log. */
