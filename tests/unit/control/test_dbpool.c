@@ -275,7 +275,8 @@ Test(dbpool, acquire_times_out_at_the_timeout_when_saturated)
     elapsed = weir_clock_mono_us() - t0;
     cr_assert_null(c);
     cr_assert_geq(elapsed, 200000, "failed early: %lld us", (long long)elapsed);
-    cr_assert_lt(elapsed, 400000, "failed late: %lld us", (long long)elapsed);
+    /* Generous above: two loaded cores under ASan can be slow to wake. */
+    cr_assert_lt(elapsed, 1200000, "failed late: %lld us", (long long)elapsed);
 
     weir_dbpool_stats st = stats(p);
     cr_assert_eq(st.timeouts, 1);
