@@ -15,24 +15,11 @@
 #include <libavutil/intfloat.h>
 #include <libavutil/intreadwrite.h>
 
+#include "tests/unit/ingest/bytevec.h"
 #include "ingest/rtmp/rtmp_amf.h"
 
 /* ---- raw AMF0 writers, independent of the encoder under test ----------------- */
 
-typedef struct vec {
-    uint8_t d[1 << 17];
-    size_t n;
-} vec;
-
-static void put(vec *v, const void *p, size_t n)
-{
-    cr_assert_leq(v->n + n, sizeof v->d);
-    memcpy(v->d + v->n, p, n);
-    v->n += n;
-}
-static void put8(vec *v, uint8_t b) { put(v, &b, 1); }
-static void put16(vec *v, uint16_t x) { uint8_t t[2]; AV_WB16(t, x); put(v, t, 2); }
-static void put32(vec *v, uint32_t x) { uint8_t t[4]; AV_WB32(t, x); put(v, t, 4); }
 static void raw_num(vec *v, double d) { uint8_t t[8]; put8(v, 0x00); AV_WB64(t, av_double2int(d)); put(v, t, 8); }
 static void raw_str(vec *v, const char *s) { put8(v, 0x02); put16(v, (uint16_t)strlen(s)); put(v, s, strlen(s)); }
 static void raw_key(vec *v, const char *s) { put16(v, (uint16_t)strlen(s)); put(v, s, strlen(s)); }

@@ -16,6 +16,7 @@
 #include <libavutil/error.h>
 #include <libavutil/intreadwrite.h>
 
+#include "tests/unit/ingest/bytevec.h"
 #include "ingest/rtmp/rtmp_chunk.h"
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -83,22 +84,6 @@ static void run(const uint8_t *p, size_t len, size_t split, got *g)
     weir_rtmp_reader_free(r);
 }
 
-/* A byte vector for building inputs. */
-typedef struct vec {
-    uint8_t d[1 << 16];
-    size_t n;
-} vec;
-
-static void put(vec *v, const void *p, size_t n)
-{
-    cr_assert_leq(v->n + n, sizeof v->d);
-    memcpy(v->d + v->n, p, n);
-    v->n += n;
-}
-static void put8(vec *v, uint8_t b) { put(v, &b, 1); }
-static void put24(vec *v, uint32_t x) { uint8_t t[3]; AV_WB24(t, x); put(v, t, 3); }
-static void put32(vec *v, uint32_t x) { uint8_t t[4]; AV_WB32(t, x); put(v, t, 4); }
-static void putle32(vec *v, uint32_t x) { uint8_t t[4]; AV_WL32(t, x); put(v, t, 4); }
 
 static void basic(vec *v, int fmt, uint32_t csid)
 {
