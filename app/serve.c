@@ -2,7 +2,7 @@
  * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
  *
  *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
- *            database (migrations, first key) -> bus -> http -> control -> rtmp
+ *            database (migrations, first key) -> bus -> http -> control -> rtmp -> srt
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
@@ -30,6 +30,7 @@ typedef struct server {
     weir_metric_child *http_rx, *http_tx, *rtmp_rx;
     weir_http *http;
     weir_rtmp_server *rtmp;
+    weir_srt_server *srt;
     weir_control *control;
     weir_timer deadline;
     int stopping;
@@ -166,6 +167,17 @@ int weir_cmd_serve(const weir_cli *cli)
             .metrics = srv.metrics, .rx_bytes = srv.rtmp_rx,
         }, &srv.rtmp) < 0)
         goto out;
+    if (weir_srt_server_new(&(weir_srt_opts){
+            .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.ingest,
+            .port = (int)srv.settings.ingest.srt_port,
+            .auth = weir_control_authorize_publish, .auth_ctx = srv.control,
+            .passphrase = srv.settings.ingest.srt_passphrase,
+            .latency_ms = srv.settings.ingest.srt_latency,
+            .max_connections = srv.settings.ingest.srt_max_connections,
+            .max_streamid = srv.settings.ingest.srt_max_streamid,
+            .idle_timeout_ms = srv.settings.ingest.srt_idle_timeout,
+        }, &srv.srt) < 0)
+        goto out;
 
     weir_log_info("app", "started", WL_STR("version", WEIR_VERSION),
                   WL_STR("data_dir", core->data_dir), WL_INT("http_port", core->http_port),
@@ -178,8 +190,9 @@ int weir_cmd_serve(const weir_cli *cli)
     weir_log_info("app", "stopped");
     rc = 0;
 out:
-    /* Workers first: their completions are posted to the loop, which runs
-     * them as it is freed. */
+    /* SRT threads first (they post to the loop), then the workers: their
+     * completions are posted to the loop, which runs them as it is freed. */
+    weir_srt_server_free(srv.srt);
     weir_work_free(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
     weir_control_free(srv.control);

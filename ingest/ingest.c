@@ -26,6 +26,16 @@ static const weir_conf_key ingest_keys[] = {
       NULL, "largest RTMP message (a video frame) accepted; larger closes the connection", 0 },
     { "rtmp.chunk_size", WEIR_CONF_SIZE, K(rtmp_chunk_size), "4KiB", 128, 65536, NULL,
       "chunk size weir sends with", 0 },
+    { "srt.latency", WEIR_CONF_DURATION, K(srt_latency), "120ms", 20, 10000, NULL,
+      "SRT receive latency (TSBPD): more survives loss, less is closer to live", 0 },
+    { "srt.passphrase", WEIR_CONF_STRING, K(srt_passphrase), "", 0, 0, NULL,
+      "SRT encryption passphrase (10-79 characters); empty: no encryption", WEIR_CONF_SECRET },
+    { "srt.max_connections", WEIR_CONF_INT, K(srt_max_connections), "64", 1, 10000, NULL,
+      "SRT connections at once, any state; more are refused before the handshake", 0 },
+    { "srt.max_streamid", WEIR_CONF_SIZE, K(srt_max_streamid), "512", 16, 512, NULL,
+      "longest SRT stream id accepted (libsrt's own limit is 512)", 0 },
+    { "srt.idle_timeout", WEIR_CONF_DURATION, K(srt_idle_timeout), "10s", 1000, 3600000, NULL,
+      "an SRT connection that sends nothing for this long is closed", 0 },
 };
 
 const weir_conf_table weir_ingest_conf_table = {

@@ -30,6 +30,11 @@ typedef struct weir_ingest_settings {
     int64_t rtmp_idle_timeout;      /* ms */
     int64_t rtmp_max_message;       /* bytes */
     int64_t rtmp_chunk_size;        /* bytes, what we send with */
+    int64_t srt_latency;            /* ms */
+    char *srt_passphrase;           /* secret; "" = no encryption */
+    int64_t srt_max_connections;
+    int64_t srt_max_streamid;       /* bytes */
+    int64_t srt_idle_timeout;       /* ms */
 } weir_ingest_settings;
 
 extern const weir_conf_table weir_ingest_conf_table;
@@ -78,5 +83,43 @@ int weir_rtmp_server_port(const weir_rtmp_server *srv);
 int weir_rtmp_server_publishers(const weir_rtmp_server *srv);
 /* Frees the server; call after the loop stopped and its context is gone. */
 void weir_rtmp_server_free(weir_rtmp_server *srv);
+
+/* ---- SRT -------------------------------------------------------------------
+ *
+ * srt://HOST:srt.port?streamid=#!::r=live/<stream-key>,m=publish (or the
+ * plain live/<stream-key>): libsrt (gnutls flavour) in live mode on its own
+ * thread, MPEG-TS demuxed by libavformat, one demux thread per publisher.
+ */
+typedef struct weir_srt_server weir_srt_server;
+
+typedef struct weir_srt_opts {
+    weir_loop *loop;                        /* auth runs here; nothing else does */
+    weir_bus *bus;
+    const weir_ingest_settings *settings;   /* copied: auth, on_duplicate, max_publishers */
+    const char *addr;                       /* IPv4 literal; NULL: all addresses */
+    int port;                               /* 0: any free port (tests) */
+    weir_publish_auth_fn auth;              /* required with ingest.auth=keys */
+    void *auth_ctx;
+    const char *passphrase;                 /* copied; NULL or "": no encryption, else 10..79 bytes; a secret */
+    int64_t latency_ms;                     /* SRTO_LATENCY; 0: 120 */
+    int64_t max_connections;                /* SRT connections at once, any state; 0: 64 */
+    int64_t max_streamid;                   /* bytes, <= 512; 0: 512 */
+    int64_t idle_timeout_ms;                /* no data for this long closes; 0: 10000 */
+} weir_srt_opts;
+
+/* Binds and starts the SRT thread.  0 and *out (OUT, owned by the caller,
+ * freed with weir_srt_server_free), or a negative code (logged). */
+int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out);
+/* The bound UDP port. */
+int weir_srt_server_port(const weir_srt_server *srv);
+/* Publishers on the bus now.  Any thread. */
+int weir_srt_server_publishers(const weir_srt_server *srv);
+/* Stops listening, asks every connection to stop, joins every SRT thread,
+ * ends their streams and frees the server.  Call after weir_loop_run
+ * returned and BEFORE weir_work_free / weir_loop_free: once it returns no
+ * SRT thread posts to the loop any more (an authorisation still in flight
+ * finds its connection stopped and only drops its reference).  NULL is a
+ * no-op. */
+void weir_srt_server_free(weir_srt_server *srv);
 
 #endif

@@ -1,0 +1,795 @@
+/*
+ * ingest/srt/srt_server.c — SRT publishers in, streams on the bus out.
+ *
+ * Threads and what blocks where:
+ *
+ *   libsrt's receiver thread   on_listen(): parses the stream id, refuses
+ *                              bad ids, wrong modes and overload BEFORE the
+ *                              handshake completes (never blocks).
+ *   the SRT thread (one)       srt_epoll_uwait on the listener (100 ms ticks):
+ *                              srt_accept, start a connection thread, reap
+ *                              finished ones (pthread_join of a thread that
+ *                              already said it is done: no wait).
+ *   a thread per connection    authorise, claim the name, demux.  It blocks
+ *                              only on its own socket (its own srt_epoll with
+ *                              a 200 ms timeout, so it sees `stop`) and on
+ *                              its own condition variable while the loop runs
+ *                              the authorisation.  One slow or stuck
+ *                              publisher therefore never delays the listener
+ *                              or another publisher.  (A thread per
+ *                              connection is fine for tens of publishers; a
+ *                              single demux thread fed by srt_epoll would
+ *                              scale further.)
+ *   the loop                   runs the publish-auth function and its done
+ *                              callback, which only fills in the answer and
+ *                              signals the connection thread.
+ *
+ * A connection's state machine (all on its own thread unless noted):
+ *
+ *   [listen cb]--refuse (bad id, m!=publish, overload)--> SRT rejects the caller
+ *        | accept (SRT thread)
+ *        v
+ *   AUTHORIZING --open: name valid / keys: done(0)--> CLAIMING
+ *        |                                               | weir_bus_publish ok
+ *        | refused, timeout, stop                        v
+ *        |                                          PROBING --tracks added--> STREAMING
+ *        |                             EEXIST+takeover: kick, retry 50 ms x40   |
+ *        v                                               | bad TS, codec         | EOF, idle,
+ *      CLOSED <----------------------------------------- +---------------------+ kick, stop
+ *        (weir_stream_end, srt_close, done=1; the SRT thread joins and frees)
+ *
+ *   transition               function
+ *   -> refused               on_listen
+ *   -> AUTHORIZING           accept_one (starts conn_main)
+ *   AUTHORIZING -> CLAIMING  authorize (auth_on_loop / auth_done on the loop)
+ *   CLAIMING -> PROBING      claim
+ *   PROBING -> STREAMING     open_demuxer, add_tracks
+ *   -> CLOSED                conn_main's exit path, reap
+ *
+ * Invariants:
+ *   1. Only the connection's thread calls bus functions for its stream and
+ *      closes its socket; kick (any thread, under the stream lock) only sets
+ *      `stop`, which the thread sees within 200 ms.
+ *   2. A connection is refcounted: its thread holds one (dropped by reap), an
+ *      authorisation posted to the loop holds one.  Loop callbacks touch only
+ *      the connection, never the server, so they may run after
+ *      weir_srt_server_free (in weir_loop_free's drain).
+ *   3. Every bus packet has a DTS in 1/1000 that never goes back on its
+ *      track, starting near 0 (the first DTS of the connection is the origin).
+ *   4. The stream key is never logged.
+ */
+#include "ingest/srt/srt_server.h"
+#include "ingest/srt/srt_streamid.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libavformat/avformat.h>
+#include <libavutil/error.h>
+#include <srt/access_control.h>
+#include <srt/srt.h>
+
+#define DEFAULT_LATENCY_MS      120
+#define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_IDLE_MS         10000
+#define RECV_TIMEOUT_MS         200     /* how soon a blocked read sees `stop` */
+#define EPOLL_TICK_MS           100
+#define AUTH_TIMEOUT_US         10000000
+#define PROBE_TIMEOUT_US        10000000    /* connect to first packet on the bus */
+#define PROBE_SIZE              (2 << 20)
+#define ANALYZE_US              (2 * AV_TIME_BASE)
+#define IO_BUF                  32768
+#define TAKEOVER_RETRY_US       50000
+#define TAKEOVER_TRIES          40      /* 2 s, as RTMP */
+#define LIVE_PAYLOAD_MAX        1500    /* >= SRT live payload (1456) */
+
+typedef struct conn conn;
+
+struct weir_srt_server {
+    weir_loop *loop;
+    weir_bus *bus;
+    weir_ingest_settings settings;
+    weir_publish_auth_fn auth;
+    void *auth_ctx;
+    char passphrase[80];            /* a secret: never logged */
+    int64_t latency_ms, max_connections, max_streamid, idle_ms;
+
+    SRTSOCKET lsn;
+    int eid;
+    int port;
+    pthread_t thread;
+    int thread_started;
+    atomic_int quit;
+    atomic_int nconns;              /* accepted, not yet reaped */
+    atomic_int publishers;
+    conn *conns;                    /* SRT thread only (and free, after the join) */
+};
+
+struct conn {
+    atomic_int refs;
+    weir_srt_server *srv;           /* valid while the thread runs (invariant 2) */
+    SRTSOCKET sock;
+    int eid;                        /* this socket alone: reads wait here */
+    pthread_t thread;
+    atomic_int stop;                /* kick, shutdown */
+    atomic_int done;                /* the thread is about to return */
+    conn *next;
+    char remote[64];
+    weir_srt_streamid id;           /* id.key is a secret */
+    char name[WEIR_BUS_NAME_MAX + 1];
+    const char *why;                /* why it closed, for the one log line */
+
+    /* authorisation rendezvous (loop <-> connection thread) */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    weir_loop *loop;
+    weir_publish_auth_fn auth;
+    void *auth_ctx;
+    int auth_state;                 /* 0 waiting, 1 answered */
+    int auth_result;
+    char auth_stream[WEIR_BUS_NAME_MAX + 1];
+
+    /* socket reads */
+    uint8_t msg[LIVE_PAYLOAD_MAX];
+    int msg_len, msg_off;
+    int64_t last_rx_us, deadline_us;
+    uint64_t rx_bytes;
+
+    /* the stream */
+    weir_stream *stream;
+    int counted;
+    int track[WEIR_STREAM_MAX_TRACKS * 4];  /* demuxer stream -> bus track, -1: dropped */
+    int ntrack_map;
+    int64_t last_dts[WEIR_STREAM_MAX_TRACKS];
+    int64_t origin;                 /* first DTS (ms), AV_NOPTS_VALUE until seen */
+    uint64_t packets, clamped;
+    int64_t started_us;
+};
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void conn_unref(conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+static void remote_of(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(buf, cap, "%s:%d", host, port);
+}
+
+/* ---- listen callback: refuse before the handshake completes ----------------- */
+
+static int refuse(SRTSOCKET ns, const char *remote, int reason, const char *why)
+{
+    weir_log_warn("srt", "connection refused", WL_STR("remote", remote), WL_STR("reason", why),
+                  WL_INT("reject", reason));
+    srt_setrejectreason(ns, reason);
+    return -1;
+}
+
+/* libsrt's receiver thread.  The stream id carries the key: never logged. */
+static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct sockaddr *peer,
+                     const char *streamid)
+{
+    weir_srt_server *srv = opaque;
+    weir_srt_streamid *id;
+    char remote[64];
+    size_t n = streamid ? strnlen(streamid, WEIR_SRT_STREAMID_MAX + 1) : 0;
+    int r = 0;
+
+    (void)hsversion;
+    remote_of(peer, remote, sizeof remote);
+    if (atomic_load(&srv->quit))
+        return refuse(ns, remote, SRT_REJX_DOWN, "server stopping");
+    if ((int64_t)n > srv->max_streamid)
+        return refuse(ns, remote, SRT_REJX_BAD_REQUEST, "stream id too long (srt.max_streamid)");
+    if (atomic_load(&srv->nconns) >= srv->max_connections)
+        return refuse(ns, remote, SRT_REJX_OVERLOAD, "srt.max_connections reached");
+    if (!(id = malloc(sizeof *id)))
+        return refuse(ns, remote, SRT_REJX_ISE, "out of memory");
+    if (weir_srt_streamid_parse(streamid ? streamid : "", n, id) < 0)
+        r = refuse(ns, remote, SRT_REJX_BAD_REQUEST, id->why);
+    else if (id->mode != WEIR_SRT_MODE_PUBLISH)
+        r = refuse(ns, remote, SRT_REJX_BAD_MODE,
+                   id->mode == WEIR_SRT_MODE_REQUEST
+                       ? "only publishing is served: send m=publish (the SRT default is request)"
+                       : "only publishing is served: m=bidirectional refused");
+    else if (strcmp(id->app, "live") != 0)
+        r = refuse(ns, remote, SRT_REJX_NOTFOUND, "application is not \"live\"");
+    free(id);
+    return r;
+}
+
+/* ---- authorisation ---------------------------------------------------------- */
+
+/* The loop: the auth function said which stream this key publishes. */
+static void auth_done(void *arg, int result, const char *stream)
+{
+    conn *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->auth_state = 1;
+    c->auth_result = result;
+    if (result >= 0 && snprintf(c->auth_stream, sizeof c->auth_stream, "%s", stream ? stream : "")
+                           >= (int)sizeof c->auth_stream)
+        c->auth_result = AVERROR(EINVAL);
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    conn_unref(c);
+}
+
+/* The loop: ask.  The connection may have stopped meanwhile (shutdown). */
+static void auth_on_loop(void *arg)
+{
+    conn *c = arg;
+    if (atomic_load(&c->stop) || c->auth(c->auth_ctx, c->id.key, auth_done, c) < 0)
+        auth_done(c, AVERROR(EACCES), NULL);
+}
+
+static int authorize(conn *c)
+{
+    weir_srt_server *srv = c->srv;
+    int64_t deadline = mono_us() + AUTH_TIMEOUT_US;
+    int r;
+
+    if (srv->settings.auth == WEIR_INGEST_AUTH_OPEN) {
+        if (!weir_stream_name_valid(c->id.key)) {
+            c->why = "bad stream name (1-64 of A-Z a-z 0-9 _ -)";
+            return AVERROR(EINVAL);
+        }
+        memcpy(c->name, c->id.key, strlen(c->id.key) + 1);  /* valid: at most 64 bytes */
+        return 0;
+    }
+    atomic_fetch_add(&c->refs, 1);
+    if ((r = weir_loop_post(c->loop, auth_on_loop, c)) < 0) {
+        conn_unref(c);
+        c->why = "cannot reach the loop";
+        return r;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (!c->auth_state && !atomic_load(&c->stop) && mono_us() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    r = c->auth_state ? c->auth_result : atomic_load(&c->stop) ? AVERROR_EXIT
+                                                                : AVERROR(ETIMEDOUT);
+    if (r >= 0)
+        memcpy(c->name, c->auth_stream, sizeof c->name);
+    pthread_mutex_unlock(&c->mu);
+    if (r < 0)
+        c->why = r == AVERROR(EACCES) ? "unknown or revoked stream key"
+               : r == AVERROR_EXIT ? "stopped" : "key store unavailable";
+    return r;
+}
+
+/* ---- the stream on the bus ------------------------------------------------------ */
+
+/* Any thread, under the stream's lock: only ask (invariant 1). */
+static void kick(void *arg)
+{
+    atomic_store(&((conn *)arg)->stop, 1);
+}
+
+static void set_publisher(conn *c, AVRational framerate)
+{
+    weir_publisher_info pi = { .protocol = "srt", .framerate = framerate, .kick = kick,
+                               .kick_arg = c };
+    snprintf(pi.remote, sizeof pi.remote, "%s", c->remote);
+    weir_stream_set_publisher(c->stream, &pi);
+}
+
+static int claim(conn *c)
+{
+    weir_srt_server *srv = c->srv;
+    int r;
+
+    for (int tries = 0;; tries++) {
+        if (atomic_load(&c->stop)) {
+            c->why = "stopped";
+            return AVERROR_EXIT;
+        }
+        if (atomic_load(&srv->publishers) >= srv->settings.max_publishers) {
+            c->why = "ingest.max_publishers reached";
+            return AVERROR(EBUSY);
+        }
+        r = weir_bus_publish(srv->bus, c->name, NULL, &c->stream);
+        if (r != AVERROR(EEXIST) || srv->settings.on_duplicate != WEIR_INGEST_DUP_TAKEOVER ||
+            tries >= TAKEOVER_TRIES)
+            break;
+        if (tries == 0) {
+            weir_stream *old = weir_bus_find(srv->bus, c->name);
+            weir_log_info("srt", "taking over stream", WL_STR("stream", c->name),
+                          WL_STR("remote", c->remote));
+            if (old) {
+                weir_stream_kick(old);
+                weir_stream_unref(old);
+            }
+        }
+        usleep(TAKEOVER_RETRY_US);      /* our own thread: nobody else waits */
+    }
+    if (r < 0) {
+        c->why = r == AVERROR(EEXIST) ? "stream already has a publisher" : "bus publish failed";
+        return r;
+    }
+    c->counted = 1;
+    atomic_fetch_add(&srv->publishers, 1);
+    c->started_us = mono_us();
+    set_publisher(c, (AVRational){ 0, 1 });
+    weir_log_info("srt", "publishing", WL_STR("stream", c->name), WL_STR("remote", c->remote));
+    return 0;
+}
+
+/* ---- demuxing ------------------------------------------------------------------- */
+
+/* AVIOContext read: one SRT message (up to 7 TS packets) at a time. */
+static int srt_read(void *opaque, uint8_t *buf, int size)
+{
+    conn *c = opaque;
+    int n;
+
+    while (c->msg_off >= c->msg_len) {
+        if (atomic_load(&c->stop))
+            return AVERROR_EXIT;
+        /* Wait in our own epoll rather than with SRTO_RCVTIMEO: libsrt
+         * 1.5.1 logs a warning on every receive timeout. */
+        SRT_EPOLL_EVENT ev;
+        if (srt_epoll_uwait(c->eid, &ev, 1, RECV_TIMEOUT_MS) <= 0) {
+            n = -1;
+        } else {
+            n = srt_recvmsg(c->sock, (char *)c->msg, sizeof c->msg);
+        }
+        if (n > 0) {
+            c->msg_len = n;
+            c->msg_off = 0;
+            c->last_rx_us = mono_us();
+            c->rx_bytes += (uint64_t)n;
+            break;
+        }
+        if (n < 0 && (srt_getsockstate(c->sock) == SRTS_CONNECTED)) {
+            if (mono_us() - c->last_rx_us > c->srv->idle_ms * 1000) {
+                c->why = "idle (srt.idle_timeout)";
+                return AVERROR(ETIMEDOUT);
+            }
+            continue;
+        }
+        return AVERROR_EOF;     /* the caller closed or the link broke */
+    }
+    n = FFMIN(size, c->msg_len - c->msg_off);
+    memcpy(buf, c->msg + c->msg_off, (size_t)n);
+    c->msg_off += n;
+    return n;
+}
+
+/* Keeps libavformat from waiting forever on a stream that never yields. */
+static int interrupted(void *opaque)
+{
+    conn *c = opaque;
+    return atomic_load(&c->stop) || (c->deadline_us && mono_us() > c->deadline_us);
+}
+
+static int codec_ok(enum AVCodecID id)
+{
+    static const enum AVCodecID ok[] = {
+        AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_AAC, AV_CODEC_ID_MP3,
+        AV_CODEC_ID_MP2, AV_CODEC_ID_AC3, AV_CODEC_ID_EAC3, AV_CODEC_ID_OPUS,
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (ok[i] == id)
+            return 1;
+    return 0;
+}
+
+/* Video first (the bus's key track is its first video track anyway). */
+static int add_tracks(conn *c, AVFormatContext *fmt)
+{
+    static const enum AVMediaType order[] = { AVMEDIA_TYPE_VIDEO, AVMEDIA_TYPE_AUDIO };
+    const AVCodecParameters *v = NULL, *a = NULL;
+    AVRational fps = { 0, 1 };
+    int ntracks = 0;
+
+    c->ntrack_map = (int)FFMIN(fmt->nb_streams, sizeof c->track / sizeof c->track[0]);
+    for (int i = 0; i < c->ntrack_map; i++)
+        c->track[i] = -1;
+    for (size_t o = 0; o < 2; o++) {
+        for (int i = 0; i < c->ntrack_map; i++) {
+            AVStream *st = fmt->streams[i];
+            const AVCodecParameters *par = st->codecpar;
+            int t;
+            if (par->codec_type != order[o])
+                continue;
+            if (!codec_ok(par->codec_id)) {
+                c->why = "unsupported codec";
+                weir_log_debug("srt", "codec", WL_STR("codec", avcodec_get_name(par->codec_id)));
+                return AVERROR_PATCHWELCOME;
+            }
+            if ((t = weir_stream_add_track(c->stream, par, (AVRational){ 1, 1000 })) < 0) {
+                c->why = "too many tracks";
+                return t;
+            }
+            c->track[i] = t;
+            c->last_dts[t] = INT64_MIN;
+            ntracks++;
+            if (par->codec_type == AVMEDIA_TYPE_VIDEO && !v) {
+                v = par;
+                fps = st->avg_frame_rate;
+            } else if (par->codec_type == AVMEDIA_TYPE_AUDIO && !a) {
+                a = par;
+            }
+        }
+    }
+    if (!ntracks) {
+        c->why = "no audio or video track in the MPEG-TS";
+        return AVERROR_INVALIDDATA;
+    }
+    if (fps.num > 0 && fps.den > 0)
+        set_publisher(c, fps);
+    weir_log_info("srt", "tracks", WL_STR("stream", c->name),
+                  WL_STR("video", v ? avcodec_get_name(v->codec_id) : "none"),
+                  WL_STR("audio", a ? avcodec_get_name(a->codec_id) : "none"),
+                  WL_INT("width", v ? v->width : 0), WL_INT("height", v ? v->height : 0));
+    return 0;
+}
+
+/* Demuxer time base -> ms from the connection's first DTS; never back. */
+static int write_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
+{
+    int t, r;
+
+    if (pkt->stream_index < 0 || pkt->stream_index >= c->ntrack_map ||
+        (t = c->track[pkt->stream_index]) < 0)
+        return 0;
+    if (pkt->dts == AV_NOPTS_VALUE)
+        pkt->dts = pkt->pts;
+    if (pkt->dts == AV_NOPTS_VALUE)
+        return 0;           /* nothing to place it by */
+    if ((r = av_packet_make_refcounted(pkt)) < 0)
+        return r;
+    av_packet_rescale_ts(pkt, fmt->streams[pkt->stream_index]->time_base, (AVRational){ 1, 1000 });
+    if (c->origin == AV_NOPTS_VALUE)
+        c->origin = pkt->dts;
+    pkt->dts -= c->origin;
+    if (pkt->pts != AV_NOPTS_VALUE)
+        pkt->pts -= c->origin;
+    if (pkt->dts < c->last_dts[t]) {
+        pkt->dts = c->last_dts[t];
+        c->clamped++;
+    }
+    if (pkt->pts == AV_NOPTS_VALUE || pkt->pts < pkt->dts)
+        pkt->pts = pkt->dts;
+    c->last_dts[t] = pkt->dts;
+    pkt->stream_index = t;
+    if ((r = weir_stream_write(c->stream, pkt)) < 0)
+        return r;
+    c->packets++;
+    return 0;
+}
+
+static int demux(conn *c)
+{
+    AVFormatContext *fmt = avformat_alloc_context();
+    AVIOContext *pb = NULL;
+    uint8_t *iobuf = av_malloc(IO_BUF);
+    AVPacket *pkt = av_packet_alloc();
+    int r = AVERROR(ENOMEM);
+
+    if (!fmt || !iobuf || !pkt)
+        goto fail;
+    if (!(pb = avio_alloc_context(iobuf, IO_BUF, 0, c, srt_read, NULL, NULL)))
+        goto fail;
+    iobuf = NULL;           /* pb owns it */
+    fmt->pb = pb;
+    fmt->flags |= AVFMT_FLAG_CUSTOM_IO;
+    fmt->probesize = PROBE_SIZE;
+    fmt->max_analyze_duration = ANALYZE_US;
+    fmt->interrupt_callback = (AVIOInterruptCB){ interrupted, c };
+    c->deadline_us = mono_us() + PROBE_TIMEOUT_US;
+    r = avformat_open_input(&fmt, NULL, av_find_input_format("mpegts"), NULL);
+    if (r < 0) {
+        fmt = NULL;         /* freed by avformat_open_input */
+        c->why = c->why ? c->why : "not MPEG-TS";
+        goto fail;
+    }
+    if ((r = avformat_find_stream_info(fmt, NULL)) < 0) {
+        c->why = c->why ? c->why : "cannot read the MPEG-TS stream info";
+        goto fail;
+    }
+    if ((r = add_tracks(c, fmt)) < 0)
+        goto fail;
+    c->deadline_us = 0;     /* from here only idle and stop end it */
+    while ((r = av_read_frame(fmt, pkt)) >= 0) {
+        r = write_packet(c, fmt, pkt);
+        av_packet_unref(pkt);
+        if (r < 0) {
+            c->why = r == AVERROR(EPIPE) ? "stream ended on the bus" : "bus write failed";
+            goto fail;
+        }
+    }
+    if (r == AVERROR_EXIT && !c->why)
+        c->why = atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
+fail:
+    if (r == AVERROR_EOF && c->deadline_us) {
+        r = AVERROR_INVALIDDATA;    /* the publisher left before any media */
+        c->why = "no audio or video track in the MPEG-TS";
+    }
+    if (r < 0 && !c->why && r != AVERROR_EOF)
+        c->why = "bad MPEG-TS";
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    if (pb) {
+        av_freep(&pb->buffer);
+        avio_context_free(&pb);
+    }
+    av_free(iobuf);
+    return r == AVERROR_EOF ? 0 : r;
+}
+
+/* ---- a connection's thread -------------------------------------------------------- */
+
+static void *conn_main(void *arg)
+{
+    conn *c = arg;
+    int r;
+
+    if ((r = authorize(c)) >= 0 && (r = claim(c)) >= 0)
+        r = demux(c);
+    if (c->stream) {
+        double secs = (double)(mono_us() - c->started_us) / 1e6;
+        weir_stream_end(c->stream);     /* drops our reference; no kick after this */
+        c->stream = NULL;
+        weir_log_info("srt", "unpublished", WL_STR("stream", c->name),
+                      WL_STR("remote", c->remote), WL_DOUBLE("seconds", secs),
+                      WL_UINT("packets", c->packets), WL_UINT("bytes", c->rx_bytes),
+                      WL_UINT("dts_clamped", c->clamped),
+                      WL_STR("reason", r < 0 && c->why ? c->why : "publisher left"));
+    }
+    if (r < 0 && (!c->counted || !c->why))
+        weir_log_warn("srt", "closing connection", WL_STR("remote", c->remote),
+                      WL_STR("stream", c->name), WL_STR("reason", c->why ? c->why : "error"),
+                      WL_ERR(r));
+    if (c->counted)
+        atomic_fetch_sub(&c->srv->publishers, 1);
+    c->counted = 0;
+    srt_epoll_release(c->eid);
+    srt_close(c->sock);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* The SRT thread: a caller passed on_listen and the handshake. */
+static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr *sa)
+{
+    conn *c = calloc(1, sizeof *c);
+    char sid[WEIR_SRT_STREAMID_MAX + 1];
+    int len = sizeof sid - 1, events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
+
+    if (!c)
+        goto fail;
+    atomic_init(&c->refs, 1);
+    c->srv = srv;
+    c->sock = ns;
+    c->eid = -1;
+    c->loop = srv->loop;
+    c->auth = srv->auth;
+    c->auth_ctx = srv->auth_ctx;
+    c->origin = AV_NOPTS_VALUE;
+    c->last_rx_us = mono_us();
+    remote_of(sa, c->remote, sizeof c->remote);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    memset(sid, 0, sizeof sid);
+    /* on_listen already vetted it; parse again for our copy. */
+    if (srt_getsockflag(ns, SRTO_STREAMID, sid, &len) < 0 ||
+        weir_srt_streamid_parse(sid, strnlen(sid, sizeof sid - 1), &c->id) < 0 ||
+        (c->eid = srt_epoll_create()) < 0 ||
+        srt_epoll_add_usock(c->eid, ns, &events) < 0)
+        goto fail;     /* the socket is non-blocking, like its listener */
+    if (pthread_create(&c->thread, NULL, conn_main, c) != 0)
+        goto fail;
+    c->next = srv->conns;
+    srv->conns = c;
+    atomic_fetch_add(&srv->nconns, 1);
+    weir_log_debug("srt", "connection", WL_STR("remote", c->remote));
+    return;
+fail:
+    weir_log_warn("srt", "closing connection", WL_STR("remote", c ? c->remote : "?"),
+                  WL_STR("reason", "cannot set up the connection"));
+    srt_close(ns);
+    if (c) {
+        if (c->eid >= 0)
+            srt_epoll_release(c->eid);
+        conn_unref(c);
+    }
+}
+
+/* Joins connections whose thread is done (or, with all, every one). */
+static void reap(weir_srt_server *srv, int all)
+{
+    conn **pp = &srv->conns;
+    while (*pp) {
+        conn *c = *pp;
+        if (all)
+            atomic_store(&c->stop, 1);
+        if (!all && !atomic_load(&c->done)) {
+            pp = &c->next;
+            continue;
+        }
+        pthread_join(c->thread, NULL);
+        *pp = c->next;
+        atomic_fetch_sub(&srv->nconns, 1);
+        conn_unref(c);
+    }
+}
+
+static void *srt_main(void *arg)
+{
+    weir_srt_server *srv = arg;
+    SRT_EPOLL_EVENT ev[16];
+
+    while (!atomic_load(&srv->quit)) {
+        int n = srt_epoll_uwait(srv->eid, ev, 16, EPOLL_TICK_MS);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].fd != srv->lsn)
+                continue;
+            /* One accept per event: the epoll is level-triggered, and an
+             * accept on an empty queue makes libsrt log an error. */
+            struct sockaddr_storage ss;
+            int len = sizeof ss;
+            SRTSOCKET ns = srt_accept(srv->lsn, (struct sockaddr *)&ss, &len);
+            if (ns == SRT_INVALID_SOCK)
+                continue;
+            if (atomic_load(&srv->nconns) >= srv->max_connections)
+                srt_close(ns);  /* raced past on_listen's check */
+            else
+                accept_one(srv, ns, (struct sockaddr *)&ss);
+        }
+        reap(srv, 0);
+    }
+    return NULL;
+}
+
+/* ---- the server ------------------------------------------------------------------ */
+
+static int set_int(SRTSOCKET s, SRT_SOCKOPT opt, int v)
+{
+    return srt_setsockflag(s, opt, &v, sizeof v) < 0 ? AVERROR(EINVAL) : 0;
+}
+
+static int listen_socket(weir_srt_server *srv, const char *addr, int port)
+{
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct sockaddr_storage bound;
+    int len = sizeof bound, events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
+    int r = AVERROR(EINVAL);
+
+    if (addr && *addr && inet_pton(AF_INET, addr, &sin.sin_addr) != 1)
+        return AVERROR(EINVAL);
+    if ((srv->lsn = srt_create_socket()) == SRT_INVALID_SOCK)
+        return AVERROR(EIO);
+    if ((r = set_int(srv->lsn, SRTO_TRANSTYPE, SRTT_LIVE)) < 0 ||
+        (r = set_int(srv->lsn, SRTO_RCVSYN, 0)) < 0 ||
+        (r = set_int(srv->lsn, SRTO_LATENCY, (int)srv->latency_ms)) < 0)
+        return r;
+    if (srv->passphrase[0] &&
+        srt_setsockflag(srv->lsn, SRTO_PASSPHRASE, srv->passphrase,
+                        (int)strlen(srv->passphrase)) < 0)
+        return AVERROR(EINVAL);     /* inherited by every accepted socket */
+    if (srt_listen_callback(srv->lsn, on_listen, srv) < 0 ||
+        srt_bind(srv->lsn, (struct sockaddr *)&sin, sizeof sin) < 0 ||
+        srt_listen(srv->lsn, 16) < 0 ||
+        srt_getsockname(srv->lsn, (struct sockaddr *)&bound, &len) < 0)
+        return AVERROR(EADDRINUSE);
+    srv->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    if ((srv->eid = srt_epoll_create()) < 0 || srt_epoll_add_usock(srv->eid, srv->lsn, &events) < 0)
+        return AVERROR(EIO);
+    return 0;
+}
+
+int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
+{
+    weir_srt_server *srv = calloc(1, sizeof *srv);
+    size_t plen = opts->passphrase ? strlen(opts->passphrase) : 0;
+    int r = AVERROR(EINVAL);
+
+    if (!srv)
+        return AVERROR(ENOMEM);
+    srv->lsn = SRT_INVALID_SOCK;
+    srv->eid = -1;
+    srt_startup();
+    if (opts->settings->auth == WEIR_INGEST_AUTH_KEYS && !opts->auth) {
+        weir_log_error("srt", "ingest.auth=keys needs an auth function");
+        goto fail;
+    }
+    if (plen && (plen < 10 || plen > 79)) {
+        weir_log_error("srt", "srt.passphrase must be 10 to 79 characters",
+                       WL_SECRET("passphrase", opts->passphrase));
+        goto fail;
+    }
+    srv->loop = opts->loop;
+    srv->bus = opts->bus;
+    srv->settings = *opts->settings;
+    srv->auth = opts->auth;
+    srv->auth_ctx = opts->auth_ctx;
+    memcpy(srv->passphrase, opts->passphrase ? opts->passphrase : "", plen + 1);
+    srv->latency_ms = opts->latency_ms > 0 ? opts->latency_ms : DEFAULT_LATENCY_MS;
+    srv->max_connections = opts->max_connections > 0 ? opts->max_connections
+                                                     : DEFAULT_MAX_CONNECTIONS;
+    srv->max_streamid = opts->max_streamid > 0 && opts->max_streamid <= WEIR_SRT_STREAMID_MAX
+                        ? opts->max_streamid : WEIR_SRT_STREAMID_MAX;
+    srv->idle_ms = opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
+    if ((r = listen_socket(srv, opts->addr, opts->port)) < 0) {
+        weir_log_error("srt", "cannot listen", WL_INT("port", opts->port),
+                       WL_STR("srt_error", srt_getlasterror_str()), WL_ERR(r));
+        goto fail;
+    }
+    if (pthread_create(&srv->thread, NULL, srt_main, srv) != 0) {
+        r = AVERROR(EAGAIN);
+        goto fail;
+    }
+    srv->thread_started = 1;
+    weir_log_info("srt", "listening", WL_INT("port", srv->port),
+                  WL_STR("auth", srv->settings.auth == WEIR_INGEST_AUTH_OPEN ? "open" : "keys"),
+                  WL_BOOL("encrypted", srv->passphrase[0] != '\0'),
+                  WL_INT("latency_ms", srv->latency_ms));
+    *out = srv;
+    return 0;
+fail:
+    weir_srt_server_free(srv);
+    return r;
+}
+
+int weir_srt_server_port(const weir_srt_server *srv) { return srv->port; }
+
+int weir_srt_server_publishers(const weir_srt_server *srv)
+{
+    return atomic_load(&((weir_srt_server *)srv)->publishers);
+}
+
+void weir_srt_server_free(weir_srt_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->quit, 1);
+    if (srv->thread_started)
+        pthread_join(srv->thread, NULL);
+    if (srv->eid >= 0)
+        srt_epoll_release(srv->eid);
+    if (srv->lsn != SRT_INVALID_SOCK)
+        srt_close(srv->lsn);
+    reap(srv, 1);
+    memset(srv->passphrase, 0, sizeof srv->passphrase);
+    free(srv);
+    srt_cleanup();
+}

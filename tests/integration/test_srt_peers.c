@@ -1,0 +1,262 @@
+/*
+ * Real SRT publishers against weir's SRT server, in process: ffmpeg
+ * (-f mpegts srt://...?streamid=#!::r=live/<key>,m=publish) and
+ * srt-live-transmit (Haivision's own tool, plain live/<key> stream id) push
+ * a short clip; a subscriber on the bus checks codecs, that the first packet
+ * is a keyframe, and that DTS never goes back on any track.  Also: a caller
+ * asking to play (m=request) is refused before it connects, ingest.auth=keys
+ * goes through the auth function on the loop and never logs the key, and a
+ * passphrase-protected listener takes an encrypted publisher, and random
+ * bytes close the connection with one log line.  srt-live-transmit does not
+ * exit at the end of its input, so it runs with an exit timer (-t:6).
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ingest/ingest.h"
+
+typedef struct peer_run {
+    weir_loop *loop;
+    weir_bus *bus;
+    weir_srt_server *srt;
+    weir_timer tick, guard;
+    const char *name;
+    pid_t child;
+    int child_status, child_done;
+    weir_sub *sub;
+    int eof;
+    enum AVCodecID codec[4];
+    int ntracks;
+    int64_t last_dts[4];
+    int packets[4];
+    int first_key[4];
+    int dts_backwards;
+    int64_t bytes;
+    int auth_calls;
+} peer_run;
+
+static void stop(peer_run *p) { weir_loop_stop(p->loop); }
+
+static void on_guard(weir_timer *t)
+{
+    stop((peer_run *)((char *)t - offsetof(peer_run, guard)));
+}
+
+static void drain(peer_run *p)
+{
+    AVPacket *pkt = av_packet_alloc();
+    int r;
+    while ((r = weir_sub_read(p->sub, pkt)) == 0) {
+        int t = pkt->stream_index;
+        if (t >= 0 && t < 4) {
+            if (p->packets[t] == 0)
+                p->first_key[t] = !!(pkt->flags & AV_PKT_FLAG_KEY);
+            else if (pkt->dts < p->last_dts[t])
+                p->dts_backwards++;
+            p->last_dts[t] = pkt->dts;
+            p->packets[t]++;
+            p->bytes += pkt->size;
+        }
+        av_packet_unref(pkt);
+    }
+    if (r == AVERROR_EOF)
+        p->eof = 1;
+    av_packet_free(&pkt);
+}
+
+static void on_tick(weir_timer *t)
+{
+    peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
+
+    if (!p->sub) {
+        weir_stream *s = weir_bus_find(p->bus, p->name);
+        if (s) {
+            weir_stream_subscribe(s, &(weir_sub_opts){ .queue_len = 4096 }, &p->sub);
+            weir_stream_unref(s);
+        }
+    }
+    if (p->sub) {
+        p->ntracks = weir_sub_ntracks(p->sub);
+        for (int i = 0; i < p->ntracks && i < 4; i++)
+            p->codec[i] = weir_sub_codecpar(p->sub, i, NULL)->codec_id;
+        drain(p);
+    }
+    if (!p->child_done && waitpid(p->child, &p->child_status, WNOHANG) == p->child)
+        p->child_done = 1;
+    /* Done when the peer exited and the stream ended (or never came). */
+    if (p->child_done && (p->eof || (!p->sub && weir_srt_server_publishers(p->srt) == 0))) {
+        stop(p);
+        return;
+    }
+    weir_timer_start(p->loop, &p->tick, 10000, on_tick);
+}
+
+/* A key store of one key, answering on the loop like the real one. */
+typedef struct auth_job {
+    weir_publish_auth_done done;
+    void *arg;
+    int ok;
+} auth_job;
+
+static void auth_answer(void *arg)
+{
+    auth_job *j = arg;
+    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES), j->ok ? "cam3" : NULL);
+    free(j);
+}
+
+static int fake_auth(void *ctx, const char *key, weir_publish_auth_done done, void *arg)
+{
+    peer_run *p = ctx;
+    auth_job *j = calloc(1, sizeof *j);
+    cr_assert_not_null(j);
+    p->auth_calls++;
+    *j = (auth_job){ .done = done, .arg = arg, .ok = strcmp(key, "s3cretKey42") == 0 };
+    return weir_loop_post(p->loop, auth_answer, j);
+}
+
+/* Every log line, to check that no secret reaches it. */
+static char logbuf[1 << 16];
+static size_t loglen;
+
+static void capture(void *arg, const char *line, size_t len)
+{
+    (void)arg;
+    if (loglen + len < sizeof logbuf) {
+        memcpy(logbuf + loglen, line, len);
+        loglen += len;
+    }
+    fwrite(line, 1, len, stderr);
+}
+
+static void run_peer(peer_run *p, const char *name, int auth, const char *passphrase,
+                     const char *cmd_fmt)
+{
+    weir_ingest_settings settings = { .auth = auth, .max_publishers = 8 };
+    char cmd[2048];
+
+    memset(p, 0, sizeof *p);
+    p->name = name;
+    weir_log_set_sink(capture, NULL);
+    cr_assert_not_null(p->loop = weir_loop_new(NULL));
+    cr_assert_not_null(p->bus = weir_bus_new());
+    cr_assert_eq(weir_srt_server_new(&(weir_srt_opts){
+        .loop = p->loop, .bus = p->bus, .settings = &settings, .addr = "127.0.0.1", .port = 0,
+        .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
+    }, &p->srt), 0);
+    snprintf(cmd, sizeof cmd, cmd_fmt, weir_srt_server_port(p->srt));
+    p->child = fork();
+    cr_assert_geq(p->child, 0);
+    if (p->child == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    weir_timer_start(p->loop, &p->tick, 10000, on_tick);
+    weir_timer_start(p->loop, &p->guard, 60 * 1000000, on_guard);
+    weir_loop_run(p->loop);
+    weir_timer_stop(&p->tick);
+    weir_timer_stop(&p->guard);
+    if (!p->child_done) {
+        kill(p->child, SIGKILL);
+        waitpid(p->child, &p->child_status, 0);
+    }
+    if (p->sub)
+        weir_sub_close(p->sub);
+    weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
+    weir_loop_free(p->loop);
+    weir_bus_free(p->bus);
+    weir_log_set_sink(NULL, NULL);
+}
+
+static void check_h264_aac(const peer_run *p, const char *who)
+{
+    cr_assert(WIFEXITED(p->child_status) && WEXITSTATUS(p->child_status) == 0,
+              "%s exited with status %d", who, p->child_status);
+    cr_assert(p->eof, "%s: the stream never ended on the bus", who);
+    cr_assert_eq(p->ntracks, 2, "%s: %d tracks", who, p->ntracks);
+    cr_assert_eq(p->codec[0], AV_CODEC_ID_H264, "%s: video %d", who, p->codec[0]);
+    cr_assert_eq(p->codec[1], AV_CODEC_ID_AAC, "%s: audio %d", who, p->codec[1]);
+    cr_assert_geq(p->packets[0], 30, "%s: %d video packets", who, p->packets[0]);
+    cr_assert_geq(p->packets[1], 30, "%s: %d audio packets", who, p->packets[1]);
+    cr_assert(p->first_key[0], "%s: first video packet is not a keyframe", who);
+    cr_assert_eq(p->dts_backwards, 0, "%s: DTS went backwards %d times", who, p->dts_backwards);
+}
+
+#define FF_SRC "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
+               " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -c:v libx264"         \
+               " -preset ultrafast -g 25 -bf 2 -c:a aac -f mpegts "
+
+Test(srt_peers, ffmpeg_access_control_streamid, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "cam", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/cam,m=publish'");
+    check_h264_aac(&p, "ffmpeg");
+}
+
+Test(srt_peers, srt_live_transmit_plain_streamid, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "cam2", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_SRC "- | srt-live-transmit -q -a:no -t:6 -chunk 1316 file://con"
+             " 'srt://127.0.0.1:%d?streamid=live/cam2'");
+    check_h264_aac(&p, "srt-live-transmit");
+}
+
+Test(srt_peers, play_request_is_refused, .timeout = 60)
+{
+    peer_run p;
+    run_peer(&p, "cam", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/cam'");
+    cr_assert(!WIFEXITED(p.child_status) || WEXITSTATUS(p.child_status) != 0,
+              "ffmpeg connected although it did not ask to publish");
+    cr_assert_null(p.sub);
+    cr_assert_not_null(strstr(logbuf, "connection refused"), "%s", logbuf);
+    cr_assert_not_null(strstr(logbuf, "m=publish"), "%s", logbuf);
+}
+
+Test(srt_peers, keys_auth_and_key_never_logged, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
+             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::u=me,r=live/s3cretKey42,m=publish'");
+    check_h264_aac(&p, "ffmpeg (keys)");
+    cr_assert_eq(p.auth_calls, 1);
+    cr_assert_null(strstr(logbuf, "s3cretKey42"), "the stream key was logged:\n%s", logbuf);
+}
+
+Test(srt_peers, wrong_key_is_refused, .timeout = 60)
+{
+    peer_run p;
+    run_peer(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
+             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/wrongKey99,m=publish'");
+    cr_assert_eq(p.auth_calls, 1);
+    cr_assert_null(p.sub);
+    cr_assert_not_null(strstr(logbuf, "unknown or revoked stream key"), "%s", logbuf);
+    cr_assert_null(strstr(logbuf, "wrongKey99"), "the stream key was logged:\n%s", logbuf);
+}
+
+Test(srt_peers, passphrase, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "enc", WEIR_INGEST_AUTH_OPEN, "correct horse battery",
+             FF_SRC "'srt://127.0.0.1:%d?streamid=live/enc&passphrase=correct horse battery'");
+    check_h264_aac(&p, "ffmpeg (encrypted)");
+    cr_assert_null(strstr(logbuf, "horse"), "the passphrase was logged");
+}
+
+Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
+{
+    peer_run p;
+    run_peer(&p, "junk", WEIR_INGEST_AUTH_OPEN, NULL,
+             "for i in $(seq 250); do head -c 13160 /dev/urandom; sleep 0.01; done"
+             " | srt-live-transmit -q -a:no -t:6 -chunk 1316 file://con"
+             " 'srt://127.0.0.1:%d?streamid=live/junk'");
+    cr_assert_eq(p.ntracks, 0, "garbage became %d tracks", p.ntracks);
+    cr_assert_not_null(strstr(logbuf, "no audio or video track"), "%s", logbuf);
+}
