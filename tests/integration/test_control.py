@@ -68,7 +68,7 @@ def test_first_start_prints_one_key_with_obs_settings():
         logs = w.logs()
         m = re.search(r"Stream Key:\s+(wk_\S+)", logs)
         assert m and KEY.match(m.group(1)), logs
-        assert "rtmp://" in logs and ":1935/live" in logs, logs
+        assert re.search(r"Server:\s+rtmp://[^\n]+:\d+/live\n", logs), logs
         rows = json.loads(cli(w.data_dir, "keys", "list", "--json").stdout)
         assert [r["stream"] for r in rows] == ["live"], rows
         # The key appears in that one banner only, never in a log line.

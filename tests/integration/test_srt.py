@@ -2,6 +2,7 @@
 publishes over SRT (ffmpeg, access-control stream id) and the API sees it."""
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ def cli(data_dir, *args):
 
 
 def test_srt_publish_with_a_key():
-    srt = free_port()
+    srt = free_port(socket.SOCK_DGRAM)
     w = Weir(WEIR, "--set", f"srt.port={srt}", "--set", f"rtmp.port={free_port()}")
     try:
         w.wait_ready()

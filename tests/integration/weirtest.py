@@ -10,14 +10,15 @@ import tempfile
 import time
 
 
-def free_port():
-    with socket.socket() as s:
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 class Weir:
-    """A `weir serve` child on a free HTTP port with its own data_dir."""
+    """A `weir serve` child on free HTTP, RTMP and SRT ports with its own
+    data_dir, so tests can run side by side.  Later --set in extra win."""
 
     def __init__(self, binary, *extra):
         self.binary = binary
@@ -27,6 +28,8 @@ class Weir:
         self.out_path = os.path.join(self.tmp.name, "stdout.log")
         self.err_path = os.path.join(self.tmp.name, "stderr.log")
         args = [binary, "serve", "--set", f"http.port={self.port}",
+                "--set", f"rtmp.port={free_port()}",
+                "--set", f"srt.port={free_port(socket.SOCK_DGRAM)}",
                 "--set", f"data_dir={self.data_dir}", *extra]
         self.out = open(self.out_path, "wb")
         self.err = open(self.err_path, "wb")
