@@ -77,9 +77,15 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
     cli->args = calloc((size_t)argc, sizeof *cli->args);
     if (!cli->sets || !cli->args)
         return -1;
+    int options = 1;                /* until "--" */
+
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
+        if (!options || a[0] != '-' || a[1] == '\0') {
+            cli->args[cli->nargs++] = a;
+        } else if (strcmp(a, "--") == 0) {
+            options = 0;
+        } else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "weir: %s needs a file\n", a);
                 return -1;
@@ -107,11 +113,10 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
             cli->json = 1;
         } else if (strncmp(a, "--set=", 6) == 0) {
             cli->sets[cli->nsets++] = a + 6;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "weir: unknown option %s\n\n%s", a, usage);
-            return -1;
         } else {
-            cli->args[cli->nargs++] = a;
+            fprintf(stderr, "weir: unknown option %s (put positional arguments that start "
+                            "with '-' after --)\n\n%s", a, usage);
+            return -1;
         }
     }
     return 0;

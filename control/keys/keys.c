@@ -99,10 +99,15 @@ static int cred_make(const char *prefix, cred *c)
     unsigned char id[ID_BYTES], secret[SECRET_BYTES];
     char secret_text[SECRET_CHARS + 1];
 
-    if (RAND_bytes(id, sizeof id) != 1 || RAND_bytes(secret, sizeof secret) != 1 ||
-        RAND_bytes(c->salt, sizeof c->salt) != 1)
+    /* The id is typed on command lines (`weir tokens revoke ID`): never let
+     * it start with '-' or '_', which would read as an option. */
+    do {
+        if (RAND_bytes(id, sizeof id) != 1)
+            return AVERROR(EIO);
+        b64url_encode(id, sizeof id, c->id);
+    } while (c->id[0] == '-' || c->id[0] == '_');
+    if (RAND_bytes(secret, sizeof secret) != 1 || RAND_bytes(c->salt, sizeof c->salt) != 1)
         return AVERROR(EIO);
-    b64url_encode(id, sizeof id, c->id);
     b64url_encode(secret, sizeof secret, secret_text);
     snprintf(c->text, sizeof c->text, "%s%s%s", prefix, c->id, secret_text);
     OPENSSL_cleanse(secret, sizeof secret);

@@ -94,6 +94,11 @@ def test_help_and_version():
     assert r.returncode == 0 and r.stdout.startswith("weir "), r.stdout
     r = weir("frobnicate")
     assert r.returncode != 0 and "unknown command" in r.stderr
+    r = weir("config", "dump", "--bogus")
+    assert r.returncode != 0 and "unknown option --bogus" in r.stderr, r.stderr
+    # "--" ends the options, for arguments that begin with '-'.
+    r = weir("config", "check", "--", "-no-such-file.yml")
+    assert r.returncode != 0 and "-no-such-file.yml: cannot open" in r.stderr, r.stderr
 
 
 run_tests([

@@ -9,16 +9,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+import weirtest  # noqa: E402
 from weirtest import Weir, assert_no_sanitizer_report, free_port, run_tests  # noqa: E402
 
 WEIR = sys.argv[1]
 
 
 def cli(data_dir, *args):
-    r = subprocess.run([WEIR, *args, "--set", f"data_dir={data_dir}"],
-                       capture_output=True, text=True, timeout=30)
-    assert_no_sanitizer_report(r.stderr)
-    return r
+    return weirtest.cli(WEIR, data_dir, *args)
 
 
 def ffmpeg(url, seconds=2.0, wait=True):

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "tests/integration/bus_watch.h"
 
 typedef struct peer_run {
     weir_loop *loop;
@@ -23,16 +24,7 @@ typedef struct peer_run {
     const char *name;
     pid_t child;
     int child_status, child_done;
-    weir_sub *sub;
-    int eof;
-    /* what arrived */
-    enum AVCodecID codec[4];
-    int ntracks;
-    int64_t last_dts[4];
-    int packets[4];
-    int first_key[4];           /* first packet per track was a keyframe */
-    int dts_backwards;
-    int64_t bytes;
+    bus_watch w;                /* what arrived */
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -43,50 +35,14 @@ static void on_guard(weir_timer *t)
     stop(p);
 }
 
-static void drain(peer_run *p)
-{
-    AVPacket *pkt = av_packet_alloc();
-    int r;
-    while ((r = weir_sub_read(p->sub, pkt)) == 0) {
-        int t = pkt->stream_index;
-        if (t >= 0 && t < 4) {
-            if (p->packets[t] == 0) {
-                p->first_key[t] = !!(pkt->flags & AV_PKT_FLAG_KEY);
-                p->last_dts[t] = pkt->dts;
-            } else if (pkt->dts < p->last_dts[t]) {
-                p->dts_backwards++;
-            }
-            p->last_dts[t] = pkt->dts;
-            p->packets[t]++;
-            p->bytes += pkt->size;
-        }
-        av_packet_unref(pkt);
-    }
-    if (r == AVERROR_EOF)
-        p->eof = 1;
-    av_packet_free(&pkt);
-}
-
 static void on_tick(weir_timer *t)
 {
     peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
 
-    if (!p->sub) {
-        weir_stream *s = weir_bus_find(p->bus, p->name);
-        if (s) {
-            weir_stream_subscribe(s, &(weir_sub_opts){ .queue_len = 4096 }, &p->sub);
-            weir_stream_unref(s);
-        }
-    }
-    if (p->sub) {
-        p->ntracks = weir_sub_ntracks(p->sub);
-        for (int i = 0; i < p->ntracks && i < 4; i++)
-            p->codec[i] = weir_sub_codecpar(p->sub, i, NULL)->codec_id;
-        drain(p);
-    }
+    bus_watch_poll(&p->w);
     if (!p->child_done && waitpid(p->child, &p->child_status, WNOHANG) == p->child)
         p->child_done = 1;
-    if (p->child_done && (p->eof || !p->sub)) {
+    if (p->child_done && (p->w.eof || !p->w.sub)) {
         stop(p);
         return;
     }
@@ -105,6 +61,8 @@ static void run_peer(peer_run *p, const char *name, const char *cmd_fmt)
     p->name = name;
     cr_assert_not_null(p->loop = weir_loop_new(NULL));
     cr_assert_not_null(p->bus = weir_bus_new());
+    p->w.bus = p->bus;
+    p->w.name = p->name;
     cr_assert_eq(weir_rtmp_server_new(&(weir_rtmp_opts){
         .loop = p->loop, .bus = p->bus, .settings = &settings, .addr = "127.0.0.1", .port = 0,
     }, &p->rtmp), 0);
@@ -124,8 +82,7 @@ static void run_peer(peer_run *p, const char *name, const char *cmd_fmt)
         kill(p->child, SIGKILL);
         waitpid(p->child, &p->child_status, 0);
     }
-    if (p->sub)
-        weir_sub_close(p->sub);
+    bus_watch_close(&p->w);
     weir_loop_free(p->loop);
     weir_rtmp_server_free(p->rtmp);
     weir_bus_free(p->bus);
@@ -135,14 +92,14 @@ static void check_h264_aac(const peer_run *p, const char *who)
 {
     cr_assert(WIFEXITED(p->child_status) && WEXITSTATUS(p->child_status) == 0,
               "%s exited with status %d", who, p->child_status);
-    cr_assert(p->eof, "%s: the stream never ended on the bus", who);
-    cr_assert_eq(p->ntracks, 2, "%s: %d tracks", who, p->ntracks);
-    cr_assert_eq(p->codec[0], AV_CODEC_ID_H264, "%s: video %d", who, p->codec[0]);
-    cr_assert_eq(p->codec[1], AV_CODEC_ID_AAC, "%s: audio %d", who, p->codec[1]);
-    cr_assert_geq(p->packets[0], 40, "%s: %d video packets", who, p->packets[0]);
-    cr_assert_geq(p->packets[1], 40, "%s: %d audio packets", who, p->packets[1]);
-    cr_assert(p->first_key[0], "%s: first video packet is not a keyframe", who);
-    cr_assert_eq(p->dts_backwards, 0, "%s: DTS went backwards %d times", who, p->dts_backwards);
+    cr_assert(p->w.eof, "%s: the stream never ended on the bus", who);
+    cr_assert_eq(p->w.ntracks, 2, "%s: %d tracks", who, p->w.ntracks);
+    cr_assert_eq(p->w.codec[0], AV_CODEC_ID_H264, "%s: video %d", who, p->w.codec[0]);
+    cr_assert_eq(p->w.codec[1], AV_CODEC_ID_AAC, "%s: audio %d", who, p->w.codec[1]);
+    cr_assert_geq(p->w.packets[0], 40, "%s: %d video packets", who, p->w.packets[0]);
+    cr_assert_geq(p->w.packets[1], 40, "%s: %d audio packets", who, p->w.packets[1]);
+    cr_assert(p->w.first_key[0], "%s: first video packet is not a keyframe", who);
+    cr_assert_eq(p->w.dts_backwards, 0, "%s: DTS went backwards %d times", who, p->w.dts_backwards);
 }
 
 Test(rtmp_peers, ffmpeg, .timeout = 90)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "ingest/ingest.h"
+#include "tests/integration/bus_watch.h"
 
 typedef struct peer_run {
     weir_loop *loop;
@@ -28,15 +29,7 @@ typedef struct peer_run {
     const char *name;
     pid_t child;
     int child_status, child_done;
-    weir_sub *sub;
-    int eof;
-    enum AVCodecID codec[4];
-    int ntracks;
-    int64_t last_dts[4];
-    int packets[4];
-    int first_key[4];
-    int dts_backwards;
-    int64_t bytes;
+    bus_watch w;                /* what arrived */
     int auth_calls;
 } peer_run;
 
@@ -47,49 +40,15 @@ static void on_guard(weir_timer *t)
     stop((peer_run *)((char *)t - offsetof(peer_run, guard)));
 }
 
-static void drain(peer_run *p)
-{
-    AVPacket *pkt = av_packet_alloc();
-    int r;
-    while ((r = weir_sub_read(p->sub, pkt)) == 0) {
-        int t = pkt->stream_index;
-        if (t >= 0 && t < 4) {
-            if (p->packets[t] == 0)
-                p->first_key[t] = !!(pkt->flags & AV_PKT_FLAG_KEY);
-            else if (pkt->dts < p->last_dts[t])
-                p->dts_backwards++;
-            p->last_dts[t] = pkt->dts;
-            p->packets[t]++;
-            p->bytes += pkt->size;
-        }
-        av_packet_unref(pkt);
-    }
-    if (r == AVERROR_EOF)
-        p->eof = 1;
-    av_packet_free(&pkt);
-}
-
 static void on_tick(weir_timer *t)
 {
     peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
 
-    if (!p->sub) {
-        weir_stream *s = weir_bus_find(p->bus, p->name);
-        if (s) {
-            weir_stream_subscribe(s, &(weir_sub_opts){ .queue_len = 4096 }, &p->sub);
-            weir_stream_unref(s);
-        }
-    }
-    if (p->sub) {
-        p->ntracks = weir_sub_ntracks(p->sub);
-        for (int i = 0; i < p->ntracks && i < 4; i++)
-            p->codec[i] = weir_sub_codecpar(p->sub, i, NULL)->codec_id;
-        drain(p);
-    }
+    bus_watch_poll(&p->w);
     if (!p->child_done && waitpid(p->child, &p->child_status, WNOHANG) == p->child)
         p->child_done = 1;
     /* Done when the peer exited and the stream ended (or never came). */
-    if (p->child_done && (p->eof || (!p->sub && weir_srt_server_publishers(p->srt) == 0))) {
+    if (p->child_done && (p->w.eof || (!p->w.sub && weir_srt_server_publishers(p->srt) == 0))) {
         stop(p);
         return;
     }
@@ -145,6 +104,8 @@ static void run_peer(peer_run *p, const char *name, int auth, const char *passph
     weir_log_set_sink(capture, NULL);
     cr_assert_not_null(p->loop = weir_loop_new(NULL));
     cr_assert_not_null(p->bus = weir_bus_new());
+    p->w.bus = p->bus;
+    p->w.name = p->name;
     cr_assert_eq(weir_srt_server_new(&(weir_srt_opts){
         .loop = p->loop, .bus = p->bus, .settings = &settings, .addr = "127.0.0.1", .port = 0,
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
@@ -165,8 +126,7 @@ static void run_peer(peer_run *p, const char *name, int auth, const char *passph
         kill(p->child, SIGKILL);
         waitpid(p->child, &p->child_status, 0);
     }
-    if (p->sub)
-        weir_sub_close(p->sub);
+    bus_watch_close(&p->w);
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
     weir_bus_free(p->bus);
@@ -177,14 +137,14 @@ static void check_h264_aac(const peer_run *p, const char *who)
 {
     cr_assert(WIFEXITED(p->child_status) && WEXITSTATUS(p->child_status) == 0,
               "%s exited with status %d", who, p->child_status);
-    cr_assert(p->eof, "%s: the stream never ended on the bus", who);
-    cr_assert_eq(p->ntracks, 2, "%s: %d tracks", who, p->ntracks);
-    cr_assert_eq(p->codec[0], AV_CODEC_ID_H264, "%s: video %d", who, p->codec[0]);
-    cr_assert_eq(p->codec[1], AV_CODEC_ID_AAC, "%s: audio %d", who, p->codec[1]);
-    cr_assert_geq(p->packets[0], 30, "%s: %d video packets", who, p->packets[0]);
-    cr_assert_geq(p->packets[1], 30, "%s: %d audio packets", who, p->packets[1]);
-    cr_assert(p->first_key[0], "%s: first video packet is not a keyframe", who);
-    cr_assert_eq(p->dts_backwards, 0, "%s: DTS went backwards %d times", who, p->dts_backwards);
+    cr_assert(p->w.eof, "%s: the stream never ended on the bus", who);
+    cr_assert_eq(p->w.ntracks, 2, "%s: %d tracks", who, p->w.ntracks);
+    cr_assert_eq(p->w.codec[0], AV_CODEC_ID_H264, "%s: video %d", who, p->w.codec[0]);
+    cr_assert_eq(p->w.codec[1], AV_CODEC_ID_AAC, "%s: audio %d", who, p->w.codec[1]);
+    cr_assert_geq(p->w.packets[0], 30, "%s: %d video packets", who, p->w.packets[0]);
+    cr_assert_geq(p->w.packets[1], 30, "%s: %d audio packets", who, p->w.packets[1]);
+    cr_assert(p->w.first_key[0], "%s: first video packet is not a keyframe", who);
+    cr_assert_eq(p->w.dts_backwards, 0, "%s: DTS went backwards %d times", who, p->w.dts_backwards);
 }
 
 #define FF_SRC "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
@@ -215,7 +175,7 @@ Test(srt_peers, play_request_is_refused, .timeout = 60)
              FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/cam'");
     cr_assert(!WIFEXITED(p.child_status) || WEXITSTATUS(p.child_status) != 0,
               "ffmpeg connected although it did not ask to publish");
-    cr_assert_null(p.sub);
+    cr_assert_not(p.w.subscribed);
     cr_assert_not_null(strstr(logbuf, "connection refused"), "%s", logbuf);
     cr_assert_not_null(strstr(logbuf, "m=publish"), "%s", logbuf);
 }
@@ -236,7 +196,7 @@ Test(srt_peers, wrong_key_is_refused, .timeout = 60)
     run_peer(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
              FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/wrongKey99,m=publish'");
     cr_assert_eq(p.auth_calls, 1);
-    cr_assert_null(p.sub);
+    cr_assert_not(p.w.subscribed);
     cr_assert_not_null(strstr(logbuf, "unknown or revoked stream key"), "%s", logbuf);
     cr_assert_null(strstr(logbuf, "wrongKey99"), "the stream key was logged:\n%s", logbuf);
 }
@@ -257,6 +217,6 @@ Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
              "for i in $(seq 250); do head -c 13160 /dev/urandom; sleep 0.01; done"
              " | srt-live-transmit -q -a:no -t:6 -chunk 1316 file://con"
              " 'srt://127.0.0.1:%d?streamid=live/junk'");
-    cr_assert_eq(p.ntracks, 0, "garbage became %d tracks", p.ntracks);
+    cr_assert_eq(p.w.ntracks, 0, "garbage became %d tracks", p.w.ntracks);
     cr_assert_not_null(strstr(logbuf, "no audio or video track"), "%s", logbuf);
 }

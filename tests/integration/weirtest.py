@@ -98,6 +98,14 @@ class Weir:
         assert_no_sanitizer_report(logs)
 
 
+def cli(binary, data_dir, *args):
+    """Runs a `weir` subcommand against data_dir; fails on a sanitizer report."""
+    r = subprocess.run([binary, *args, "--set", f"data_dir={data_dir}"],
+                       capture_output=True, text=True, timeout=30)
+    assert_no_sanitizer_report(r.stderr)
+    return r
+
+
 def assert_no_sanitizer_report(text):
     """The test build runs under ASan+UBSan; any report fails the test."""
     for marker in ("Sanitizer:", "runtime error:"):

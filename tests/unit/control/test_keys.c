@@ -147,6 +147,16 @@ Test(keys, list_never_shows_keys)
     json_decref(rows);
 }
 
+/* Ids are typed on command lines: none may start like an option. */
+Test(keys, ids_never_start_with_a_dash)
+{
+    char token[WEIR_CRED_LEN + 1], id[9];
+    for (int i = 0; i < 200; i++) {
+        cr_assert_eq(weir_tokens_create(db, WEIR_SCOPE_READ, NULL, token, id), 0);
+        cr_assert(id[0] != '-' && id[0] != '_', "id %s", id);
+    }
+}
+
 Test(keys, tokens_and_scopes)
 {
     char token[WEIR_CRED_LEN + 1], id[9];
