@@ -6,6 +6,10 @@
 #ifndef WEIR_TEST_BUS_WATCH_H
 #define WEIR_TEST_BUS_WATCH_H
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "core/core.h"
 
 #define BUS_WATCH_TRACKS 4
@@ -71,6 +75,27 @@ static inline void bus_watch_close(bus_watch *w)
     if (w->sub)
         weir_sub_close(w->sub);
     w->sub = NULL;
+}
+
+/* The peer: cmd run by /bin/sh in a child process.  Returns its pid. */
+static inline pid_t peer_spawn(const char *cmd)
+{
+    pid_t child = fork();
+    if (child == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return child;
+}
+
+/* Kills the peer if it has not finished and collects its status. */
+static inline void peer_reap(pid_t child, int *done, int *status)
+{
+    if (!*done) {
+        kill(child, SIGKILL);
+        waitpid(child, status, 0);
+        *done = 1;
+    }
 }
 
 #endif

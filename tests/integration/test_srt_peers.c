@@ -111,21 +111,14 @@ static void run_peer(peer_run *p, const char *name, int auth, const char *passph
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
     }, &p->srt), 0);
     snprintf(cmd, sizeof cmd, cmd_fmt, weir_srt_server_port(p->srt));
-    p->child = fork();
+    p->child = peer_spawn(cmd);
     cr_assert_geq(p->child, 0);
-    if (p->child == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
     weir_timer_start(p->loop, &p->tick, 10000, on_tick);
     weir_timer_start(p->loop, &p->guard, 60 * 1000000, on_guard);
     weir_loop_run(p->loop);
     weir_timer_stop(&p->tick);
     weir_timer_stop(&p->guard);
-    if (!p->child_done) {
-        kill(p->child, SIGKILL);
-        waitpid(p->child, &p->child_status, 0);
-    }
+    peer_reap(p->child, &p->child_done, &p->child_status);
     bus_watch_close(&p->w);
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
