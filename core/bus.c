@@ -22,6 +22,7 @@
  * av_packet_unref or av_packet_move_ref.  An empty slot holds a blank packet.
  */
 #include "core/bus.h"
+#include "core/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -31,16 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <time.h>
-
 #include <libavutil/error.h>
-
-static int64_t stream_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 typedef struct weir_track {
     AVCodecParameters *par;     /* owned */
@@ -354,7 +346,7 @@ int weir_bus_publish(weir_bus *bus, const char *name, const weir_stream_opts *op
         goto fail;
     }
     s->bus = bus;               /* not shared yet: no stream lock needed */
-    s->started_us = stream_now_us();
+    s->started_us = weir_clock_mono_us();
     s->bus_next = bus->streams;
     bus->streams = s;
     bus->count++;
@@ -540,7 +532,7 @@ void weir_stream_info_get(weir_stream *s, weir_stream_info *info)
 {
     pthread_mutex_lock(&s->lock);
     info->publisher = s->publisher;
-    info->uptime_us = stream_now_us() - s->started_us;
+    info->uptime_us = weir_clock_mono_us() - s->started_us;
     info->packets = s->packets;
     info->bytes = s->bytes;
     info->subscribers = 0;

@@ -152,12 +152,6 @@ struct conn {
     int64_t started_us;
 };
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void conn_unref(conn *c)
 {
@@ -256,7 +250,7 @@ static void auth_on_loop(void *arg)
 static int authorize(conn *c)
 {
     weir_srt_server *srv = c->srv;
-    int64_t deadline = mono_us() + AUTH_TIMEOUT_US;
+    int64_t deadline = weir_clock_mono_us() + AUTH_TIMEOUT_US;
     int r;
 
     if (srv->settings.auth == WEIR_INGEST_AUTH_OPEN) {
@@ -274,7 +268,7 @@ static int authorize(conn *c)
         return r;
     }
     pthread_mutex_lock(&c->mu);
-    while (!c->auth_state && !atomic_load(&c->stop) && mono_us() < deadline) {
+    while (!c->auth_state && !atomic_load(&c->stop) && weir_clock_mono_us() < deadline) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 100 * 1000000;
@@ -346,7 +340,7 @@ static int claim(conn *c)
     }
     c->counted = 1;
     atomic_fetch_add(&srv->publishers, 1);
-    c->started_us = mono_us();
+    c->started_us = weir_clock_mono_us();
     set_publisher(c, (AVRational){ 0, 1 });
     weir_log_info("srt", "publishing", WL_STR("stream", c->name), WL_STR("remote", c->remote));
     return 0;
@@ -374,12 +368,12 @@ static int srt_read(void *opaque, uint8_t *buf, int size)
         if (n > 0) {
             c->msg_len = n;
             c->msg_off = 0;
-            c->last_rx_us = mono_us();
+            c->last_rx_us = weir_clock_mono_us();
             c->rx_bytes += (uint64_t)n;
             break;
         }
         if (n < 0 && (srt_getsockstate(c->sock) == SRTS_CONNECTED)) {
-            if (mono_us() - c->last_rx_us > c->srv->idle_ms * 1000) {
+            if (weir_clock_mono_us() - c->last_rx_us > c->srv->idle_ms * 1000) {
                 c->why = "idle (srt.idle_timeout)";
                 return AVERROR(ETIMEDOUT);
             }
@@ -397,7 +391,7 @@ static int srt_read(void *opaque, uint8_t *buf, int size)
 static int interrupted(void *opaque)
 {
     conn *c = opaque;
-    return atomic_load(&c->stop) || (c->deadline_us && mono_us() > c->deadline_us);
+    return atomic_load(&c->stop) || (c->deadline_us && weir_clock_mono_us() > c->deadline_us);
 }
 
 static int codec_ok(enum AVCodecID id)
@@ -515,7 +509,7 @@ static int demux(conn *c)
     fmt->probesize = PROBE_SIZE;
     fmt->max_analyze_duration = ANALYZE_US;
     fmt->interrupt_callback = (AVIOInterruptCB){ interrupted, c };
-    c->deadline_us = mono_us() + PROBE_TIMEOUT_US;
+    c->deadline_us = weir_clock_mono_us() + PROBE_TIMEOUT_US;
     r = avformat_open_input(&fmt, NULL, av_find_input_format("mpegts"), NULL);
     if (r < 0) {
         fmt = NULL;         /* freed by avformat_open_input */
@@ -566,7 +560,7 @@ static void *conn_main(void *arg)
     if ((r = authorize(c)) >= 0 && (r = claim(c)) >= 0)
         r = demux(c);
     if (c->stream) {
-        double secs = (double)(mono_us() - c->started_us) / 1e6;
+        double secs = (double)(weir_clock_mono_us() - c->started_us) / 1e6;
         weir_stream_end(c->stream);     /* drops our reference; no kick after this */
         c->stream = NULL;
         weir_log_info("srt", "unpublished", WL_STR("stream", c->name),
@@ -605,7 +599,7 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
     c->auth = srv->auth;
     c->auth_ctx = srv->auth_ctx;
     c->origin = AV_NOPTS_VALUE;
-    c->last_rx_us = mono_us();
+    c->last_rx_us = weir_clock_mono_us();
     remote_of(sa, c->remote, sizeof c->remote);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
