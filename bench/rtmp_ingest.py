@@ -19,16 +19,12 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port, nginx_binary, nginx_conf
+
 RUNS = 3
 WINDOW = 15.0           # seconds measured, after WARMUP
 WARMUP = 3.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=10):
@@ -127,7 +123,7 @@ def measure(server_argv, port, clip, n):
 def main():
     weir = os.path.abspath(sys.argv[1])
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 16
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx = nginx_binary()
     module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
     tmp = tempfile.mkdtemp(prefix="weir-bench-rtmp-")
     os.chmod(tmp, 0o755)
@@ -141,14 +137,9 @@ def main():
         w_cpu.append(c)
         w_rss.append(r)
         port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"load_module {module};\n"
-                    f"daemon off; worker_processes 1; pid {tmp}/nginx.pid;\n"
-                    f"error_log {tmp}/error.log;\n"
-                    f"events {{ worker_connections 1024; }}\n"
-                    f"rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n"
-                    f"  application live {{ live on; record off; }} }} }}\n")
+        conf = nginx_conf(tmp, f"rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n"
+                               f"  application live {{ live on; record off; }} }} }}\n",
+                          1024, modules=[module])
         c, r = measure([nginx, "-c", conf, "-p", tmp], port, clip, n)
         n_cpu.append(c)
         n_rss.append(r)

@@ -10,13 +10,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port, nginx_binary, nginx_conf
+
 RUNS = 21
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get_200(port, path):
@@ -46,7 +42,7 @@ def time_to_200(argv, port, path):
 
 def main():
     weir = sys.argv[1]
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx = nginx_binary()
     tmp = tempfile.mkdtemp(prefix="weir-bench-")
     os.chmod(tmp, 0o755)   # nginx workers run as nobody when started as root
     with open(os.path.join(tmp, "index.html"), "w") as f:
@@ -58,13 +54,8 @@ def main():
                                "--set", f"data_dir={tmp}/var", "--set", "log.level=warn"],
                               port, "/healthz"))
         port = free_port()
-        conf = os.path.join(tmp, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"daemon off; worker_processes 1; pid {tmp}/nginx.pid;\n"
-                    f"error_log {tmp}/error.log;\n"
-                    f"events {{ worker_connections 64; }}\n"
-                    f"http {{ access_log off; server {{ listen 127.0.0.1:{port};"
-                    f" root {tmp}; }} }}\n")
+        conf = nginx_conf(tmp, f"http {{ access_log off; server {{ listen 127.0.0.1:{port};"
+                               f" root {tmp}; }} }}\n", 64)
         nt.append(time_to_200([nginx, "-c", conf, "-p", tmp], port, "/index.html"))
     w, n = statistics.median(wt), statistics.median(nt)
     print(f"startup: weir={w * 1000:.2f}ms peer={n * 1000:.2f}ms ratio={n / w:.2f}"
