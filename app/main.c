@@ -67,6 +67,8 @@ int weir_app_load_config(weir_conf *conf, weir_settings *s, const weir_cli *cli)
             bad = 1;
     weir_conf_errors_print(&errs, stderr);
     weir_conf_errors_free(&errs);
+    if (!bad && weir_packager_settings_check(&s->packager) < 0)
+        bad = 1;
     return bad ? -1 : 0;
 }
 

@@ -2,7 +2,8 @@
  * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
  *
  *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
- *            database (migrations, first key) -> bus -> http -> control -> rtmp -> srt
+ *            database (migrations, first key) -> bus -> packager -> http -> origin ->
+ *            control -> rtmp -> srt
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
@@ -29,6 +30,8 @@ typedef struct server {
     weir_metric *rx, *tx;           /* weir_{received,sent}_bytes_total{protocol} */
     weir_metric_child *http_rx, *http_tx, *rtmp_rx;
     weir_http *http;
+    weir_packager *packager;
+    weir_origin *origin;
     weir_rtmp_server *rtmp;
     weir_srt_server *srt;
     weir_control *control;
@@ -143,6 +146,11 @@ int weir_cmd_serve(const weir_cli *cli)
     srv.metrics = weir_metrics_default();
     if (register_io_metrics(&srv) < 0)
         goto out;
+    if (weir_packager_new(&(weir_packager_opts){
+            .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.packager,
+            .metrics = srv.metrics,
+        }, &srv.packager) < 0)
+        goto out;
     srv.http = weir_http_new(srv.loop, &(weir_http_opts){
         .addr = core->http_addr,
         .port = (int)core->http_port,
@@ -153,6 +161,11 @@ int weir_cmd_serve(const weir_cli *cli)
         .tx_bytes = srv.http_tx,
     });
     if (!srv.http)
+        goto out;
+    if (weir_origin_new(&(weir_origin_opts){
+            .http = srv.http, .settings = &srv.settings.origin,
+            .live = weir_packager_lookup, .live_arg = srv.packager,
+        }, &srv.origin) < 0)
         goto out;
     srv.control = weir_control_new(&(weir_control_opts){
         .http = srv.http, .work = srv.work, .bus = srv.bus, .db = srv.db,
@@ -195,6 +208,8 @@ out:
     weir_srt_server_free(srv.srt);
     weir_work_free(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
+    weir_packager_free(srv.packager);   /* after the loop ran what was posted to it */
+    weir_origin_free(srv.origin);
     weir_control_free(srv.control);
     weir_rtmp_server_free(srv.rtmp);
     weir_http_free(srv.http);

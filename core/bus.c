@@ -44,6 +44,9 @@ struct weir_bus {
     weir_stream *streams;       /* published streams, linked by bus_next */
     size_t count;
     atomic_uint_least64_t skips;    /* every subscriber's skips, for metrics */
+    /* Fixed once publishers run (weir_bus_watch), so read without the lock. */
+    struct { weir_bus_watch_fn fn; void *arg; } watchers[WEIR_BUS_WATCHERS_MAX];
+    int nwatchers;
 };
 
 struct weir_stream {
@@ -352,11 +355,23 @@ int weir_bus_publish(weir_bus *bus, const char *name, const weir_stream_opts *op
     bus->count++;
     weir_stream_ref(s);         /* one for the table, one for the publisher */
     pthread_mutex_unlock(&bus->lock);
+    for (int i = 0; i < bus->nwatchers; i++)
+        bus->watchers[i].fn(bus->watchers[i].arg, s);
     *out = s;
     return 0;
 fail:
     weir_stream_unref(s);
     return ret;
+}
+
+int weir_bus_watch(weir_bus *bus, weir_bus_watch_fn fn, void *arg)
+{
+    if (bus->nwatchers == WEIR_BUS_WATCHERS_MAX)
+        return AVERROR(ENOSPC);
+    bus->watchers[bus->nwatchers].fn = fn;
+    bus->watchers[bus->nwatchers].arg = arg;
+    bus->nwatchers++;
+    return 0;
 }
 
 weir_stream *weir_bus_find(weir_bus *bus, const char *name)

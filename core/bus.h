@@ -135,6 +135,17 @@ int weir_stream_name_valid(const char *name);
  * array of *n streams; release with weir_bus_list_free(). */
 int weir_bus_list(weir_bus *bus, weir_stream ***out, size_t *n);
 void weir_bus_list_free(weir_stream **list, size_t n);
+/* Calls fn(arg, s) for every stream published from now on, right after
+ * weir_bus_publish succeeded, on the publisher's thread, with no lock held
+ * and before the publisher adds tracks.  s is borrowed: fn takes its own
+ * reference (weir_stream_ref) to keep it, and must not block.  Register
+ * watchers while setting up, before any publisher runs; there is no
+ * unwatch (they live as long as the bus).  0, or AVERROR(ENOSPC) past
+ * WEIR_BUS_WATCHERS_MAX watchers. */
+#define WEIR_BUS_WATCHERS_MAX 8
+typedef void (*weir_bus_watch_fn)(void *arg, weir_stream *s);
+int weir_bus_watch(weir_bus *bus, weir_bus_watch_fn fn, void *arg);
+
 /* Skips of every subscriber on this bus so far (a metric). */
 uint64_t weir_bus_skips(weir_bus *bus);
 

@@ -22,4 +22,9 @@ static inline int64_t weir_clock_now_us(const weir_clock *c) { return c->now_us(
 int64_t weir_clock_mono_us(void);   /* CLOCK_MONOTONIC */
 int64_t weir_clock_unix_ms(void);   /* CLOCK_REALTIME, for timestamps shown to people */
 
+/* Formats Unix milliseconds as ISO 8601 UTC, "2026-11-29T07:00:00.123Z"
+ * (HLS PROGRAM-DATE-TIME, DASH times, /time). */
+#define WEIR_ISO8601_LEN 32
+void weir_clock_iso8601(int64_t unix_ms, char buf[WEIR_ISO8601_LEN]);
+
 #endif

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ struct weir_loop {
     struct lws_context *ctx;
     struct lws_vhost *vhost;            /* private, non-listening */
     volatile int stopping;
+    atomic_int closing;                 /* weir_loop_free under way: no more wakes or timers */
 
     pthread_mutex_t lock;               /* guards the posted queue */
     posted *head, *tail;
@@ -226,8 +228,13 @@ void weir_loop_free(weir_loop *loop)
     /* Work posted after the loop stopped (completions from worker threads
      * that were joined) still runs, so whatever it owns is freed. */
     drain_posted(loop);
+    atomic_store(&loop->closing, 1);
     if (loop->ctx)
         lws_context_destroy(loop->ctx);     /* closes every watched fd */
+    loop->ctx = NULL;
+    /* Closing connections ends their streams, whose consumers post once
+     * more: run that too (timers it starts are no-ops now). */
+    drain_posted(loop);
     pthread_mutex_destroy(&loop->lock);
     free(loop);
 }
@@ -311,7 +318,8 @@ int weir_loop_post(weir_loop *loop, void (*fn)(void *arg), void *arg)
     loop->tail = p;
     pthread_mutex_unlock(&loop->lock);
 
-    lws_cancel_service(loop->ctx);
+    if (!atomic_load(&loop->closing))
+        lws_cancel_service(loop->ctx);
     return 0;
 }
 
@@ -350,11 +358,12 @@ void weir_timer_start(weir_loop *loop, weir_timer *t, int64_t delay_us, weir_tim
 {
     t->loop = loop;
     t->fn = fn;
-    lws_sul_schedule(loop->ctx, 0, &t->sul, timer_fire, delay_us);
+    if (!atomic_load(&loop->closing))
+        lws_sul_schedule(loop->ctx, 0, &t->sul, timer_fire, delay_us);
 }
 
 void weir_timer_stop(weir_timer *t)
 {
-    if (t->loop)
+    if (t->loop && !atomic_load(&t->loop->closing))
         lws_sul_cancel(&t->sul);
 }

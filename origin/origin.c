@@ -1,11 +1,34 @@
+/*
+ * origin/origin.c — see origin.h.
+ *
+ *   request --> path check --> lookup --> 404 / 410
+ *                                 |
+ *                                 v
+ *          If-None-Match / If-Modified-Since --> 304
+ *          Range --> 206 (one range) / 416 / 200
+ *          headers: Cache-Control by class, ETag, Last-Modified, CORS
+ */
 #include "origin/origin.h"
 
+#include <errno.h>
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ORIGIN_PATH_MAX 512
+#define IMMUTABLE       "public, max-age=31536000, immutable"
 
 static const weir_conf_key origin_keys[] = {
-    { "origin.cors_origin", WEIR_CONF_STRING, offsetof(weir_origin_settings, cors_origin),
+    { "origin.cors_origins", WEIR_CONF_STRING, offsetof(weir_origin_settings, cors_origins),
       "*", 0, 0, NULL,
-      "Access-Control-Allow-Origin sent with playlists and segments (browser players)", 0 },
+      "browser origins allowed to fetch media: \"*\" or a comma-separated list "
+      "(Access-Control-Allow-Origin)", 0 },
+    { "origin.master_max_age", WEIR_CONF_DURATION,
+      offsetof(weir_origin_settings, master_max_age), "5s", 0, 3600000, NULL,
+      "Cache-Control max-age of master playlists", 0 },
 };
 
 const weir_conf_table weir_origin_conf_table = {
@@ -13,3 +36,297 @@ const weir_conf_table weir_origin_conf_table = {
     .keys = origin_keys,
     .nkeys = sizeof origin_keys / sizeof origin_keys[0],
 };
+
+struct weir_origin {
+    weir_origin_opts opts;
+};
+
+/* ---- request checks ---------------------------------------------------- */
+
+/* 1 if rel ("cam1/v0_12.m4s") is components of [A-Za-z0-9_.-], none empty
+ * and none starting with '.', so no "..", no hidden files, no escapes. */
+static int path_safe(const char *rel)
+{
+    int start = 1;
+
+    if (!*rel || strlen(rel) >= ORIGIN_PATH_MAX)
+        return 0;
+    for (const char *p = rel; *p; p++) {
+        char c = *p;
+        if (c == '/') {
+            if (start)
+                return 0;       /* empty component */
+            start = 1;
+            continue;
+        }
+        if (start && c == '.')
+            return 0;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return 0;
+        start = 0;
+    }
+    return !start;
+}
+
+int weir_origin_parse_range(const char *v, uint64_t size, uint64_t *start, uint64_t *len)
+{
+    uint64_t a = 0, b = 0;
+    int have_a = 0, have_b = 0;
+
+    if (strncmp(v, "bytes=", 6) != 0)
+        return 1;
+    v += 6;
+    while (*v == ' ')
+        v++;
+    for (; *v >= '0' && *v <= '9'; v++, have_a = 1) {
+        if (a > (UINT64_MAX - 9) / 10)
+            return 1;
+        a = a * 10 + (uint64_t)(*v - '0');
+    }
+    if (*v++ != '-')
+        return 1;
+    for (; *v >= '0' && *v <= '9'; v++, have_b = 1) {
+        if (b > (UINT64_MAX - 9) / 10)
+            return 1;
+        b = b * 10 + (uint64_t)(*v - '0');
+    }
+    while (*v == ' ')
+        v++;
+    if (*v != '\0')
+        return 1;               /* several ranges or junk: send it all */
+    if (!have_a && !have_b)
+        return 1;
+    if (!have_a) {              /* suffix: the last b bytes */
+        if (b == 0 || size == 0)
+            return AVERROR(ERANGE);
+        *len = b < size ? b : size;
+        *start = size - *len;
+        return 0;
+    }
+    if (have_b && b < a)
+        return 1;               /* invalid: ignore (RFC 9110 14.1.1) */
+    if (a >= size)
+        return AVERROR(ERANGE);
+    if (!have_b || b >= size)
+        b = size - 1;
+    *start = a;
+    *len = b - a + 1;
+    return 0;
+}
+
+/* ---- headers ------------------------------------------------------------ */
+
+static void http_date(int64_t unix_ms, char buf[40])
+{
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    strftime(buf, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Seconds since the epoch of an HTTP date, or -1. */
+static int64_t parse_http_date(const char *s)
+{
+    struct tm tm = { 0 };
+    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end)
+        return -1;
+    return (int64_t)timegm(&tm);
+}
+
+/* Access-Control-Allow-Origin for this request, or NULL (not allowed). */
+static const char *cors_allow(const weir_origin *o, weir_http_req *req, char *buf, size_t cap)
+{
+    const char *list = o->opts.settings->cors_origins;
+    int n;
+
+    if (!list || !*list)
+        return NULL;
+    if (strcmp(list, "*") == 0)
+        return "*";
+    if ((n = weir_http_req_header(req, "origin", buf, cap)) <= 0)
+        return NULL;
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && *p == ' ')
+            p++, len--;
+        while (len && p[len - 1] == ' ')
+            len--;
+        if (len == (size_t)n && memcmp(p, buf, len) == 0)
+            return buf;
+        p = comma ? comma + 1 : p + len;
+    }
+    return NULL;
+}
+
+static int add_cors(const weir_origin *o, weir_http_req *req)
+{
+    char buf[256];
+    const char *allow = cors_allow(o, req, buf, sizeof buf);
+    int r = 0;
+
+    if (!allow)
+        return 0;
+    r = weir_http_add_header(req, "Access-Control-Allow-Origin", allow);
+    if (r >= 0 && strcmp(allow, "*") != 0)
+        r = weir_http_add_header(req, "Vary", "Origin");
+    if (r >= 0)
+        r = weir_http_add_header(req, "Access-Control-Expose-Headers",
+                                 "Content-Length, Content-Range, Date, ETag, Age");
+    return r;
+}
+
+static int add_caching(const weir_origin *o, weir_http_req *req, const weir_object *obj)
+{
+    char v[64], date[40];
+    int r;
+
+    switch (obj->cache) {
+    case WEIR_CACHE_IMMUTABLE:
+        snprintf(v, sizeof v, IMMUTABLE);
+        break;
+    case WEIR_CACHE_LIVE:
+        snprintf(v, sizeof v, "public, max-age=%" PRId64, obj->max_age_ms / 1000);
+        break;
+    case WEIR_CACHE_MASTER:
+        snprintf(v, sizeof v, "public, max-age=%" PRId64, o->opts.settings->master_max_age / 1000);
+        break;
+    default:
+        snprintf(v, sizeof v, "public, max-age=86400");
+        break;
+    }
+    if ((r = weir_http_add_header(req, "Cache-Control", v)) < 0)
+        return r;
+    snprintf(v, sizeof v, "\"%016" PRIx64 "\"", obj->etag);
+    if ((r = weir_http_add_header(req, "ETag", v)) < 0)
+        return r;
+    http_date(obj->mtime_ms, date);
+    return weir_http_add_header(req, "Last-Modified", date);
+}
+
+/* 1 when the client's copy is current (answer 304). */
+static int not_modified(weir_http_req *req, const weir_object *obj)
+{
+    char v[256], tag[24];
+    int64_t since;
+
+    snprintf(tag, sizeof tag, "\"%016" PRIx64 "\"", obj->etag);
+    if (weir_http_req_header(req, "if-none-match", v, sizeof v) > 0)
+        return strcmp(v, "*") == 0 || strstr(v, tag) != NULL;
+    if (weir_http_req_header(req, "if-modified-since", v, sizeof v) > 0 &&
+        (since = parse_http_date(v)) >= 0)
+        return obj->mtime_ms / 1000 <= since;
+    return 0;
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static int serve_object(weir_origin *o, weir_http_req *req, const weir_object *obj)
+{
+    const uint8_t *body = obj->body->data;
+    uint64_t size = obj->body->size, start = 0, len = size;
+    char v[256], range[96];
+    int status = 200, r;
+
+    if ((r = add_cors(o, req)) < 0 || (r = add_caching(o, req, obj)) < 0 ||
+        (r = weir_http_add_header(req, "Accept-Ranges", "bytes")) < 0)
+        return r;
+    if (not_modified(req, obj))
+        return weir_http_respond(req, 304, NULL, NULL, 0);
+    if (weir_http_req_header(req, "range", v, sizeof v) > 0) {
+        r = weir_origin_parse_range(v, size, &start, &len);
+        if (r == AVERROR(ERANGE)) {
+            snprintf(range, sizeof range, "bytes */%" PRIu64, size);
+            weir_http_add_header(req, "Content-Range", range);
+            return weir_http_respond(req, 416, NULL, NULL, 0);
+        }
+        if (r == 0) {
+            status = 206;
+            snprintf(range, sizeof range, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, start,
+                     start + len - 1, size);
+            if ((r = weir_http_add_header(req, "Content-Range", range)) < 0)
+                return r;
+        } else {
+            start = 0;
+            len = size;
+        }
+    }
+    return weir_http_respond(req, status, obj->content_type, body + start, (size_t)len);
+}
+
+static int respond_status(weir_origin *o, weir_http_req *req, int status, const char *text)
+{
+    int r = add_cors(o, req);
+    if (r < 0)
+        return r;
+    /* Errors are cacheable briefly at most: a segment may appear soon. */
+    weir_http_add_header(req, "Cache-Control", status == 410 ? "public, max-age=60" : "no-cache");
+    return weir_http_respond(req, status, "text/plain", text, strlen(text));
+}
+
+static int on_live(weir_http_req *req, void *arg)
+{
+    weir_origin *o = arg;
+    const char *path = weir_http_req_path(req) + strlen("/live/");
+    weir_object obj = { 0 };
+    int r;
+
+    if (strcmp(weir_http_req_method(req), "OPTIONS") == 0) {
+        if ((r = add_cors(o, req)) < 0)
+            return r;
+        weir_http_add_header(req, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+        weir_http_add_header(req, "Access-Control-Allow-Headers",
+                             "Range, If-None-Match, If-Modified-Since");
+        weir_http_add_header(req, "Access-Control-Max-Age", "86400");
+        return weir_http_respond(req, 204, NULL, NULL, 0);
+    }
+    if (!path_safe(path))
+        return respond_status(o, req, 404, "not found\n");
+    r = o->opts.live(o->opts.live_arg, path, &obj);
+    if (r == AVERROR(ESTALE))
+        return respond_status(o, req, 410, "gone: no longer in the live window\n");
+    if (r < 0)
+        return respond_status(o, req, 404, "not found\n");
+    r = serve_object(o, req, &obj);
+    weir_object_clear(&obj);
+    return r;
+}
+
+static int on_time(weir_http_req *req, void *arg)
+{
+    weir_origin *o = arg;
+    int64_t now = weir_clock_unix_ms();
+    char body[WEIR_ISO8601_LEN];
+    int r;
+
+    weir_clock_iso8601(now, body);
+    if ((r = add_cors(o, req)) < 0 ||
+        (r = weir_http_add_header(req, "Cache-Control", "no-cache, no-store")) < 0)
+        return r;
+    return weir_http_respond(req, 200, "text/plain", body, strlen(body));
+}
+
+int weir_origin_new(const weir_origin_opts *opts, weir_origin **out)
+{
+    weir_origin *o = calloc(1, sizeof *o);
+    int r;
+
+    if (!o)
+        return AVERROR(ENOMEM);
+    o->opts = *opts;
+    if ((r = weir_http_route(opts->http, "GET", "/live/", 1, on_live, o)) < 0 ||
+        (r = weir_http_route(opts->http, "OPTIONS", "/live/", 1, on_live, o)) < 0 ||
+        (r = weir_http_route(opts->http, "GET", "/time", 0, on_time, o)) < 0) {
+        free(o);
+        return r;
+    }
+    *out = o;
+    return 0;
+}
+
+void weir_origin_free(weir_origin *o)
+{
+    free(o);
+}

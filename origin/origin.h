@@ -1,16 +1,50 @@
 /*
- * origin/origin.h — serves playlists, parts and segments over HTTP
- * (DESIGN.md §1).  For now: the origin settings.
+ * origin/origin.h — serves what the packager produced to players and caches
+ * (DESIGN.md §1).
+ *
+ *   GET|HEAD /live/<name>/<file>   from a lookup function (the packager's
+ *                                  in-memory store, wired by the app)
+ *   GET|HEAD /time                 ISO 8601 UTC, for DASH UTCTiming
+ *   OPTIONS  (any media path)      CORS preflight
+ *
+ * Every media response carries Cache-Control by the object's class,
+ * ETag/Last-Modified (conditional requests answer 304), Accept-Ranges and
+ * single byte ranges (206/416), and the CORS headers.  Paths are checked
+ * before any lookup: only [A-Za-z0-9_.-] components, none starting with
+ * '.', so nothing outside the store is reachable.
+ *
+ * Runs on the loop thread, like the lookup it calls.
  */
 #ifndef WEIR_ORIGIN_H
 #define WEIR_ORIGIN_H
 
+#include <stdint.h>
+
 #include "core/core.h"
 
 typedef struct weir_origin_settings {
-    char *cors_origin;              /* Access-Control-Allow-Origin on media responses */
+    char *cors_origins;             /* "*" or a comma-separated list of allowed origins */
+    int64_t master_max_age;         /* ms, Cache-Control of master playlists */
 } weir_origin_settings;
 
 extern const weir_conf_table weir_origin_conf_table;
+
+typedef struct weir_origin weir_origin;
+
+typedef struct weir_origin_opts {
+    weir_http *http;
+    const weir_origin_settings *settings;   /* borrowed */
+    weir_object_lookup_fn live;             /* /live/ mount */
+    void *live_arg;
+} weir_origin_opts;
+
+int weir_origin_new(const weir_origin_opts *opts, weir_origin **out /* OUT */);
+void weir_origin_free(weir_origin *o);
+
+/* Parses a Range header value against a body of `size` bytes.  Returns 0
+ * with [*start, *start + *len) for one satisfiable range; 1 when the header
+ * should be ignored (not bytes=, several ranges, malformed) and the whole
+ * body sent; AVERROR(ERANGE) when it is unsatisfiable (416). */
+int weir_origin_parse_range(const char *value, uint64_t size, uint64_t *start, uint64_t *len);
 
 #endif

@@ -1,11 +1,40 @@
+/*
+ * packager/packager.c — watches the bus, keeps one presentation per live
+ * stream, answers the origin's lookups.  See packager.h.
+ *
+ *   publisher thread                      loop thread
+ *   weir_bus_publish -> on_publish ------> attach: subscribe (notify = on_notify)
+ *   weir_stream_write -> on_notify ------> drain: weir_sub_read until EAGAIN,
+ *                      (weir_loop_post,              pres_packet each packet
+ *                       once per wake)    EOF: pres_end, linger timer, then free
+ *
+ * A stream's first packet fixes its tracks; the presentation is created then.
+ * An ended presentation keeps serving (EXT-X-ENDLIST) for packager.linger,
+ * unless a new publisher takes the name, which replaces it at once.
+ */
 #include "packager/packager.h"
+#include "packager/pres.h"
 
-#include <stddef.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const weir_conf_key packager_keys[] = {
     { "packager.segment_duration", WEIR_CONF_DURATION,
       offsetof(weir_packager_settings, segment_duration), "2s", 500, 30000, NULL,
       "target segment length; segments are cut at the first keyframe after it", 0 },
+    { "packager.part_duration", WEIR_CONF_DURATION,
+      offsetof(weir_packager_settings, part_duration), "500ms", 200, 1000, NULL,
+      "CMAF fragment (LL-HLS part) length inside a segment; segment_duration must be a "
+      "whole multiple of it", 0 },
+    { "packager.window", WEIR_CONF_INT, offsetof(weir_packager_settings, window),
+      "6", 3, 100, NULL, "segments listed in live playlists and MPDs", 0 },
+    { "packager.linger", WEIR_CONF_DURATION, offsetof(weir_packager_settings, linger),
+      "30s", 0, 3600000, NULL,
+      "how long an ended stream's playlists (with EXT-X-ENDLIST) stay served", 0 },
 };
 
 const weir_conf_table weir_packager_conf_table = {
@@ -13,3 +42,237 @@ const weir_conf_table weir_packager_conf_table = {
     .keys = packager_keys,
     .nkeys = sizeof packager_keys / sizeof packager_keys[0],
 };
+
+int weir_packager_settings_check(const weir_packager_settings *s)
+{
+    if (s->segment_duration % s->part_duration != 0) {
+        fprintf(stderr, "packager.segment_duration (%lld ms) must be a whole multiple of "
+                "packager.part_duration (%lld ms)\n", (long long)s->segment_duration,
+                (long long)s->part_duration);
+        return -1;
+    }
+    return 0;
+}
+
+/* One watched stream, from publish to the end of its linger time. */
+typedef struct entry {
+    struct entry *next;
+    weir_packager *pk;
+    char name[WEIR_BUS_NAME_MAX + 1];
+    weir_stream *stream;            /* reference until attached */
+    weir_sub *sub;
+    pkg_pres *pres;                 /* NULL until the first packet */
+    atomic_bool posted;             /* a drain is queued on the loop */
+    int ended;
+    weir_timer linger;
+} entry;
+
+struct weir_packager {
+    weir_loop *loop;
+    weir_bus *bus;
+    const weir_packager_settings *settings;
+    entry *entries;                 /* loop thread only */
+    size_t count;
+};
+
+static void entry_free(entry *e)
+{
+    weir_sub_close(e->sub);
+    weir_stream_unref(e->stream);
+    pres_free(e->pres);
+    free(e);
+}
+
+static void entry_unlink(weir_packager *pk, entry *e)
+{
+    for (entry **pp = &pk->entries; *pp; pp = &(*pp)->next)
+        if (*pp == e) {
+            *pp = e->next;
+            pk->count--;
+            return;
+        }
+}
+
+/* The live (or lingering) entry serving name, the newest one first. */
+static entry *find(weir_packager *pk, const char *name, size_t len)
+{
+    for (entry *e = pk->entries; e; e = e->next)
+        if (strlen(e->name) == len && memcmp(e->name, name, len) == 0)
+            return e;
+    return NULL;
+}
+
+static void on_linger_done(weir_timer *t)
+{
+    entry *e = (entry *)((char *)t - offsetof(entry, linger));
+    weir_log_info("packager", "presentation removed", WL_STR("stream", e->name));
+    entry_unlink(e->pk, e);
+    entry_free(e);
+}
+
+static int start_pres(entry *e)
+{
+    const AVCodecParameters *pars[WEIR_STREAM_MAX_TRACKS];
+    AVRational tbs[WEIR_STREAM_MAX_TRACKS];
+    int n = weir_sub_ntracks(e->sub), r;
+
+    for (int i = 0; i < n && i < WEIR_STREAM_MAX_TRACKS; i++)
+        pars[i] = weir_sub_codecpar(e->sub, i, &tbs[i]);
+    r = pres_new(e->name, e->pk->settings, pars, tbs, n, weir_clock_unix_ms(), &e->pres);
+    if (r < 0) {
+        weir_log_warn("packager", "stream not packaged: no track CMAF can carry",
+                      WL_STR("stream", e->name), WL_INT("tracks", n));
+        return r;
+    }
+    weir_log_info("packager", "packaging", WL_STR("stream", e->name),
+                  WL_INT("tracks", e->pres->ntracks));
+    return 0;
+}
+
+static void finish(entry *e)
+{
+    e->ended = 1;
+    weir_sub_close(e->sub);
+    e->sub = NULL;
+    if (e->pres) {
+        pres_end(e->pres, weir_clock_unix_ms());
+        weir_log_info("packager", "stream ended", WL_STR("stream", e->name));
+    }
+    weir_timer_start(e->pk->loop, &e->linger, e->pk->settings->linger * 1000, on_linger_done);
+}
+
+/* On the loop: everything queued for this subscriber. */
+static void drain(void *arg)
+{
+    entry *e = arg;
+    AVPacket *pkt = av_packet_alloc();
+    int r;
+
+    atomic_store(&e->posted, false);
+    if (!pkt || e->ended) {
+        av_packet_free(&pkt);
+        return;
+    }
+    while ((r = weir_sub_read(e->sub, pkt)) == 0) {
+        if (!e->pres && start_pres(e) < 0) {
+            r = AVERROR_EOF;            /* nothing to package: stop listening */
+            break;
+        }
+        if ((r = pres_packet(e->pres, pkt, weir_clock_unix_ms())) < 0) {
+            weir_log_error("packager", "packaging failed", WL_STR("stream", e->name), WL_ERR(r));
+            r = AVERROR_EOF;
+            break;
+        }
+    }
+    av_packet_free(&pkt);
+    if (r == AVERROR_EOF)
+        finish(e);
+}
+
+/* Publisher's thread, stream lock held: only queue a drain. */
+static void on_notify(void *arg)
+{
+    entry *e = arg;
+    if (!atomic_exchange(&e->posted, true))
+        weir_loop_post(e->pk->loop, drain, e);
+}
+
+/* On the loop: subscribe to a newly published stream. */
+static void attach(void *arg)
+{
+    entry *e = arg, *old;
+    weir_packager *pk = e->pk;
+
+    /* A new publisher of the name replaces what still lingers. */
+    while ((old = find(pk, e->name, strlen(e->name)))) {
+        weir_timer_stop(&old->linger);
+        entry_unlink(pk, old);
+        if (!old->ended)
+            weir_sub_close(old->sub), old->sub = NULL;
+        entry_free(old);
+    }
+    e->next = pk->entries;
+    pk->entries = e;
+    pk->count++;
+    atomic_store(&e->posted, true);     /* until the first drain below */
+    if (weir_stream_subscribe(e->stream, &(weir_sub_opts){ .notify = on_notify, .arg = e },
+                              &e->sub) < 0) {
+        weir_log_error("packager", "cannot subscribe", WL_STR("stream", e->name));
+        finish(e);
+        return;
+    }
+    weir_stream_unref(e->stream);
+    e->stream = NULL;
+    drain(e);
+}
+
+/* Publisher's thread, right after weir_bus_publish. */
+static void on_publish(void *arg, weir_stream *s)
+{
+    weir_packager *pk = arg;
+    const char *name = weir_stream_name(s);
+    entry *e;
+
+    if (!weir_stream_name_valid(name))
+        return;                 /* internal streams (e.g. "cam1/abr") are not played */
+    if (!(e = calloc(1, sizeof *e)))
+        return;
+    e->pk = pk;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    weir_stream_ref(s);
+    e->stream = s;
+    if (weir_loop_post(pk->loop, attach, e) < 0) {
+        weir_stream_unref(s);
+        free(e);
+    }
+}
+
+int weir_packager_new(const weir_packager_opts *opts, weir_packager **out)
+{
+    weir_packager *pk = calloc(1, sizeof *pk);
+    int r;
+
+    if (!pk)
+        return AVERROR(ENOMEM);
+    pk->loop = opts->loop;
+    pk->bus = opts->bus;
+    pk->settings = opts->settings;
+    if ((r = weir_bus_watch(opts->bus, on_publish, pk)) < 0) {
+        free(pk);
+        return r;
+    }
+    *out = pk;
+    return 0;
+}
+
+void weir_packager_free(weir_packager *pk)
+{
+    if (!pk)
+        return;
+    /* The loop is gone by now, and its timers with it: just free. */
+    while (pk->entries) {
+        entry *e = pk->entries;
+        pk->entries = e->next;
+        entry_free(e);
+    }
+    free(pk);
+}
+
+size_t weir_packager_count(const weir_packager *pk)
+{
+    return pk->count;
+}
+
+int weir_packager_lookup(void *arg, const char *path, weir_object *out)
+{
+    weir_packager *pk = arg;
+    const char *slash = strchr(path, '/');
+    entry *e;
+
+    if (!slash || strchr(slash + 1, '/'))
+        return AVERROR(ENOENT);
+    e = find(pk, path, (size_t)(slash - path));
+    if (!e || !e->pres)
+        return AVERROR(ENOENT);
+    return pres_lookup(e->pres, slash + 1, out);
+}

@@ -1,6 +1,22 @@
 /*
  * packager/packager.h — CMAF segments, HLS and DASH (DESIGN.md §1).
- * For now: the packager settings.
+ *
+ * The packager watches the bus.  Every stream published under a playback
+ * name (weir_stream_name_valid) becomes a presentation: the packager
+ * subscribes, cuts each track into CMAF parts and segments at the key
+ * track's keyframes, and keeps the live window, the HLS playlists and the
+ * DASH MPD in memory as refcounted buffers.  The origin reads them through
+ * weir_packager_lookup (a weir_object_lookup_fn), so it never depends on the
+ * packager's types.
+ *
+ *   /live/<name>/index.m3u8          HLS master (CMAF)
+ *   /live/<name>/<track>.m3u8        HLS media playlist, e.g. v0.m3u8, a0.m3u8
+ *   /live/<name>/<track>_init.mp4    init segment
+ *   /live/<name>/<track>_<n>.m4s     media segment n
+ *   /live/<name>/index.mpd           DASH MPD over the same files
+ *
+ * Threads: bus notifications arrive on publisher threads and are posted to
+ * the loop; everything else runs on the loop thread.
  */
 #ifndef WEIR_PACKAGER_H
 #define WEIR_PACKAGER_H
@@ -9,8 +25,37 @@
 
 typedef struct weir_packager_settings {
     int64_t segment_duration;       /* ms; segments are cut at the first keyframe after it */
+    int64_t part_duration;          /* ms; CMAF fragments inside a segment */
+    int64_t window;                 /* segments listed in live playlists */
+    int64_t linger;                 /* ms an ended stream's playlists stay served */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;
+
+/* Cross-key checks conf tables cannot express (part divides segment).
+ * 0, or -1 after printing the reason. */
+int weir_packager_settings_check(const weir_packager_settings *s);
+
+typedef struct weir_packager weir_packager;
+
+typedef struct weir_packager_opts {
+    weir_loop *loop;
+    weir_bus *bus;
+    const weir_packager_settings *settings;     /* borrowed, outlives the packager */
+    weir_metrics *metrics;                      /* may be NULL */
+} weir_packager_opts;
+
+/* Starts watching opts->bus (register before publishers run).  0 or AVERROR. */
+int weir_packager_new(const weir_packager_opts *opts, weir_packager **out /* OUT */);
+/* Frees every presentation.  Call after the loop stopped and the bus is
+ * quiet (after weir_loop_free has run the posted work).  NULL is a no-op. */
+void weir_packager_free(weir_packager *p);
+
+/* weir_object_lookup_fn for the origin's /live/ mount: path is
+ * "<name>/<file>". */
+int weir_packager_lookup(void *packager, const char *path, weir_object *out);
+
+/* Number of live presentations (for tests and the API). */
+size_t weir_packager_count(const weir_packager *p);
 
 #endif

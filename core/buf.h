@@ -1,0 +1,62 @@
+/*
+ * core/buf.h — refcounted immutable byte buffers, and the "media object" the
+ * packager hands the origin.
+ *
+ * Segments, parts, init segments and playlists are built once into a
+ * weir_buf and then shared: the packager's store keeps one reference, and
+ * every HTTP response that sends it holds another until the bytes are out.
+ * Nothing copies them to share them (DESIGN.md §3, Ownership).
+ *
+ *   weir_buf_new(n)   -> refs 1, writable by its creator until shared
+ *   weir_buf_ref()    -> one more holder (any thread)
+ *   weir_buf_unref()  -> the last one frees it (any thread)
+ */
+#ifndef WEIR_CORE_BUF_H
+#define WEIR_CORE_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct weir_buf {
+    size_t size;
+    int refs;                       /* atomic; use the functions below */
+    uint8_t data[];
+} weir_buf;
+
+/* A buffer of size bytes (contents undefined), refs 1; NULL on ENOMEM. */
+weir_buf *weir_buf_new(size_t size);
+/* A new buffer holding a copy of data[0..size-1]; NULL on ENOMEM. */
+weir_buf *weir_buf_copy(const void *data, size_t size);
+/* Returns b with one more reference. */
+weir_buf *weir_buf_ref(weir_buf *b);
+/* Drops one reference; frees at zero.  NULL is a no-op. */
+void weir_buf_unref(weir_buf *b);
+
+/* How long caches may keep an object (the origin turns it into headers). */
+typedef enum weir_cache_class {
+    WEIR_CACHE_IMMUTABLE,           /* segments, parts, init segments: a year, immutable */
+    WEIR_CACHE_LIVE,                /* live media playlists and MPDs: max_age_ms */
+    WEIR_CACHE_MASTER,              /* master playlists: a few seconds */
+    WEIR_CACHE_VOD,                 /* finished playlists: long */
+} weir_cache_class;
+
+/* One thing a player can fetch.  The producer fills it with a new reference
+ * to body, which the consumer drops (weir_object_clear). */
+typedef struct weir_object {
+    weir_buf *body;
+    const char *content_type;       /* static string */
+    weir_cache_class cache;
+    int64_t max_age_ms;             /* WEIR_CACHE_LIVE only */
+    int64_t mtime_ms;               /* Unix ms when it was produced (Last-Modified) */
+    uint64_t etag;                  /* changes whenever the bytes change */
+} weir_object;
+
+void weir_object_clear(weir_object *o);
+
+/* Finds the object at path (relative to its mount, e.g. "cam1/index.m3u8").
+ * Runs on the loop thread.  0 with *out filled; AVERROR(ENOENT) when there
+ * is no such object (404); AVERROR(ESTALE) when it existed but is gone, a
+ * segment that fell out of the live window (410). */
+typedef int (*weir_object_lookup_fn)(void *arg, const char *path, weir_object *out);
+
+#endif

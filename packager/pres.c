@@ -1,0 +1,566 @@
+/*
+ * packager/pres.c — the segmenter: bus packets in, CMAF parts and segments
+ * out.  See pres.h for the picture.
+ */
+#include "packager/pres.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <time.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavutil/mathematics.h>
+
+#define VIDEO_TIMESCALE 90000
+#define WINDOW_SPARE    2           /* segments kept past the listed window (410 after) */
+
+static const AVRational ms_tb = { 1, 1000 };
+
+static int64_t ts_to_ms(const pkg_track *t, int64_t ts)
+{
+    return av_rescale(ts, 1000, t->timescale);
+}
+
+/* ---- tracks ------------------------------------------------------------ */
+
+static int cmaf_supported(const AVCodecParameters *par)
+{
+    switch (par->codec_id) {
+    case AV_CODEC_ID_H264: case AV_CODEC_ID_HEVC: case AV_CODEC_ID_AV1:
+    case AV_CODEC_ID_AAC: case AV_CODEC_ID_OPUS:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int track_init(pkg_track *t, const char *id, const AVCodecParameters *par, AVRational tb)
+{
+    weir_bytes init = { 0 };
+    int r;
+
+    snprintf(t->id, sizeof t->id, "%s", id);
+    t->is_video = par->codec_type == AVMEDIA_TYPE_VIDEO;
+    t->tb = tb;
+    if (!(t->par = avcodec_parameters_alloc()) || avcodec_parameters_copy(t->par, par) < 0)
+        return AVERROR(ENOMEM);
+    t->timescale = t->is_video ? VIDEO_TIMESCALE
+                 : par->sample_rate > 0 ? (uint32_t)par->sample_rate : 48000;
+    t->cmaf = (weir_cmaf_track){ .par = t->par, .timescale = t->timescale };
+    if ((r = weir_cmaf_codec_string(par, t->codecs, sizeof t->codecs)) < 0)
+        return r;
+    if ((r = weir_cmaf_write_init(&t->cmaf, &init)) < 0)
+        goto out;
+    if (!(t->init = weir_buf_copy(init.data, init.len)))
+        r = AVERROR(ENOMEM);
+out:
+    weir_bytes_free(&init);
+    return r;
+}
+
+static void segment_free(pkg_segment *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nparts; i++)
+        weir_buf_unref(s->parts[i].buf);
+    free(s->parts);
+    weir_buf_unref(s->whole);
+    free(s);
+}
+
+static void track_clear(pkg_track *t)
+{
+    for (int i = 0; i < t->npend; i++)
+        av_packet_free(&t->pend[i]);
+    free(t->pend);
+    for (int i = 0; i < t->nsegs; i++)
+        segment_free(t->segs[i]);
+    free(t->segs);
+    avcodec_parameters_free(&t->par);
+    weir_buf_unref(t->init);
+    weir_buf_unref(t->playlist);
+    memset(t, 0, sizeof *t);
+}
+
+int pres_new(const char *name, const weir_packager_settings *settings,
+             const AVCodecParameters *const *pars, const AVRational *tbs, int ntracks,
+             int64_t now_unix_ms, pkg_pres **out)
+{
+    pkg_pres *p = calloc(1, sizeof *p);
+    int nv = 0, na = 0, r = 0;
+
+    if (!p)
+        return AVERROR(ENOMEM);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->settings = settings;
+    p->created_unix_ms = now_unix_ms;
+    p->key = -1;
+    p->target_s = (settings->segment_duration + 999) / 1000;
+    for (int i = 0; i < WEIR_STREAM_MAX_TRACKS; i++)
+        p->map[i] = -1;
+    for (int i = 0; i < ntracks && i < WEIR_STREAM_MAX_TRACKS; i++) {
+        const AVCodecParameters *par = pars[i];
+        char id[16];
+        if (!cmaf_supported(par)) {
+            weir_log_warn("packager", "track left out: codec not packaged",
+                          WL_STR("stream", name), WL_INT("track", i),
+                          WL_STR("codec", avcodec_get_name(par->codec_id)));
+            continue;
+        }
+        if (par->codec_type == AVMEDIA_TYPE_VIDEO)
+            snprintf(id, sizeof id, "v%d", nv++);
+        else
+            snprintf(id, sizeof id, "a%d", na++);
+        pkg_track *t = &p->tracks[p->ntracks];
+        if ((r = track_init(t, id, par, tbs[i])) < 0) {
+            weir_log_warn("packager", "track left out: bad codec parameters",
+                          WL_STR("stream", name), WL_INT("track", i),
+                          WL_STR("codec", avcodec_get_name(par->codec_id)), WL_ERR(r));
+            track_clear(t);
+            if (r == AVERROR(ENOMEM))
+                goto fail;
+            continue;
+        }
+        t->next_number = 1;
+        p->map[i] = p->ntracks;
+        p->ntracks++;
+        if (p->key < 0 && t->is_video)
+            p->key = p->ntracks - 1;
+    }
+    if (p->ntracks == 0) {
+        r = AVERROR(EINVAL);
+        goto fail;
+    }
+    if (p->key < 0)
+        p->key = 0;
+    *out = p;
+    return 0;
+fail:
+    pres_free(p);
+    return r;
+}
+
+void pres_free(pkg_pres *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->ntracks; i++)
+        track_clear(&p->tracks[i]);
+    weir_buf_unref(p->master);
+    weir_buf_unref(p->mpd);
+    free(p);
+}
+
+/* ---- small helpers shared with hls.c and dash.c ------------------------ */
+
+int pkg_printf(weir_bytes *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        size_t room = b->cap - b->len;
+        va_start(ap, fmt);
+        n = vsnprintf(room ? (char *)b->data + b->len : NULL, room, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return AVERROR(EINVAL);
+        if ((size_t)n < room) {
+            b->len += (size_t)n;
+            return 0;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap - b->len <= (size_t)n)
+            cap *= 2;
+        uint8_t *grown = realloc(b->data, cap);
+        if (!grown)
+            return AVERROR(ENOMEM);
+        b->data = grown;
+        b->cap = cap;
+    }
+}
+
+void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n)
+{
+    int complete = t->nsegs;
+    if (complete > 0 && !t->segs[complete - 1]->complete)
+        complete--;
+    *n = complete < p->settings->window ? complete : (int)p->settings->window;
+    *first = complete - *n;
+}
+
+int64_t pres_track_avg_bps(const pkg_track *t)
+{
+    if (t->duration_total_ts <= 0)
+        return 0;
+    return (int64_t)av_rescale((int64_t)t->bytes_total * 8, t->timescale, t->duration_total_ts);
+}
+
+double pres_track_fps(const pkg_track *t)
+{
+    if (!t->is_video || t->duration_total_ts <= 0)
+        return 0;
+    return (double)t->frames_total * t->timescale / (double)t->duration_total_ts;
+}
+
+/* ---- cutting ------------------------------------------------------------ */
+
+/* The packet's decode time in the track's timescale, on the media clock. */
+static int64_t pkt_ts(const pkg_pres *p, const pkg_track *t, const AVPacket *pkt)
+{
+    return av_rescale_q(pkt->dts, t->tb, (AVRational){ 1, (int)t->timescale }) -
+           av_rescale(p->base_ms, t->timescale, 1000);
+}
+
+static pkg_segment *open_segment(pkg_track *t, int64_t start_ts)
+{
+    pkg_segment *s;
+
+    if (t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete)
+        return t->segs[t->nsegs - 1];
+    if (t->nsegs == t->capsegs) {
+        int cap = t->capsegs ? t->capsegs * 2 : 16;
+        pkg_segment **grown = realloc(t->segs, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return NULL;
+        t->segs = grown;
+        t->capsegs = cap;
+    }
+    if (!(s = calloc(1, sizeof *s)))
+        return NULL;
+    /* Numbered by the segment boundaries behind it, so every track agrees
+     * even if one of them had nothing to put in some segment. */
+    s->number = (int64_t)t->segs_cut + 1;
+    s->start_ts = start_ts;
+    t->segs[t->nsegs++] = s;
+    return s;
+}
+
+static int add_part(pkg_segment *s, const pkg_part *part)
+{
+    if (s->nparts == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 8;
+        pkg_part *grown = realloc(s->parts, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return AVERROR(ENOMEM);
+        s->parts = grown;
+        s->cap = cap;
+    }
+    s->parts[s->nparts++] = *part;
+    s->duration_ts += part->duration_ts;
+    return 0;
+}
+
+/* Keeps the newest window + WINDOW_SPARE complete segments (and the one in
+ * progress, if any). */
+static void trim_window(pkg_pres *p, pkg_track *t)
+{
+    int complete = t->nsegs - (t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete);
+    int drop = complete - ((int)p->settings->window + WINDOW_SPARE);
+
+    if (drop <= 0)
+        return;
+    for (int i = 0; i < drop; i++)
+        segment_free(t->segs[i]);
+    memmove(t->segs, t->segs + drop, (size_t)(t->nsegs - drop) * sizeof *t->segs);
+    t->nsegs -= drop;
+}
+
+static void rebuild_playlists(pkg_pres *p, pkg_track *t, int64_t now_unix_ms)
+{
+    weir_buf *b;
+
+    p->version++;
+    p->updated_unix_ms = now_unix_ms;
+    if ((b = pres_render_media(p, t))) {
+        weir_buf_unref(t->playlist);
+        t->playlist = b;
+    }
+    /* The master needs every track's bandwidth: wait for a segment on each. */
+    for (int i = 0; i < p->ntracks; i++)
+        if (p->tracks[i].duration_total_ts == 0)
+            return;
+    if ((b = pres_render_master(p))) {
+        weir_buf_unref(p->master);
+        p->master = b;
+    }
+    if ((b = pres_render_mpd(p, now_unix_ms))) {
+        weir_buf_unref(p->mpd);
+        p->mpd = b;
+    }
+}
+
+static int complete_segment(pkg_pres *p, pkg_track *t, pkg_segment *s, int64_t now_unix_ms)
+{
+    size_t total = 0, off = 0;
+    int64_t ms;
+
+    for (int i = 0; i < s->nparts; i++)
+        total += s->parts[i].buf->size;
+    if (!(s->whole = weir_buf_new(total)))
+        return AVERROR(ENOMEM);
+    for (int i = 0; i < s->nparts; i++) {
+        memcpy(s->whole->data + off, s->parts[i].buf->data, s->parts[i].buf->size);
+        off += s->parts[i].buf->size;
+    }
+    s->complete = 1;
+
+    t->bytes_total += total;
+    t->duration_total_ts += s->duration_ts;
+    if (s->duration_ts > 0) {
+        int64_t bps = av_rescale((int64_t)total * 8, t->timescale, s->duration_ts);
+        if (bps > t->peak_bps)
+            t->peak_bps = bps;
+    }
+    ms = ts_to_ms(t, s->duration_ts);
+    if (ms > t->max_segment_ms)
+        t->max_segment_ms = ms;
+    /* EXTINF rounded must not exceed TARGETDURATION (RFC 8216 4.4.3.1). */
+    if ((ms + 500) / 1000 > p->target_s) {
+        weir_log_warn("packager", "segment longer than the target; keyframe interval too long?",
+                      WL_STR("stream", p->name), WL_INT("segment_ms", ms),
+                      WL_INT("target_ms", p->settings->segment_duration));
+        p->target_s = (ms + 500) / 1000;
+    }
+    trim_window(p, t);
+    rebuild_playlists(p, t, now_unix_ms);
+    return 0;
+}
+
+/* Turns the track's pending samples into one part.  next_ts: decode time of
+ * the sample that follows them (-1 at end of stream).  ends_segment: the
+ * part is the last of its segment. */
+static int track_cut(pkg_pres *p, pkg_track *t, int64_t next_ts, int ends_segment,
+                     int64_t now_unix_ms)
+{
+    weir_cmaf_sample *samples = NULL;
+    weir_bytes frag = { 0 };
+    pkg_segment *seg = NULL;
+    pkg_part part = { 0 };
+    int64_t first_ts;
+    int n = t->npend, r = 0;
+
+    if (n == 0)
+        goto close;
+    if (!(samples = calloc((size_t)n, sizeof *samples)))
+        return AVERROR(ENOMEM);
+    first_ts = pkt_ts(p, t, t->pend[0]);
+    for (int i = 0; i < n; i++) {
+        const AVPacket *pkt = t->pend[i];
+        int64_t dts = pkt_ts(p, t, pkt);
+        int64_t next = i + 1 < n ? pkt_ts(p, t, t->pend[i + 1]) : next_ts;
+        int64_t dur = next >= 0 ? next - dts : t->last_duration_ts;
+        if (dur <= 0 || dur > UINT32_MAX)
+            dur = t->last_duration_ts > 0 ? t->last_duration_ts : 1;
+        t->last_duration_ts = dur;
+        samples[i] = (weir_cmaf_sample){
+            .data = pkt->data, .size = (size_t)pkt->size, .duration = (uint32_t)dur,
+            .cts_offset = (int32_t)av_rescale_q(pkt->pts - pkt->dts, t->tb,
+                                                (AVRational){ 1, (int)t->timescale }),
+            .key = !t->is_video || (pkt->flags & AV_PKT_FLAG_KEY),
+        };
+        part.duration_ts += dur;
+    }
+    if (!(seg = open_segment(t, first_ts))) {
+        r = AVERROR(ENOMEM);
+        goto out;
+    }
+    r = weir_cmaf_write_fragment(&t->cmaf, ++t->frag_seq, (uint64_t)first_ts, samples,
+                                 (size_t)n, seg->nparts == 0, &frag);
+    if (r < 0)
+        goto out;
+    part.start_ts = first_ts;
+    part.independent = samples[0].key;
+    if (!(part.buf = weir_buf_copy(frag.data, frag.len)) || (r = add_part(seg, &part)) < 0) {
+        weir_buf_unref(part.buf);
+        r = AVERROR(ENOMEM);
+        goto out;
+    }
+    t->frames_total += n;       /* counted now, used once the segment is complete */
+    for (int i = 0; i < n; i++)
+        av_packet_free(&t->pend[i]);
+    t->npend = 0;
+close:
+    if (ends_segment && t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete)
+        r = complete_segment(p, t, t->segs[t->nsegs - 1], now_unix_ms);
+out:
+    free(samples);
+    weir_bytes_free(&frag);
+    return r;
+}
+
+static void push_boundary(pkg_pres *p, int64_t ms, int segment)
+{
+    uint64_t oldest = p->nboundaries;
+
+    for (int i = 0; i < p->ntracks; i++)
+        if (p->tracks[i].cut < oldest)
+            oldest = p->tracks[i].cut;
+    /* A track so far behind that its boundary would be overwritten (it sent
+     * nothing for minutes) skips ahead; its samples land in a longer part. */
+    if (p->nboundaries - oldest >= PRES_BOUNDARIES)
+        for (int i = 0; i < p->ntracks; i++)
+            if (p->nboundaries - p->tracks[i].cut >= PRES_BOUNDARIES)
+                p->tracks[i].cut = p->nboundaries - PRES_BOUNDARIES + 1;
+    p->bq[p->nboundaries % PRES_BOUNDARIES].ms = ms;
+    p->bq[p->nboundaries % PRES_BOUNDARIES].segment = segment;
+    p->nboundaries++;
+}
+
+int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
+{
+    pkg_track *t;
+    AVPacket *ref;
+    int64_t ms;
+    int ti, key, r;
+
+    if (pkt->stream_index < 0 || pkt->stream_index >= WEIR_STREAM_MAX_TRACKS || p->ended)
+        return 0;
+    if ((ti = p->map[pkt->stream_index]) < 0 || pkt->dts == AV_NOPTS_VALUE ||
+        pkt->pts == AV_NOPTS_VALUE)
+        return 0;
+    t = &p->tracks[ti];
+    key = !t->is_video || (pkt->flags & AV_PKT_FLAG_KEY);
+    ms = av_rescale_q(pkt->dts, t->tb, ms_tb);
+    if (!p->started) {
+        /* Media time 0 is the key track's first keyframe. */
+        if (ti != p->key || !key)
+            return 0;
+        p->started = 1;
+        p->base_ms = ms;
+        p->ast_unix_ms = now_unix_ms;
+    }
+    ms -= p->base_ms;
+    if (ms < 0)
+        return 0;               /* before media time 0 */
+    if (ti == p->key && (t->npend > 0 || t->nsegs > 0)) {
+        if (key && ms - p->seg_start_ms >= p->settings->segment_duration) {
+            push_boundary(p, ms, 1);
+            p->seg_start_ms = p->part_start_ms = ms;
+        } else if (ms - p->part_start_ms >= p->settings->part_duration) {
+            push_boundary(p, ms, 0);
+            p->part_start_ms = ms;
+        }
+    }
+    /* Cut at every boundary this sample reaches: its decode time ends the
+     * pending samples' last duration. */
+    while (t->cut < p->nboundaries && ms >= p->bq[t->cut % PRES_BOUNDARIES].ms) {
+        int segment = p->bq[t->cut % PRES_BOUNDARIES].segment;
+        if ((r = track_cut(p, t, pkt_ts(p, t, pkt), segment, now_unix_ms)) < 0)
+            return r;
+        t->cut++;
+        if (segment)
+            t->segs_cut++;
+    }
+    if (t->npend == t->cappend) {
+        int cap = t->cappend ? t->cappend * 2 : 64;
+        AVPacket **grown = realloc(t->pend, (size_t)cap * sizeof *grown);
+        if (!grown)
+            return AVERROR(ENOMEM);
+        t->pend = grown;
+        t->cappend = cap;
+    }
+    if (!(ref = av_packet_clone(pkt)))
+        return AVERROR(ENOMEM);
+    t->pend[t->npend++] = ref;
+    return 0;
+}
+
+int pres_end(pkg_pres *p, int64_t now_unix_ms)
+{
+    int ret = 0;
+
+    if (p->ended)
+        return 0;
+    p->ended = 1;
+    for (int i = 0; i < p->ntracks; i++) {
+        int r = track_cut(p, &p->tracks[i], -1, 1, now_unix_ms);
+        if (r < 0)
+            ret = r;
+    }
+    /* Re-render even tracks that had nothing pending: ENDLIST appears. */
+    for (int i = 0; i < p->ntracks; i++)
+        rebuild_playlists(p, &p->tracks[i], now_unix_ms);
+    return ret;
+}
+
+/* ---- lookup ------------------------------------------------------------- */
+
+static uint64_t etag_of(const pkg_pres *p, uint64_t what)
+{
+    /* Unique per presentation instance: a republished name gets new tags. */
+    return ((uint64_t)p->created_unix_ms * 0x9E3779B97F4A7C15ull) ^ what;
+}
+
+static pkg_track *find_track(pkg_pres *p, const char *id, size_t len)
+{
+    for (int i = 0; i < p->ntracks; i++)
+        if (strlen(p->tracks[i].id) == len && memcmp(p->tracks[i].id, id, len) == 0)
+            return &p->tracks[i];
+    return NULL;
+}
+
+static int give(weir_object *out, weir_buf *b, const char *type, weir_cache_class cache,
+                int64_t max_age_ms, int64_t mtime_ms, uint64_t etag)
+{
+    if (!b)
+        return AVERROR(ENOENT);
+    *out = (weir_object){
+        .body = weir_buf_ref(b), .content_type = type, .cache = cache,
+        .max_age_ms = max_age_ms, .mtime_ms = mtime_ms, .etag = etag,
+    };
+    return 0;
+}
+
+int pres_lookup(pkg_pres *p, const char *file, weir_object *out)
+{
+    int64_t live_age = p->settings->segment_duration / 2;
+    const char *us, *dot;
+    pkg_track *t;
+    char *end;
+    long long n;
+
+    if (strcmp(file, "index.m3u8") == 0)
+        return give(out, p->master, "application/vnd.apple.mpegurl", WEIR_CACHE_MASTER, 0,
+                    p->updated_unix_ms, etag_of(p, p->version));
+    if (strcmp(file, "index.mpd") == 0)
+        return give(out, p->mpd, "application/dash+xml", WEIR_CACHE_LIVE, live_age,
+                    p->updated_unix_ms, etag_of(p, p->version));
+    dot = strrchr(file, '.');
+    if (!dot)
+        return AVERROR(ENOENT);
+    if (strcmp(dot, ".m3u8") == 0) {
+        if (!(t = find_track(p, file, (size_t)(dot - file))))
+            return AVERROR(ENOENT);
+        return give(out, t->playlist, "application/vnd.apple.mpegurl", WEIR_CACHE_LIVE, live_age,
+                    p->updated_unix_ms, etag_of(p, p->version));
+    }
+    if (!(us = strchr(file, '_')) || !(t = find_track(p, file, (size_t)(us - file))))
+        return AVERROR(ENOENT);
+    if (strcmp(us, "_init.mp4") == 0)
+        return give(out, t->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
+                    0, p->created_unix_ms, etag_of(p, (uint64_t)(t - p->tracks)));
+    if (strcmp(dot, ".m4s") != 0 || us[1] < '0' || us[1] > '9')
+        return AVERROR(ENOENT);
+    n = strtoll(us + 1, &end, 10);
+    if (end != dot || n <= 0)
+        return AVERROR(ENOENT);
+    for (int i = 0; i < t->nsegs; i++) {
+        pkg_segment *s = t->segs[i];
+        if (s->number != n)
+            continue;
+        if (!s->complete)
+            return AVERROR(ENOENT);
+        return give(out, s->whole, t->is_video ? "video/iso.segment" : "audio/mp4",
+                    WEIR_CACHE_IMMUTABLE, 0,
+                    p->ast_unix_ms + ts_to_ms(t, s->start_ts + s->duration_ts),
+                    etag_of(p, ((uint64_t)n << 4) | (uint64_t)(t - p->tracks)));
+    }
+    if (t->nsegs > 0 && n < t->segs[0]->number)
+        return AVERROR(ESTALE);
+    return AVERROR(ENOENT);
+}

@@ -1,0 +1,142 @@
+/*
+ * packager/pres.h — one live presentation: the tracks of one bus stream cut
+ * into CMAF parts and segments, and the playlists that list them.  Private
+ * to the packager.
+ *
+ *   bus packets --pres_packet()--> per track: pending samples
+ *        key track decides boundaries (segment: keyframe after the target;
+ *        part: every part_duration)
+ *        every track cuts its pending samples at each boundary, once it has
+ *        a sample at or after it (so every sample's duration is known)
+ *   --> part (moof+mdat, weir_buf) --> segment complete: whole-segment buf,
+ *       window trimmed, playlists rebuilt (pres_render_*)
+ *
+ * Segment numbers and boundary instants are the same on every track.  The
+ * key track is the first video track (the bus's key track), else track 0.
+ *
+ * Everything here runs on the loop thread; nothing locks.
+ *
+ * Times: "ms" fields are milliseconds on the presentation's media clock
+ * (0 = the first sample); "ts" fields are in the track's timescale.
+ */
+#ifndef WEIR_PACKAGER_PRES_H
+#define WEIR_PACKAGER_PRES_H
+
+#include "packager/packager.h"
+#include "packager/cmaf.h"
+
+#define PRES_BOUNDARIES 256         /* decided but not yet cut by every track */
+
+typedef struct pkg_part {
+    weir_buf *buf;                  /* [styp] moof mdat */
+    int64_t start_ts, duration_ts;
+    int independent;                /* starts with a keyframe */
+} pkg_part;
+
+typedef struct pkg_segment {
+    int64_t number;
+    int64_t start_ts, duration_ts;
+    pkg_part *parts;
+    int nparts, cap;
+    weir_buf *whole;                /* the parts back to back; set when complete */
+    int complete;
+} pkg_segment;
+
+typedef struct pkg_track {
+    char id[16];                    /* "v0", "v1", "a0": file names and DASH ids */
+    int is_video;
+    AVCodecParameters *par;         /* owned */
+    AVRational tb;                  /* of the bus packets */
+    uint32_t timescale;
+    char codecs[64];                /* RFC 6381 */
+    weir_buf *init;                 /* init segment */
+    weir_cmaf_track cmaf;
+
+    /* The part being built: packet references, in decode order. */
+    AVPacket **pend;
+    int npend, cappend;
+    int64_t last_duration_ts;       /* for the final sample at end of stream */
+    uint32_t frag_seq;
+    uint64_t cut;                   /* boundaries consumed (absolute index) */
+
+    /* Segments, oldest first; the last one may be in progress. */
+    pkg_segment **segs;
+    int nsegs, capsegs;
+    int64_t next_number;
+
+    /* For the playlists. */
+    uint64_t bytes_total;
+    int64_t duration_total_ts;
+    int64_t peak_bps;
+    int64_t max_segment_ms;
+    int64_t frames_total;           /* samples in complete segments */
+    uint64_t segs_cut;              /* segment boundaries consumed */
+    weir_buf *playlist;             /* media playlist, rebuilt per segment */
+    uint64_t playlist_etag;
+} pkg_track;
+
+typedef struct pkg_pres {
+    char name[WEIR_BUS_NAME_MAX + 1];
+    const weir_packager_settings *settings;
+    int64_t created_unix_ms;
+    int64_t ast_unix_ms;            /* wall clock of media time 0 */
+
+    pkg_track tracks[WEIR_STREAM_MAX_TRACKS];
+    int ntracks;
+    int map[WEIR_STREAM_MAX_TRACKS];    /* bus track -> tracks[] index, or -1 */
+    int key;                        /* key track index */
+    int64_t base_ms;                /* bus time of media time 0, in ms */
+    int started;
+
+    /* Boundaries decided by the key track: boundary i lives at
+     * [i % PRES_BOUNDARIES] while some track has not cut it. */
+    struct { int64_t ms; int segment; } bq[PRES_BOUNDARIES];
+    uint64_t nboundaries;
+    int64_t seg_start_ms, part_start_ms;
+    int64_t segments_done;          /* segments complete on every track */
+
+    int ended;
+    int64_t target_s;               /* EXT-X-TARGETDURATION, only grows */
+    weir_buf *master, *mpd;
+    uint64_t version;               /* bumped whenever anything is rebuilt */
+    int64_t updated_unix_ms;        /* when it was */
+} pkg_pres;
+
+/* A new presentation for the stream's tracks (codec parameters and time
+ * bases as the bus subscriber sees them).  Tracks with codecs CMAF cannot
+ * carry are left out (logged).  0, AVERROR(EINVAL) when no track is left,
+ * AVERROR(ENOMEM). */
+int pres_new(const char *name, const weir_packager_settings *settings,
+             const AVCodecParameters *const *pars, const AVRational *tbs, int ntracks,
+             int64_t now_unix_ms, pkg_pres **out /* OUT */);
+void pres_free(pkg_pres *p);
+
+/* Feeds one bus packet (borrowed; the presentation takes its own
+ * reference).  Packets of left-out tracks are ignored.  0 or AVERROR. */
+int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms);
+/* The stream ended: cut what is pending into a last segment, mark the
+ * playlists ended (EXT-X-ENDLIST, static MPD). */
+int pres_end(pkg_pres *p, int64_t now_unix_ms);
+
+/* The object at `file` ("index.m3u8", "v0.m3u8", "v0_init.mp4",
+ * "v0_12.m4s", "index.mpd"); see weir_object_lookup_fn for the errors. */
+int pres_lookup(pkg_pres *p, const char *file, weir_object *out);
+
+/* packager/hls.c and packager/dash.c: render into a new weir_buf. */
+weir_buf *pres_render_master(const pkg_pres *p);
+weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t);
+weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms);
+
+/* The segments playlists list: t->segs[first .. first + n - 1], the last
+ * `window` complete ones. */
+void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n);
+/* Peak and average bits per second of a track so far. */
+int64_t pres_track_avg_bps(const pkg_track *t);
+/* Frames per second of a video track so far (0 when unknown). */
+double pres_track_fps(const pkg_track *t);
+
+/* Appends printf output to b.  0 or AVERROR(ENOMEM). */
+int pkg_printf(weir_bytes *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+
+#endif

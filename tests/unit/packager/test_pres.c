@@ -1,0 +1,276 @@
+/*
+ * Unit tests: packager/pres — the segmenter and the playlists it renders.
+ *
+ * Real media: the ffmpeg CLI makes a short MP4 (H.264 with B-frames + AAC),
+ * libavformat reads its packets, the presentation cuts them, and libavformat
+ * reads the segments back.  Wall-clock times are passed in by the test.
+ */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libavformat/avformat.h>
+
+#include "packager/pres.h"
+
+#define T0 1764400000000LL      /* a fixed "now" in Unix ms */
+
+typedef struct clip {
+    AVFormatContext *fmt;
+    char path[64];
+} clip;
+
+/* Makes a clip with the ffmpeg CLI; args are the encoding options. */
+static void clip_make(clip *c, const char *inputs, const char *args)
+{
+    char cmd[1024];
+    snprintf(c->path, sizeof c->path, "/tmp/weir-pres-%d-XXXXXX", (int)getpid());
+    int fd = mkstemp(c->path);
+    cr_assert(fd >= 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -hide_banner -loglevel error -y %s %s -f mp4 %s", inputs, args, c->path);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    c->fmt = NULL;
+    cr_assert_eq(avformat_open_input(&c->fmt, c->path, NULL, NULL), 0);
+    cr_assert_geq(avformat_find_stream_info(c->fmt, NULL), 0);
+}
+
+static void clip_free(clip *c)
+{
+    avformat_close_input(&c->fmt);
+    unlink(c->path);
+}
+
+static const weir_packager_settings settings_2s = {
+    .segment_duration = 2000, .part_duration = 500, .window = 3, .linger = 0,
+};
+
+/* Feeds the whole clip; returns packets fed per track (in *counts). */
+static pkg_pres *package(clip *c, const weir_packager_settings *cfg, int counts[8])
+{
+    const AVCodecParameters *pars[8];
+    AVRational tbs[8];
+    int n = (int)c->fmt->nb_streams;
+    pkg_pres *p = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    int64_t now = T0;
+
+    for (int i = 0; i < n; i++) {
+        pars[i] = c->fmt->streams[i]->codecpar;
+        tbs[i] = c->fmt->streams[i]->time_base;
+        counts[i] = 0;
+    }
+    cr_assert_eq(pres_new("cam1", cfg, pars, tbs, n, T0, &p), 0);
+    while (av_read_frame(c->fmt, pkt) == 0) {
+        counts[pkt->stream_index]++;
+        now = T0 + av_rescale_q(pkt->dts, c->fmt->streams[pkt->stream_index]->time_base,
+                                (AVRational){ 1, 1000 });
+        cr_assert_eq(pres_packet(p, pkt, now), 0);
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+    return p;
+}
+
+static weir_buf *lookup(pkg_pres *p, const char *file, int *err)
+{
+    weir_object o = { 0 };
+    *err = pres_lookup(p, file, &o);
+    return *err == 0 ? o.body : NULL;
+}
+
+/* Writes init + every kept segment of track id to a file and counts the
+ * frames libavformat reads back. */
+static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
+{
+    char path[64], name[32];
+    int err, frames = 0;
+    weir_buf *b;
+    FILE *f;
+    AVFormatContext *fmt = NULL;
+    AVPacket *pkt = av_packet_alloc();
+
+    snprintf(path, sizeof path, "/tmp/weir-pres-out-%d.mp4", (int)getpid());
+    cr_assert(f = fopen(path, "wb"));
+    snprintf(name, sizeof name, "%s_init.mp4", id);
+    cr_assert(b = lookup(p, name, &err));
+    fwrite(b->data, 1, b->size, f);
+    weir_buf_unref(b);
+    for (int64_t n = first; n <= last; n++) {
+        snprintf(name, sizeof name, "%s_%lld.m4s", id, (long long)n);
+        cr_assert(b = lookup(p, name, &err), "%s: %d", name, err);
+        fwrite(b->data, 1, b->size, f);
+        weir_buf_unref(b);
+    }
+    fclose(f);
+    cr_assert_eq(avformat_open_input(&fmt, path, NULL, NULL), 0);
+    while (av_read_frame(fmt, pkt) == 0) {
+        frames++;
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    unlink(path);
+    return frames;
+}
+
+Test(pres, cuts_aligned_segments_at_keyframes_with_parts)
+{
+    clip c;
+    int counts[8];
+    weir_packager_settings cfg = settings_2s;
+    cfg.window = 100;
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=48000",
+              "-t 7 -c:v libx264 -preset ultrafast -g 25 -bf 2 -c:a aac");
+    pkg_pres *p = package(&c, &cfg, counts);
+    cr_assert_eq(pres_end(p, T0 + 8000), 0);
+
+    cr_assert_eq(p->ntracks, 2);
+    pkg_track *v = &p->tracks[0], *a = &p->tracks[1];
+    cr_assert_str_eq(v->id, "v0");
+    cr_assert_str_eq(a->id, "a0");
+    /* 7 s at 2 s per segment: 2, 2, 2, 1. */
+    cr_assert_eq(v->nsegs, 4);
+    cr_assert_eq(a->nsegs, 4);
+    for (int i = 0; i < 4; i++) {
+        pkg_segment *sv = v->segs[i], *sa = a->segs[i];
+        cr_assert(sv->complete && sa->complete);
+        cr_assert_eq(sv->number, i + 1);
+        cr_assert_eq(sa->number, i + 1);
+        cr_assert(sv->parts[0].independent, "segment %d starts with a keyframe", i + 1);
+        if (i < 3) {
+            cr_assert_eq(sv->duration_ts, 2 * 90000, "segment %d: %lld", i + 1,
+                         (long long)sv->duration_ts);
+            cr_assert_eq(sv->nparts, 4, "2 s / 0.5 s parts");
+        }
+        /* The segment is its parts back to back, styp first. */
+        size_t total = 0;
+        for (int k = 0; k < sv->nparts; k++)
+            total += sv->parts[k].buf->size;
+        cr_assert_eq(sv->whole->size, total);
+        cr_assert_eq(memcmp(sv->whole->data + 4, "styp", 4), 0);
+        /* Audio cuts within one AAC frame of the video cut (after the
+         * first segment: AAC priming makes audio start ~60 ms late). */
+        if (i == 0)
+            continue;
+        int64_t vms = sv->start_ts / 90, ams = sa->start_ts * 1000 / 48000;
+        cr_assert(llabs(vms - ams) <= 22, "segment %d: video %lld ms audio %lld ms", i + 1,
+                  (long long)vms, (long long)ams);
+    }
+    /* Every packet comes back out of the segments. */
+    cr_assert_eq(frames_in(p, "v0", 1, 4), counts[0]);
+    cr_assert_eq(frames_in(p, "a0", 1, 4), counts[1]);
+    pres_free(p);
+    clip_free(&c);
+}
+
+Test(pres, playlists_list_the_window_and_old_segments_are_gone)
+{
+    clip c;
+    int counts[8], err;
+    weir_buf *b;
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=44100",
+              "-t 13 -c:v libx264 -preset ultrafast -g 50 -c:a aac");
+    pkg_pres *p = package(&c, &settings_2s, counts);
+
+    /* Live: segments 1..6 complete (7 in progress), window 3. */
+    cr_assert(b = lookup(p, "v0.m3u8", &err));
+    char *text = strndup((const char *)b->data, b->size);
+    weir_buf_unref(b);
+    cr_assert(strstr(text, "#EXT-X-MEDIA-SEQUENCE:4\n"), "%s", text);
+    cr_assert(strstr(text, "v0_4.m4s\nv0_4") == NULL);
+    cr_assert(strstr(text, "v0_4.m4s") && strstr(text, "v0_5.m4s") && strstr(text, "v0_6.m4s"));
+    cr_assert(!strstr(text, "v0_3.m4s") && !strstr(text, "v0_7.m4s"));
+    cr_assert(!strstr(text, "#EXT-X-ENDLIST"));
+    cr_assert(strstr(text, "#EXT-X-TARGETDURATION:2\n"));
+    free(text);
+
+    cr_assert(!lookup(p, "v0_1.m4s", &err));
+    cr_assert_eq(err, AVERROR(ESTALE), "fell out of the window: 410");
+    cr_assert(!lookup(p, "v0_7.m4s", &err));
+    cr_assert_eq(err, AVERROR(ENOENT), "in progress: 404");
+    cr_assert(!lookup(p, "v0_99.m4s", &err));
+    cr_assert_eq(err, AVERROR(ENOENT));
+    cr_assert(!lookup(p, "v7_1.m4s", &err));
+    cr_assert(!lookup(p, "v0_-1.m4s", &err));
+    cr_assert(!lookup(p, "v0_1x.m4s", &err));
+
+    cr_assert(b = lookup(p, "index.m3u8", &err));
+    text = strndup((const char *)b->data, b->size);
+    weir_buf_unref(b);
+    cr_assert(strstr(text, "RESOLUTION=160x120"), "%s", text);
+    cr_assert(strstr(text, "mp4a.40.2"), "%s", text);
+    free(text);
+
+    cr_assert_eq(pres_end(p, T0 + 14000), 0);
+    cr_assert(b = lookup(p, "v0.m3u8", &err));
+    cr_assert(memmem(b->data, b->size, "#EXT-X-ENDLIST", 14));
+    weir_buf_unref(b);
+    cr_assert(b = lookup(p, "index.mpd", &err));
+    cr_assert(memmem(b->data, b->size, "type=\"static\"", 13));
+    weir_buf_unref(b);
+    pres_free(p);
+    clip_free(&c);
+}
+
+Test(pres, long_gop_makes_long_segments_and_a_truthful_target)
+{
+    clip c;
+    int counts[8], err;
+    weir_buf *b;
+    /* Keyframes every 4 s with a 2 s target: segments run to the keyframe. */
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25",
+              "-t 9 -c:v libx264 -preset ultrafast -g 100 -keyint_min 100 -sc_threshold 0");
+    pkg_pres *p = package(&c, &settings_2s, counts);
+    cr_assert_eq(pres_end(p, T0 + 10000), 0);
+    pkg_track *v = &p->tracks[0];
+    cr_assert_eq(v->segs[0]->duration_ts, 4 * 90000);
+    cr_assert_eq(p->target_s, 4);
+    cr_assert(b = lookup(p, "v0.m3u8", &err));
+    cr_assert(memmem(b->data, b->size, "#EXT-X-TARGETDURATION:4\n", 24));
+    weir_buf_unref(b);
+    /* Video only: the master has no audio group. */
+    cr_assert(b = lookup(p, "index.m3u8", &err));
+    cr_assert(!memmem(b->data, b->size, "AUDIO=", 6));
+    weir_buf_unref(b);
+    pres_free(p);
+    clip_free(&c);
+}
+
+Test(pres, audio_only_is_cut_by_time)
+{
+    clip c;
+    int counts[8];
+    clip_make(&c, "-f lavfi -i sine=sample_rate=48000", "-t 5 -c:a aac");
+    pkg_pres *p = package(&c, &settings_2s, counts);
+    cr_assert_eq(pres_end(p, T0 + 6000), 0);
+    pkg_track *a = &p->tracks[0];
+    cr_assert_eq(p->ntracks, 1);
+    cr_assert(!a->is_video);
+    cr_assert_geq(a->nsegs, 3);
+    for (int i = 0; i < a->nsegs - 1; i++) {
+        int64_t ms = a->segs[i]->duration_ts * 1000 / 48000;
+        cr_assert(ms >= 2000 && ms < 2030, "segment %d: %lld ms", i + 1, (long long)ms);
+    }
+    cr_assert_eq(frames_in(p, "a0", 1, a->nsegs), counts[0]);
+    pres_free(p);
+    clip_free(&c);
+}
+
+Test(pres, unsupported_tracks_are_left_out)
+{
+    clip c;
+    const AVCodecParameters *pars[1];
+    AVRational tbs[1];
+    pkg_pres *p = NULL;
+    clip_make(&c, "-f lavfi -i sine=sample_rate=48000", "-t 1 -c:a libmp3lame");
+    pars[0] = c.fmt->streams[0]->codecpar;
+    tbs[0] = c.fmt->streams[0]->time_base;
+    cr_assert_eq(pres_new("x", &settings_2s, pars, tbs, 1, T0, &p), AVERROR(EINVAL));
+    cr_assert_null(p);
+    clip_free(&c);
+}
