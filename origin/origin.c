@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define ORIGIN_PATH_MAX 512
@@ -29,6 +30,9 @@ static const weir_conf_key origin_keys[] = {
     { "origin.master_max_age", WEIR_CONF_DURATION,
       offsetof(weir_origin_settings, master_max_age), "5s", 0, 3600000, NULL,
       "Cache-Control max-age of master playlists", 0 },
+    { "origin.web_dir", WEIR_CONF_STRING, offsetof(weir_origin_settings, web_dir),
+      "web", 0, 0, NULL,
+      "folder of the dashboard served at / (scripts/setup installs its hls.js there)", 0 },
 };
 
 const weir_conf_table weir_origin_conf_table = {
@@ -37,8 +41,19 @@ const weir_conf_table weir_origin_conf_table = {
     .nkeys = sizeof origin_keys / sizeof origin_keys[0],
 };
 
+/* The dashboard's files: URL name -> path under web_dir. */
+static const struct { const char *name, *path, *type; } web_files[] = {
+    { "index.html", "index.html", "text/html; charset=utf-8" },
+    { "app.js", "app.js", "text/javascript; charset=utf-8" },
+    { "style.css", "style.css", "text/css; charset=utf-8" },
+    { "hls.min.js", "node_modules/hls.js/dist/hls.min.js", "text/javascript; charset=utf-8" },
+};
+#define WEB_FILES (sizeof web_files / sizeof web_files[0])
+#define WEB_FILE_MAX (8 << 20)
+
 struct weir_origin {
     weir_origin_opts opts;
+    weir_object web[WEB_FILES];     /* body NULL: not found at start */
 };
 
 /* ---- request checks ---------------------------------------------------- */
@@ -308,6 +323,72 @@ static int on_time(weir_http_req *req, void *arg)
     return weir_http_respond(req, 200, "text/plain", body, strlen(body));
 }
 
+/* ---- the dashboard -------------------------------------------------------- */
+
+static int serve_web(weir_origin *o, weir_http_req *req, const char *name)
+{
+    for (size_t i = 0; i < WEB_FILES; i++)
+        if (strcmp(web_files[i].name, name) == 0 && o->web[i].body)
+            return serve_object(o, req, &o->web[i]);
+    return respond_status(o, req, 404, "not found\n");
+}
+
+static int on_index(weir_http_req *req, void *arg)
+{
+    return serve_web(arg, req, "index.html");
+}
+
+static int on_web(weir_http_req *req, void *arg)
+{
+    return serve_web(arg, req, weir_http_req_path(req) + strlen("/web/"));
+}
+
+/* Reads a small file into a new buffer; NULL (and errno) on failure. */
+static weir_buf *read_file(const char *path, int64_t *mtime_ms)
+{
+    struct stat st;
+    weir_buf *b = NULL;
+    FILE *f = fopen(path, "rb");
+
+    if (!f)
+        return NULL;
+    if (fstat(fileno(f), &st) < 0 || st.st_size > WEB_FILE_MAX) {
+        errno = EFBIG;
+        goto out;
+    }
+    if ((b = weir_buf_new((size_t)st.st_size)) &&
+        fread(b->data, 1, b->size, f) != b->size) {
+        weir_buf_unref(b);
+        b = NULL;
+        errno = EIO;
+    }
+    *mtime_ms = (int64_t)st.st_mtime * 1000;
+out:
+    fclose(f);
+    return b;
+}
+
+/* At start, on the loop before it serves: the files are small and fixed. */
+static void load_web(weir_origin *o)
+{
+    const char *dir = o->opts.settings->web_dir;
+    char path[4096];
+
+    for (size_t i = 0; dir && *dir && i < WEB_FILES; i++) {
+        weir_object *obj = &o->web[i];
+        snprintf(path, sizeof path, "%s/%s", dir, web_files[i].path);
+        if (!(obj->body = read_file(path, &obj->mtime_ms))) {
+            weir_log_warn("origin", "dashboard file missing; run scripts/setup",
+                          WL_STR("path", path), WL_STR("err", strerror(errno)));
+            continue;
+        }
+        obj->content_type = web_files[i].type;
+        obj->cache = WEIR_CACHE_LIVE;       /* revalidated: ETag below */
+        obj->max_age_ms = 0;
+        obj->etag = ((uint64_t)obj->mtime_ms << 20) ^ obj->body->size;
+    }
+}
+
 int weir_origin_new(const weir_origin_opts *opts, weir_origin **out)
 {
     weir_origin *o = calloc(1, sizeof *o);
@@ -316,10 +397,13 @@ int weir_origin_new(const weir_origin_opts *opts, weir_origin **out)
     if (!o)
         return AVERROR(ENOMEM);
     o->opts = *opts;
-    if ((r = weir_http_route(opts->http, "GET", "/live/", 1, on_live, o)) < 0 ||
+    load_web(o);
+    if ((r = weir_http_route(opts->http, "GET", "/", 0, on_index, o)) < 0 ||
+        (r = weir_http_route(opts->http, "GET", "/web/", 1, on_web, o)) < 0 ||
+        (r = weir_http_route(opts->http, "GET", "/live/", 1, on_live, o)) < 0 ||
         (r = weir_http_route(opts->http, "OPTIONS", "/live/", 1, on_live, o)) < 0 ||
         (r = weir_http_route(opts->http, "GET", "/time", 0, on_time, o)) < 0) {
-        free(o);
+        weir_origin_free(o);
         return r;
     }
     *out = o;
@@ -328,5 +412,9 @@ int weir_origin_new(const weir_origin_opts *opts, weir_origin **out)
 
 void weir_origin_free(weir_origin *o)
 {
+    if (!o)
+        return;
+    for (size_t i = 0; i < WEB_FILES; i++)
+        weir_object_clear(&o->web[i]);
     free(o);
 }

@@ -5,6 +5,9 @@
  *   GET|HEAD /live/<name>/<file>   from a lookup function (the packager's
  *                                  in-memory store, wired by the app)
  *   GET|HEAD /time                 ISO 8601 UTC, for DASH UTCTiming
+ *   GET|HEAD /, /web/<file>        the dashboard page from origin.web_dir, read
+ *                                  into memory at start (hls.js from its npm
+ *                                  install in web/node_modules)
  *   OPTIONS  (any media path)      CORS preflight
  *
  * Every media response carries Cache-Control by the object's class,
@@ -25,6 +28,7 @@
 typedef struct weir_origin_settings {
     char *cors_origins;             /* "*" or a comma-separated list of allowed origins */
     int64_t master_max_age;         /* ms, Cache-Control of master playlists */
+    char *web_dir;                  /* the dashboard's files */
 } weir_origin_settings;
 
 extern const weir_conf_table weir_origin_conf_table;

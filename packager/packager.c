@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 static const weir_conf_key packager_keys[] = {
     { "packager.segment_duration", WEIR_CONF_DURATION,
       offsetof(weir_packager_settings, segment_duration), "2s", 500, 30000, NULL,
@@ -263,12 +265,46 @@ size_t weir_packager_count(const weir_packager *pk)
     return pk->count;
 }
 
+/* index.json: {"streams": [{"name", "hls", "dash", "ended"}]}, newest first. */
+static int list_json(weir_packager *pk, weir_object *out)
+{
+    json_t *arr = json_array(), *doc = json_pack("{so}", "streams", arr);
+    char url[WEIR_BUS_NAME_MAX + 32], *text;
+    int r = AVERROR(ENOMEM);
+
+    if (!doc)
+        return r;
+    for (entry *e = pk->entries; e; e = e->next) {
+        if (!e->pres || !e->pres->master)
+            continue;           /* nothing playable yet */
+        json_t *s = json_pack("{ss sb}", "name", e->name, "ended", e->ended);
+        snprintf(url, sizeof url, "/live/%s/index.m3u8", e->name);
+        json_object_set_new(s, "hls", json_string(url));
+        snprintf(url, sizeof url, "/live/%s/index.mpd", e->name);
+        json_object_set_new(s, "dash", json_string(url));
+        json_array_append_new(arr, s);
+    }
+    if ((text = json_dumps(doc, JSON_COMPACT))) {
+        *out = (weir_object){
+            .body = weir_buf_copy(text, strlen(text)), .content_type = "application/json",
+            .cache = WEIR_CACHE_LIVE, .max_age_ms = 0, .mtime_ms = weir_clock_unix_ms(),
+            .etag = (uint64_t)weir_clock_unix_ms(),
+        };
+        r = out->body ? 0 : AVERROR(ENOMEM);
+        free(text);
+    }
+    json_decref(doc);
+    return r;
+}
+
 int weir_packager_lookup(void *arg, const char *path, weir_object *out)
 {
     weir_packager *pk = arg;
     const char *slash = strchr(path, '/');
     entry *e;
 
+    if (strcmp(path, "index.json") == 0)
+        return list_json(pk, out);
     if (!slash || strchr(slash + 1, '/'))
         return AVERROR(ENOENT);
     e = find(pk, path, (size_t)(slash - path));

@@ -14,6 +14,7 @@
  *   /live/<name>/<track>_init.mp4    init segment
  *   /live/<name>/<track>_<n>.m4s     media segment n
  *   /live/<name>/index.mpd           DASH MPD over the same files
+ *   /live/index.json                 the playable streams (for the page at /)
  *
  * Threads: bus notifications arrive on publisher threads and are posted to
  * the loop; everything else runs on the loop thread.

@@ -61,7 +61,8 @@ def setup():
     rtmp = free_port()
     w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
              "--set", "packager.segment_duration=1s", "--set", "packager.part_duration=500ms",
-             "--set", "packager.window=3", "--set", "packager.linger=60s")
+             "--set", "packager.window=3", "--set", "packager.linger=60s",
+             "--set", f"origin.web_dir={os.environ['WEIR_SOURCE_ROOT']}/web")
     state["weir"] = w
     w.wait_ready()
     state["pub"] = push(f"rtmp://127.0.0.1:{rtmp}/live/cam1", SECONDS)
@@ -223,6 +224,21 @@ def test_dash_mpd_lists_the_same_segments():
     assert tfdt == t0, (tfdt, t0)
 
 
+def test_dashboard_page_lists_and_plays_with_local_hls_js():
+    status, h, body = get("/")
+    assert status == 200 and h["content-type"].startswith("text/html")
+    assert b'src="/web/hls.min.js"' in body and b'src="/web/app.js"' in body
+    status, h, js = get("/web/hls.min.js")
+    assert status == 200 and len(js) > 100000 and b"Hls" in js[:200000]
+    assert get("/web/app.js")[0] == 200
+    assert get("/web/package.json")[0] == 404
+    status, h, body = get("/live/index.json")
+    assert status == 200 and h["content-type"] == "application/json"
+    streams = json.loads(body)["streams"]
+    assert streams == [{"name": "cam1", "ended": False, "hls": "/live/cam1/index.m3u8",
+                        "dash": "/live/cam1/index.mpd"}], streams
+
+
 def test_time_endpoint():
     status, h, b = get("/time")
     assert status == 200
@@ -274,6 +290,7 @@ if __name__ == "__main__":
                    test_paths_never_escape_the_store,
                    test_segments_decode_with_ffprobe,
                    test_dash_mpd_lists_the_same_segments,
+                   test_dashboard_page_lists_and_plays_with_local_hls_js,
                    test_time_endpoint,
                    test_ffmpeg_plays_hls_and_dash_live,
                    test_end_of_stream_closes_the_playlists])
