@@ -156,6 +156,8 @@ int weir_cmd_serve(const weir_cli *cli)
         .port = (int)core->http_port,
         .max_body = core->http_max_body,
         .keepalive_ms = core->http_keepalive,
+        .access_log = core->http_access_log,
+        .send_timeout_ms = core->http_send_timeout,
         .metrics = srv.metrics,
         .rx_bytes = srv.http_rx,
         .tx_bytes = srv.http_tx,

@@ -23,6 +23,11 @@ static const weir_conf_key core_keys[] = {
       NULL, "idle keep-alive connections are closed after this", 0 },
     { "http.max_header_size", WEIR_CONF_SIZE, K(http_max_header), "8KiB", 1024, 65535, NULL,
       "bytes of request line and headers held per request; more is refused", 0 },
+    { "http.send_timeout", WEIR_CONF_DURATION, K(http_send_timeout), "30s", 1000, 3600000, NULL,
+      "a client that accepts no response bytes for this long is disconnected", 0 },
+    { "http.access_log", WEIR_CONF_BOOL, K(http_access_log), "true", 0, 0, NULL,
+      "log one line per HTTP request (module=access: client, method, path, status, bytes, "
+      "duration, user agent; never the query string)", 0 },
     { "log.level", WEIR_CONF_ENUM, K(log_level), "info", 0, 0, log_levels,
       "least severe level logged: error, warn, info, debug, trace", 0 },
     { "log.format", WEIR_CONF_ENUM, K(log_format), "text", 0, 0, log_formats,

@@ -30,6 +30,8 @@
 #define HTTP_EXTRA_MAX      16      /* handler-added response headers */
 #define HTTP_SERVER_NAME    "weir"
 #define HTTP_CODES_CACHED   8       /* per route: status -> counter child */
+#define HTTP_INLINE_MAX     (16 * 1024) /* bodies up to this go out with the headers */
+#define HTTP_CHUNK          (64 * 1024) /* larger ones: one write per WRITEABLE */
 
 /* Metric children of one route label, looked up once (loop thread only). */
 typedef struct route_metrics {
@@ -64,6 +66,7 @@ struct weir_http_req {
     int deferred;                   /* handler took weir_http_defer() */
     int resumed;                    /* respond through WRITEABLE (see weir_http_resume) */
     int status;
+    size_t sent;                    /* response bytes, headers included */
     int64_t t0_us;                  /* headers arrived */
     const route *rt;                /* matched route, or NULL */
     extra_header extra[HTTP_EXTRA_MAX];
@@ -79,6 +82,9 @@ typedef struct conn {
     weir_http_deferred *deferred;   /* handle held by whoever answers later */
     unsigned char *out;             /* built response waiting for WRITEABLE */
     size_t out_len;
+    weir_buf *body;                 /* large body being sent from a shared buffer */
+    const uint8_t *body_ptr;        /* next byte to send */
+    size_t body_left;
     weir_http_req req;
 } conn;
 
@@ -138,6 +144,7 @@ static void req_reset(weir_http_req *req)
     req->deferred = 0;
     req->resumed = 0;
     req->status = 0;
+    req->sent = 0;
     req->rt = NULL;
     req->path[0] = '\0';
     req->method = NULL;
@@ -151,6 +158,8 @@ static void conn_unlink(weir_http *http, conn *c)
     }
     free(c->out);
     c->out = NULL;
+    weir_buf_unref(c->body);
+    c->body = NULL;
     req_reset(&c->req);
     if (!c->linked)
         return;
@@ -265,7 +274,7 @@ static int build_response(weir_http_req *req, int status, const char *content_ty
                           const void *body, size_t len, unsigned char **out, size_t *out_len)
 {
     struct lws *wsi = req->wsi;
-    size_t body_out = is_head(req) ? 0 : len;
+    size_t body_out = is_head(req) || !body ? 0 : len;
     unsigned char *buf, *start, *p, *end;
 
     buf = malloc(LWS_PRE + HTTP_HEADER_BUDGET + body_out);
@@ -319,6 +328,7 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
     if ((r = build_response(req, status, content_type, body, len, &buf, &n)) < 0)
         goto fail;
     weir_counter_add(req->http->opts.tx_bytes, (double)n);
+    req->sent = n;
     if (req->resumed) {
         /* Outside the connection's own callback: write when lws says so. */
         conn *c = conn_of(req);
@@ -336,6 +346,72 @@ fail:
         weir_log_warn("http", "response not sent", WL_STR("path", req->path),
                       WL_INT("status", status), WL_ERR(r));
     return r;
+}
+
+int weir_http_respond_buf(weir_http_req *req, int status, const char *content_type,
+                          weir_buf *body, size_t off, size_t len)
+{
+    conn *c = conn_of(req);
+    unsigned char *buf;
+    size_t n;
+    int r;
+
+    if (off > body->size || len > body->size - off)
+        return AVERROR(EINVAL);
+    if (len <= HTTP_INLINE_MAX || is_head(req))
+        return weir_http_respond(req, status, content_type, body->data + off, len);
+    if (req->responded)
+        return AVERROR(EINVAL);
+    req->responded = 1;
+    req->status = status;
+    if ((r = build_response(req, status, content_type, NULL, len, &buf, &n)) < 0) {
+        weir_log_warn("http", "response not sent", WL_STR("path", req->path),
+                      WL_INT("status", status), WL_ERR(r));
+        return r;
+    }
+    weir_counter_add(req->http->opts.tx_bytes, (double)(n + len));
+    req->sent = n + len;
+    c->body = weir_buf_ref(body);
+    c->body_ptr = body->data + off;
+    c->body_left = len;
+    if (req->resumed) {
+        c->out = buf;
+        c->out_len = n;
+    } else {
+        r = lws_write(req->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP);
+        free(buf);
+        if (r < 0)
+            return AVERROR(EIO);
+    }
+    lws_callback_on_writable(req->wsi);
+    return 0;
+}
+
+/* On WRITEABLE: the next piece of a large body, straight from the shared
+ * buffer.  On HTTP/1.1 without chunked encoding lws sends the bytes as they
+ * are and writes nothing before them, so they need no LWS_PRE headroom and
+ * no copy.  Returns 1 when the body is done, 0 for more, -1 on error. */
+static int send_body_chunk(weir_http *http, conn *c, struct lws *wsi)
+{
+    size_t n = c->body_left < HTTP_CHUNK ? c->body_left : HTTP_CHUNK;
+    int last = n == c->body_left;
+
+    if (lws_write(wsi, (unsigned char *)c->body_ptr, n,
+                  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+        return -1;
+    c->body_ptr += n;
+    c->body_left -= n;
+    if (!last) {
+        /* Progress: a client that stops reading is dropped after send_timeout. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                        (int)((http->opts.send_timeout_ms + 999) / 1000));
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    weir_buf_unref(c->body);
+    c->body = NULL;
+    return 1;
 }
 
 weir_http_deferred *weir_http_defer(weir_http_req *req)
@@ -468,8 +544,17 @@ static void account(weir_http *http, weir_http_req *req)
     route_metrics *m = req->rt && req->rt->metrics ? req->rt->metrics : &http->unmatched;
     weir_metric_child *code = NULL;
 
-    weir_log_debug("http", "request", WL_STR("method", req->method),
-                   WL_STR("path", req->path), WL_INT("status", req->status), WL_INT("us", us));
+    if (http->opts.access_log) {
+        /* The path never has the query (where playback tokens travel). */
+        char client[64] = "", ua[256] = "";
+        lws_get_peer_simple(req->wsi, client, sizeof client);
+        if (weir_http_req_header(req, "user-agent", ua, sizeof ua) < 0)
+            ua[0] = '\0';
+        weir_log_info("access", "request", WL_STR("client", client),
+                      WL_STR("method", req->method), WL_STR("path", req->path),
+                      WL_INT("status", req->status), WL_UINT("bytes", req->sent),
+                      WL_INT("us", us), WL_STR("ua", ua));
+    }
     if (!http->requests)
         return;
     weir_histogram_observe(m->duration, (double)us / 1e6);
@@ -560,7 +645,7 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
         return 0;       /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     dispatch(http, req);
-    return req->deferred && !req->responded ? 0 : finish(http, c, wsi);
+    return (req->deferred && !req->responded) || c->body ? 0 : finish(http, c, wsi);
 }
 
 static int on_body(weir_http *http, conn *c, const void *in, size_t len)
@@ -619,18 +704,31 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (!http || !c)
             return -1;
         dispatch(http, &c->req);
-        return c->req.deferred && !c->req.responded ? 0 : finish(http, c, wsi);
+        return (c->req.deferred && !c->req.responded) || c->body ? 0 : finish(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!http || !c || !c->out)
+        if (!http || !c || (!c->out && !c->body))
             break;
-        {
-            int w = lws_write(wsi, c->out + LWS_PRE, c->out_len, LWS_WRITE_HTTP_FINAL);
+        if (c->out) {
+            int w = lws_write(wsi, c->out + LWS_PRE, c->out_len,
+                              c->body ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL);
             free(c->out);
             c->out = NULL;
             if (w < 0)
                 return -1;
+            if (c->body) {
+                lws_callback_on_writable(wsi);
+                return 0;
+            }
+            return finish(http, c, wsi);
         }
-        return finish(http, c, wsi);
+        switch (send_body_chunk(http, c, wsi)) {
+        case 0:
+            return 0;
+        case 1:
+            return finish(http, c, wsi);
+        default:
+            return -1;
+        }
     default:
         break;
     }

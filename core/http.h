@@ -35,6 +35,7 @@
 
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/buf.h"
 
 typedef struct weir_http weir_http;
 typedef struct weir_http_req weir_http_req;
@@ -44,6 +45,8 @@ typedef struct weir_http_opts {
     int port;                   /* 0: any free port, see weir_http_port() */
     int64_t max_body;           /* bytes; larger bodies get 413 */
     int64_t keepalive_ms;       /* idle keep-alive connections close after this */
+    int access_log;             /* log a line per request (module=access) */
+    int64_t send_timeout_ms;    /* a client that takes nothing for this long is dropped */
     /* Optional.  metrics: the server registers weir_http_requests_total
      * {route,code} and weir_http_request_duration_seconds{route} there.
      * rx_bytes/tx_bytes: counters to add request-body and response bytes to
@@ -107,6 +110,15 @@ int weir_http_add_header(weir_http_req *req, const char *name, const char *value
  * request.  0 or a negative AVERROR. */
 int weir_http_respond(weir_http_req *req, int status, const char *content_type,
                       const void *body, size_t len);
+/* Sends body->data[off .. off+len-1] without copying it: the connection
+ * holds a reference to body until the last byte is written, and writes it
+ * in pieces as the socket takes them (a slow reader costs no memory, and
+ * one that stops reading is dropped after send_timeout).  Small bodies go
+ * out with the headers in one write, as weir_http_respond does.  body is
+ * borrowed (the function takes its own reference). */
+int weir_http_respond_buf(weir_http_req *req, int status, const char *content_type,
+                          weir_buf *body, size_t off, size_t len);
+
 /* Compact JSON body; obj is borrowed. */
 int weir_http_respond_json(weir_http_req *req, int status, const json_t *obj);
 /* {"error": message} with the given status. */

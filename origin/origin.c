@@ -240,7 +240,6 @@ static int not_modified(weir_http_req *req, const weir_object *obj)
 
 static int serve_object(weir_origin *o, weir_http_req *req, const weir_object *obj)
 {
-    const uint8_t *body = obj->body->data;
     uint64_t size = obj->body->size, start = 0, len = size;
     char v[256], range[96];
     int status = 200, r;
@@ -268,7 +267,8 @@ static int serve_object(weir_origin *o, weir_http_req *req, const weir_object *o
             len = size;
         }
     }
-    return weir_http_respond(req, status, obj->content_type, body + start, (size_t)len);
+    return weir_http_respond_buf(req, status, obj->content_type, obj->body, (size_t)start,
+                                 (size_t)len);
 }
 
 static int respond_status(weir_origin *o, weir_http_req *req, int status, const char *text)

@@ -144,6 +144,26 @@ def test_segments_have_cache_and_range_semantics():
     assert status == 200 and h["content-type"] == "audio/mp4" and b[4:8] == b"ftyp"
 
 
+def test_keep_alive_serves_large_and_small_responses_in_turn():
+    w = state["weir"]
+    conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=5)
+    try:
+        whole = None
+        for path in ["/live/cam1/v0_2.m4s", "/live/cam1/v0.m3u8", "/live/cam1/v0_2.m4s",
+                     "/live/cam1/index.m3u8", "/live/cam1/v0_2.m4s"]:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, (path, r.status)
+            assert len(body) == int(r.getheader("content-length"))
+            if path.endswith(".m4s"):
+                assert len(body) > 16 * 1024    # sent in pieces from the shared buffer
+                assert whole is None or body == whole
+                whole = body
+    finally:
+        conn.close()
+
+
 def test_cors_preflight():
     status, h, b = get("/live/cam1/v0_1.m4s", {"Origin": "http://player.test",
                                                "Access-Control-Request-Method": "GET",
@@ -286,6 +306,7 @@ if __name__ == "__main__":
         run_tests([test_master_playlist_describes_the_stream,
                    test_media_playlist_is_a_sliding_window,
                    test_segments_have_cache_and_range_semantics,
+                   test_keep_alive_serves_large_and_small_responses_in_turn,
                    test_cors_preflight,
                    test_paths_never_escape_the_store,
                    test_segments_decode_with_ffprobe,
