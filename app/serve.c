@@ -165,10 +165,13 @@ int weir_cmd_serve(const weir_cli *cli)
     if (!srv.http)
         goto out;
     if (weir_origin_new(&(weir_origin_opts){
-            .http = srv.http, .settings = &srv.settings.origin,
+            .loop = srv.loop, .http = srv.http, .settings = &srv.settings.origin,
             .live = weir_packager_lookup, .live_arg = srv.packager,
+            /* RFC 8216bis 6.2.5.2: three target durations */
+            .hold_timeout_ms = 3 * srv.settings.packager.segment_duration,
         }, &srv.origin) < 0)
         goto out;
+    weir_packager_on_change(srv.packager, weir_origin_changed, srv.origin);
     srv.control = weir_control_new(&(weir_control_opts){
         .http = srv.http, .work = srv.work, .bus = srv.bus, .db = srv.db,
         .metrics = srv.metrics,

@@ -53,10 +53,26 @@ typedef struct weir_object {
 
 void weir_object_clear(weir_object *o);
 
+/* What a request asks beyond the path: the LL-HLS delivery directives of
+ * RFC 8216bis 6.2.5 (a playlist that contains a given part; a delta
+ * playlist).  -1 means absent. */
+typedef struct weir_object_query {
+    int64_t msn;                    /* _HLS_msn */
+    int64_t part;                   /* _HLS_part */
+    int skip;                       /* _HLS_skip: 0 no, 1 YES, 2 v2 */
+} weir_object_query;
+
+#define WEIR_OBJECT_QUERY_NONE ((weir_object_query){ .msn = -1, .part = -1, .skip = 0 })
+
 /* Finds the object at path (relative to its mount, e.g. "cam1/index.m3u8").
  * Runs on the loop thread.  0 with *out filled; AVERROR(ENOENT) when there
  * is no such object (404); AVERROR(ESTALE) when it existed but is gone, a
- * segment that fell out of the live window (410). */
-typedef int (*weir_object_lookup_fn)(void *arg, const char *path, weir_object *out);
+ * segment that fell out of the live window (410); AVERROR(EAGAIN) when it
+ * will exist soon (a playlist that does not yet reach q's part, the part a
+ * preload hint names): the caller holds the request and asks again when
+ * the producer says the mount changed; AVERROR(EINVAL) for a query that
+ * cannot be satisfied (an _HLS_msn too far ahead: 400). */
+typedef int (*weir_object_lookup_fn)(void *arg, const char *path, const weir_object_query *q,
+                                     weir_object *out);
 
 #endif

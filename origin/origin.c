@@ -30,6 +30,9 @@ static const weir_conf_key origin_keys[] = {
     { "origin.master_max_age", WEIR_CONF_DURATION,
       offsetof(weir_origin_settings, master_max_age), "5s", 0, 3600000, NULL,
       "Cache-Control max-age of master playlists", 0 },
+    { "origin.max_held", WEIR_CONF_INT, offsetof(weir_origin_settings, max_held),
+      "10000", 0, 1000000, NULL,
+      "LL-HLS requests held at once (blocking playlist reload, preload hints); more get 503", 0 },
     { "origin.web_dir", WEIR_CONF_STRING, offsetof(weir_origin_settings, web_dir),
       "web", 0, 0, NULL,
       "folder of the dashboard served at / (scripts/setup installs its hls.js there)", 0 },
@@ -51,9 +54,13 @@ static const struct { const char *name, *path, *type; } web_files[] = {
 #define WEB_FILES (sizeof web_files / sizeof web_files[0])
 #define WEB_FILE_MAX (8 << 20)
 
+struct held;
+
 struct weir_origin {
     weir_origin_opts opts;
     weir_object web[WEB_FILES];     /* body NULL: not found at start */
+    struct held *held;              /* requests waiting for a part or playlist */
+    size_t nheld;
 };
 
 /* ---- request checks ---------------------------------------------------- */
@@ -150,17 +157,40 @@ static int64_t parse_http_date(const char *s)
     return (int64_t)timegm(&tm);
 }
 
+/* The request headers the origin acts on, read once when the request
+ * arrives (a held request is answered later, from these). */
+typedef struct req_hdrs {
+    char origin[256];
+    char if_none_match[256];
+    char if_modified_since[64];
+    char range[96];
+} req_hdrs;
+
+static void read_hdrs(weir_http_req *req, req_hdrs *h)
+{
+    if (weir_http_req_header(req, "origin", h->origin, sizeof h->origin) < 0)
+        h->origin[0] = '\0';
+    if (weir_http_req_header(req, "if-none-match", h->if_none_match,
+                             sizeof h->if_none_match) < 0)
+        h->if_none_match[0] = '\0';
+    if (weir_http_req_header(req, "if-modified-since", h->if_modified_since,
+                             sizeof h->if_modified_since) < 0)
+        h->if_modified_since[0] = '\0';
+    if (weir_http_req_header(req, "range", h->range, sizeof h->range) < 0)
+        h->range[0] = '\0';
+}
+
 /* Access-Control-Allow-Origin for this request, or NULL (not allowed). */
-static const char *cors_allow(const weir_origin *o, weir_http_req *req, char *buf, size_t cap)
+static const char *cors_allow(const weir_origin *o, const req_hdrs *h)
 {
     const char *list = o->opts.settings->cors_origins;
-    int n;
+    size_t n = strlen(h->origin);
 
     if (!list || !*list)
         return NULL;
     if (strcmp(list, "*") == 0)
         return "*";
-    if ((n = weir_http_req_header(req, "origin", buf, cap)) <= 0)
+    if (n == 0)
         return NULL;
     for (const char *p = list; *p;) {
         const char *comma = strchr(p, ',');
@@ -169,17 +199,16 @@ static const char *cors_allow(const weir_origin *o, weir_http_req *req, char *bu
             p++, len--;
         while (len && p[len - 1] == ' ')
             len--;
-        if (len == (size_t)n && memcmp(p, buf, len) == 0)
-            return buf;
+        if (len == n && memcmp(p, h->origin, len) == 0)
+            return h->origin;
         p = comma ? comma + 1 : p + len;
     }
     return NULL;
 }
 
-static int add_cors(const weir_origin *o, weir_http_req *req)
+static int add_cors(const weir_origin *o, weir_http_req *req, const req_hdrs *h)
 {
-    char buf[256];
-    const char *allow = cors_allow(o, req, buf, sizeof buf);
+    const char *allow = cors_allow(o, h);
     int r = 0;
 
     if (!allow)
@@ -222,35 +251,35 @@ static int add_caching(const weir_origin *o, weir_http_req *req, const weir_obje
 }
 
 /* 1 when the client's copy is current (answer 304). */
-static int not_modified(weir_http_req *req, const weir_object *obj)
+static int not_modified(const req_hdrs *h, const weir_object *obj)
 {
-    char v[256], tag[24];
+    char tag[24];
     int64_t since;
 
     snprintf(tag, sizeof tag, "\"%016" PRIx64 "\"", obj->etag);
-    if (weir_http_req_header(req, "if-none-match", v, sizeof v) > 0)
-        return strcmp(v, "*") == 0 || strstr(v, tag) != NULL;
-    if (weir_http_req_header(req, "if-modified-since", v, sizeof v) > 0 &&
-        (since = parse_http_date(v)) >= 0)
+    if (h->if_none_match[0])
+        return strcmp(h->if_none_match, "*") == 0 || strstr(h->if_none_match, tag) != NULL;
+    if (h->if_modified_since[0] && (since = parse_http_date(h->if_modified_since)) >= 0)
         return obj->mtime_ms / 1000 <= since;
     return 0;
 }
 
-/* ---- handlers ------------------------------------------------------------ */
+/* ---- answering ----------------------------------------------------------- */
 
-static int serve_object(weir_origin *o, weir_http_req *req, const weir_object *obj)
+static int serve_object(weir_origin *o, weir_http_req *req, const req_hdrs *h,
+                        const weir_object *obj)
 {
     uint64_t size = obj->body->size, start = 0, len = size;
-    char v[256], range[96];
+    char range[96];
     int status = 200, r;
 
-    if ((r = add_cors(o, req)) < 0 || (r = add_caching(o, req, obj)) < 0 ||
+    if ((r = add_cors(o, req, h)) < 0 || (r = add_caching(o, req, obj)) < 0 ||
         (r = weir_http_add_header(req, "Accept-Ranges", "bytes")) < 0)
         return r;
-    if (not_modified(req, obj))
+    if (not_modified(h, obj))
         return weir_http_respond(req, 304, NULL, NULL, 0);
-    if (weir_http_req_header(req, "range", v, sizeof v) > 0) {
-        r = weir_origin_parse_range(v, size, &start, &len);
+    if (h->range[0]) {
+        r = weir_origin_parse_range(h->range, size, &start, &len);
         if (r == AVERROR(ERANGE)) {
             snprintf(range, sizeof range, "bytes */%" PRIu64, size);
             weir_http_add_header(req, "Content-Range", range);
@@ -271,9 +300,10 @@ static int serve_object(weir_origin *o, weir_http_req *req, const weir_object *o
                                  (size_t)len);
 }
 
-static int respond_status(weir_origin *o, weir_http_req *req, int status, const char *text)
+static int respond_status(weir_origin *o, weir_http_req *req, const req_hdrs *h, int status,
+                          const char *text)
 {
-    int r = add_cors(o, req);
+    int r = add_cors(o, req, h);
     if (r < 0)
         return r;
     /* Errors are cacheable briefly at most: a segment may appear soon. */
@@ -281,15 +311,158 @@ static int respond_status(weir_origin *o, weir_http_req *req, int status, const 
     return weir_http_respond(req, status, "text/plain", text, strlen(text));
 }
 
+/* Answers a request with what a lookup returned (anything but EAGAIN). */
+static int answer(weir_origin *o, weir_http_req *req, const req_hdrs *h, int r,
+                  const weir_object *obj)
+{
+    switch (r) {
+    case 0:
+        return serve_object(o, req, h, obj);
+    case AVERROR(ESTALE):
+        return respond_status(o, req, h, 410, "gone: no longer in the live window\n");
+    case AVERROR(EINVAL):
+        return respond_status(o, req, h, 400, "_HLS_msn is too far ahead of the live edge\n");
+    default:
+        return respond_status(o, req, h, 404, "not found\n");
+    }
+}
+
+/* ---- held requests (LL-HLS blocking reload, preload hints) --------------- */
+
+typedef struct held {
+    struct held *next, *prev;
+    weir_origin *o;
+    weir_http_deferred *d;
+    char path[ORIGIN_PATH_MAX];
+    weir_object_query q;
+    req_hdrs h;
+    weir_timer timer;
+} held;
+
+static void held_unlink(weir_origin *o, held *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        o->held = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    o->nheld--;
+}
+
+/* Answers a held request and frees it; its client may have gone. */
+static void held_answer(held *x, int r, const weir_object *obj)
+{
+    weir_origin *o = x->o;
+    weir_http_req *req;
+
+    held_unlink(o, x);
+    weir_timer_stop(&x->timer);
+    if ((req = weir_http_resume(x->d))) {
+        if (r == AVERROR(EAGAIN)) {
+            /* RFC 8216bis 6.2.5.2: not there within the timeout. */
+            weir_http_add_header(req, "Retry-After", "1");
+            respond_status(o, req, &x->h, 503, "not produced in time\n");
+        } else {
+            answer(o, req, &x->h, r, obj);
+        }
+    }
+    free(x);
+}
+
+static void on_hold_timeout(weir_timer *t)
+{
+    held *x = (held *)((char *)t - offsetof(held, timer));
+    held_answer(x, AVERROR(EAGAIN), NULL);
+}
+
+void weir_origin_changed(void *arg, const char *name)
+{
+    weir_origin *o = arg;
+    size_t len = strlen(name);
+    held *x = o->held, *next;
+
+    for (; x; x = next) {
+        weir_object obj = { 0 };
+        int r;
+        next = x->next;
+        if (strncmp(x->path, name, len) != 0 || x->path[len] != '/')
+            continue;
+        r = o->opts.live(o->opts.live_arg, x->path, &x->q, &obj);
+        if (r == AVERROR(EAGAIN))
+            continue;
+        /* Answering may not free a neighbour: only x leaves the list. */
+        held_answer(x, r, &obj);
+        weir_object_clear(&obj);
+    }
+}
+
+/* Holds req until the lookup can answer, or the timeout. */
+static int hold(weir_origin *o, weir_http_req *req, const req_hdrs *h, const char *path,
+                const weir_object_query *q)
+{
+    held *x;
+
+    if (o->nheld >= (size_t)o->opts.settings->max_held) {
+        weir_log_warn("origin", "too many held requests; answering 503",
+                      WL_UINT("held", o->nheld));
+        weir_http_add_header(req, "Retry-After", "1");
+        return respond_status(o, req, h, 503, "too many blocked requests\n");
+    }
+    if (!(x = calloc(1, sizeof *x)) || !(x->d = weir_http_defer(req))) {
+        free(x);
+        return respond_status(o, req, h, 503, "out of memory\n");
+    }
+    x->o = o;
+    snprintf(x->path, sizeof x->path, "%s", path);
+    x->q = *q;
+    x->h = *h;
+    x->next = o->held;
+    if (o->held)
+        o->held->prev = x;
+    o->held = x;
+    o->nheld++;
+    weir_timer_start(o->opts.loop, &x->timer, o->opts.hold_timeout_ms * 1000, on_hold_timeout);
+    return 0;
+}
+
+/* _HLS_msn=N&_HLS_part=M&_HLS_skip=YES|v2.  0, or -1 for a malformed one. */
+static int parse_query(weir_http_req *req, weir_object_query *q)
+{
+    const char *names[2] = { "_HLS_msn", "_HLS_part" };
+    int64_t *vals[2] = { &q->msn, &q->part };
+    char v[32];
+
+    *q = WEIR_OBJECT_QUERY_NONE;
+    for (int i = 0; i < 2; i++) {
+        char *end;
+        if (weir_http_req_query(req, names[i], v, sizeof v) < 0)
+            continue;
+        if (v[0] < '0' || v[0] > '9')
+            return -1;
+        *vals[i] = strtoll(v, &end, 10);
+        if (*end || *vals[i] < 0 || *vals[i] > ((int64_t)1 << 40))
+            return -1;
+    }
+    if (q->part >= 0 && q->msn < 0)
+        return -1;              /* _HLS_part without _HLS_msn: 400 */
+    if (weir_http_req_query(req, "_HLS_skip", v, sizeof v) >= 0)
+        q->skip = strcmp(v, "v2") == 0 ? 2 : strcmp(v, "YES") == 0 ? 1 : 0;
+    return 0;
+}
+
 static int on_live(weir_http_req *req, void *arg)
 {
     weir_origin *o = arg;
     const char *path = weir_http_req_path(req) + strlen("/live/");
     weir_object obj = { 0 };
+    weir_object_query q;
+    req_hdrs h;
     int r;
 
+    read_hdrs(req, &h);
     if (strcmp(weir_http_req_method(req), "OPTIONS") == 0) {
-        if ((r = add_cors(o, req)) < 0)
+        if ((r = add_cors(o, req, &h)) < 0)
             return r;
         weir_http_add_header(req, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
         weir_http_add_header(req, "Access-Control-Allow-Headers",
@@ -298,13 +471,13 @@ static int on_live(weir_http_req *req, void *arg)
         return weir_http_respond(req, 204, NULL, NULL, 0);
     }
     if (!path_safe(path))
-        return respond_status(o, req, 404, "not found\n");
-    r = o->opts.live(o->opts.live_arg, path, &obj);
-    if (r == AVERROR(ESTALE))
-        return respond_status(o, req, 410, "gone: no longer in the live window\n");
-    if (r < 0)
-        return respond_status(o, req, 404, "not found\n");
-    r = serve_object(o, req, &obj);
+        return respond_status(o, req, &h, 404, "not found\n");
+    if (parse_query(req, &q) < 0)
+        return respond_status(o, req, &h, 400, "malformed _HLS_msn / _HLS_part\n");
+    r = o->opts.live(o->opts.live_arg, path, &q, &obj);
+    if (r == AVERROR(EAGAIN))
+        return hold(o, req, &h, path, &q);
+    r = answer(o, req, &h, r, &obj);
     weir_object_clear(&obj);
     return r;
 }
@@ -312,12 +485,13 @@ static int on_live(weir_http_req *req, void *arg)
 static int on_time(weir_http_req *req, void *arg)
 {
     weir_origin *o = arg;
-    int64_t now = weir_clock_unix_ms();
     char body[WEIR_ISO8601_LEN];
+    req_hdrs h;
     int r;
 
-    weir_clock_iso8601(now, body);
-    if ((r = add_cors(o, req)) < 0 ||
+    read_hdrs(req, &h);
+    weir_clock_iso8601(weir_clock_unix_ms(), body);
+    if ((r = add_cors(o, req, &h)) < 0 ||
         (r = weir_http_add_header(req, "Cache-Control", "no-cache, no-store")) < 0)
         return r;
     return weir_http_respond(req, 200, "text/plain", body, strlen(body));
@@ -327,10 +501,13 @@ static int on_time(weir_http_req *req, void *arg)
 
 static int serve_web(weir_origin *o, weir_http_req *req, const char *name)
 {
+    req_hdrs h;
+
+    read_hdrs(req, &h);
     for (size_t i = 0; i < WEB_FILES; i++)
         if (strcmp(web_files[i].name, name) == 0 && o->web[i].body)
-            return serve_object(o, req, &o->web[i]);
-    return respond_status(o, req, 404, "not found\n");
+            return serve_object(o, req, &h, &o->web[i]);
+    return respond_status(o, req, &h, 404, "not found\n");
 }
 
 static int on_index(weir_http_req *req, void *arg)
@@ -414,6 +591,13 @@ void weir_origin_free(weir_origin *o)
 {
     if (!o)
         return;
+    /* After the loop: the connections are closed, the timers gone. */
+    while (o->held) {
+        held *x = o->held;
+        o->held = x->next;
+        weir_http_resume(x->d);     /* frees the handle; its client is gone */
+        free(x);
+    }
     for (size_t i = 0; i < WEB_FILES; i++)
         weir_object_clear(&o->web[i]);
     free(o);

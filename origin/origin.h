@@ -16,6 +16,12 @@
  * before any lookup: only [A-Za-z0-9_.-] components, none starting with
  * '.', so nothing outside the store is reachable.
  *
+ * LL-HLS: a lookup answering AVERROR(EAGAIN) (a playlist asked for with
+ * _HLS_msn/_HLS_part that does not reach that part yet, a preload-hinted
+ * part) holds the request, without a thread and without polling, until
+ * weir_origin_changed() says the stream moved on; after hold_timeout it
+ * gets 503, as RFC 8216bis 6.2.5.2 asks.
+ *
  * Runs on the loop thread, like the lookup it calls.
  */
 #ifndef WEIR_ORIGIN_H
@@ -29,6 +35,7 @@ typedef struct weir_origin_settings {
     char *cors_origins;             /* "*" or a comma-separated list of allowed origins */
     int64_t master_max_age;         /* ms, Cache-Control of master playlists */
     char *web_dir;                  /* the dashboard's files */
+    int64_t max_held;               /* held LL-HLS requests at once */
 } weir_origin_settings;
 
 extern const weir_conf_table weir_origin_conf_table;
@@ -36,14 +43,22 @@ extern const weir_conf_table weir_origin_conf_table;
 typedef struct weir_origin weir_origin;
 
 typedef struct weir_origin_opts {
+    weir_loop *loop;
     weir_http *http;
     const weir_origin_settings *settings;   /* borrowed */
     weir_object_lookup_fn live;             /* /live/ mount */
     void *live_arg;
+    int64_t hold_timeout_ms;                /* held requests get 503 after this */
 } weir_origin_opts;
 
 int weir_origin_new(const weir_origin_opts *opts, weir_origin **out /* OUT */);
+/* Frees the origin and what it still holds.  Call after the loop stopped. */
 void weir_origin_free(weir_origin *o);
+
+/* The producer behind the /live/ mount changed stream `name` (a
+ * weir_packager_on_change callback): held requests for it are looked up
+ * again and answered when they can be.  Loop thread. */
+void weir_origin_changed(void *origin, const char *name);
 
 /* Parses a Range header value against a body of `size` bytes.  Returns 0
  * with [*start, *start + *len) for one satisfiable range; 1 when the header

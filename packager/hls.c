@@ -71,23 +71,105 @@ weir_buf *pres_render_master(const pkg_pres *p)
     return finish(&b, r);
 }
 
-weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t)
+/* Segments (from the live edge) whose parts are still listed: "a few"
+ * (RFC 8216bis 6.2.2 wants them for at least three target durations). */
+#define PARTS_LISTED_SEGMENTS 3
+
+static int render_parts(weir_bytes *b, const pkg_track *t, const pkg_segment *s)
 {
+    int r = 0;
+    for (int k = 0; k < s->nparts && r >= 0; k++)
+        r = pkg_printf(b, "#EXT-X-PART:DURATION=%.5f,URI=\"%s_%" PRId64 ".%d.m4s\"%s\n",
+                       (double)s->parts[k].duration_ts / t->timescale, t->id, s->number, k,
+                       s->parts[k].independent ? ",INDEPENDENT=YES" : "");
+    return r;
+}
+
+/* The other renditions' live edges, so a player switching need not reload
+ * blindly (EXT-X-RENDITION-REPORT). */
+static int rendition_reports(weir_bytes *b, const pkg_pres *p, const pkg_track *self)
+{
+    int r = 0;
+    for (int i = 0; i < p->ntracks && r >= 0; i++) {
+        const pkg_track *t = &p->tracks[i];
+        const pkg_segment *last = t->nsegs ? t->segs[t->nsegs - 1] : NULL;
+        if (t == self || !last)
+            continue;
+        /* The last part that exists: in the segment being built, or the
+         * final part of the last complete one. */
+        if (!last->complete && last->nparts == 0) {
+            if (t->nsegs < 2)
+                continue;
+            last = t->segs[t->nsegs - 2];
+        }
+        r = pkg_printf(b, "#EXT-X-RENDITION-REPORT:URI=\"%s.m3u8\",LAST-MSN=%" PRId64
+                       ",LAST-PART=%d\n", t->id, last->number, last->nparts - 1);
+    }
+    return r;
+}
+
+weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
+{
+    const weir_packager_settings *cfg = p->settings;
+    const pkg_segment *open = t->nsegs && !t->segs[t->nsegs - 1]->complete
+                              ? t->segs[t->nsegs - 1] : NULL;
+    int ll = cfg->low_latency && !p->ended;
+    double part_target = (p->part_target_ms ? p->part_target_ms : cfg->part_duration) / 1000.0;
+    double skip_until = 6.0 * (double)p->target_s;
     weir_bytes b = { 0 };
     char when[WEIR_ISO8601_LEN];
-    int first, n, r;
+    int64_t next_msn;
+    int first, n, skipped = 0, next_part, r;
 
     pres_listed(p, t, &first, &n);
-    r = pkg_printf(&b,
-                   "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%" PRId64 "\n"
-                   "#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n"
-                   "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s_init.mp4\"\n",
-                   p->target_s, n > 0 ? t->segs[first]->number : (int64_t)1, t->id);
-    for (int i = first; i < first + n && r >= 0; i++) {
+    pres_live_edge(t, &next_msn, &next_part);
+    if (skip && ll) {
+        /* Delta update: leave out segments more than CAN-SKIP-UNTIL before
+         * the end of the playlist. */
+        int64_t from_end = 0;
+        for (int i = first + n - 1; i >= first; i--) {
+            from_end += t->segs[i]->duration_ts;
+            if ((double)from_end / t->timescale > skip_until) {
+                skipped = i - first + 1;
+                break;
+            }
+        }
+    }
+    r = pkg_printf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%" PRId64 "\n",
+                   ll ? 9 : 7, p->target_s);
+    if (r >= 0 && ll)
+        r = pkg_printf(&b, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=%.1f,"
+                       "PART-HOLD-BACK=%.3f\n#EXT-X-PART-INF:PART-TARGET=%.3f\n",
+                       skip_until, 3 * part_target, part_target);
+    if (r >= 0)
+        r = pkg_printf(&b, "#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n"
+                       "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s_init.mp4\"\n",
+                       n > 0 ? t->segs[first]->number : next_msn, t->id);
+    if (r >= 0 && skipped)
+        r = pkg_printf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped);
+    for (int i = first + skipped; i < first + n && r >= 0; i++) {
         const pkg_segment *s = t->segs[i];
         weir_clock_iso8601(p->ast_unix_ms + av_rescale(s->start_ts, 1000, t->timescale), when);
-        r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n#EXTINF:%.3f,\n%s_%" PRId64 ".m4s\n",
-                       when, (double)s->duration_ts / t->timescale, t->id, s->number);
+        r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
+        if (r >= 0 && ll && i >= first + n - (PARTS_LISTED_SEGMENTS - 1))
+            r = render_parts(&b, t, s);
+        if (r >= 0)
+            r = pkg_printf(&b, "#EXTINF:%.5f,\n%s_%" PRId64 ".m4s\n",
+                           (double)s->duration_ts / t->timescale, t->id, s->number);
+    }
+    if (r >= 0 && ll) {
+        if (open && open->nparts > 0) {
+            weir_clock_iso8601(p->ast_unix_ms + av_rescale(open->start_ts, 1000, t->timescale),
+                               when);
+            r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
+            if (r >= 0)
+                r = render_parts(&b, t, open);
+        }
+        if (r >= 0)
+            r = pkg_printf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s_%" PRId64 ".%d.m4s\"\n",
+                           t->id, next_msn, next_part);
+        if (r >= 0)
+            r = rendition_reports(&b, p, t);
     }
     if (r >= 0 && p->ended)
         r = pkg_printf(&b, "#EXT-X-ENDLIST\n");

@@ -37,6 +37,9 @@ static const weir_conf_key packager_keys[] = {
     { "packager.linger", WEIR_CONF_DURATION, offsetof(weir_packager_settings, linger),
       "30s", 0, 3600000, NULL,
       "how long an ended stream's playlists (with EXT-X-ENDLIST) stay served", 0 },
+    { "packager.low_latency", WEIR_CONF_BOOL, offsetof(weir_packager_settings, low_latency),
+      "true", 0, 0, NULL,
+      "Low-Latency HLS: list parts, hold _HLS_msn/_HLS_part requests, preload hints", 0 },
 };
 
 const weir_conf_table weir_packager_conf_table = {
@@ -75,7 +78,16 @@ struct weir_packager {
     const weir_packager_settings *settings;
     entry *entries;                 /* loop thread only */
     size_t count;
+    void (*on_change)(void *arg, const char *name);
+    void *change_arg;
 };
+
+void weir_packager_on_change(weir_packager *pk, void (*fn)(void *arg, const char *name),
+                             void *arg)
+{
+    pk->on_change = fn;
+    pk->change_arg = arg;
+}
 
 static void entry_free(entry *e)
 {
@@ -126,6 +138,8 @@ static int start_pres(entry *e)
                       WL_STR("stream", e->name), WL_INT("tracks", n));
         return r;
     }
+    e->pres->on_change = e->pk->on_change;
+    e->pres->change_arg = e->pk->change_arg;
     weir_log_info("packager", "packaging", WL_STR("stream", e->name),
                   WL_INT("tracks", e->pres->ntracks));
     return 0;
@@ -297,7 +311,8 @@ static int list_json(weir_packager *pk, weir_object *out)
     return r;
 }
 
-int weir_packager_lookup(void *arg, const char *path, weir_object *out)
+int weir_packager_lookup(void *arg, const char *path, const weir_object_query *q,
+                         weir_object *out)
 {
     weir_packager *pk = arg;
     const char *slash = strchr(path, '/');
@@ -310,5 +325,5 @@ int weir_packager_lookup(void *arg, const char *path, weir_object *out)
     e = find(pk, path, (size_t)(slash - path));
     if (!e || !e->pres)
         return AVERROR(ENOENT);
-    return pres_lookup(e->pres, slash + 1, out);
+    return pres_lookup(e->pres, slash + 1, q, out);
 }

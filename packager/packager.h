@@ -13,6 +13,7 @@
  *   /live/<name>/<track>.m3u8        HLS media playlist, e.g. v0.m3u8, a0.m3u8
  *   /live/<name>/<track>_init.mp4    init segment
  *   /live/<name>/<track>_<n>.m4s     media segment n
+ *   /live/<name>/<track>_<n>.<k>.m4s part k of segment n (LL-HLS)
  *   /live/<name>/index.mpd           DASH MPD over the same files
  *   /live/index.json                 the playable streams (for the page at /)
  *
@@ -29,6 +30,7 @@ typedef struct weir_packager_settings {
     int64_t part_duration;          /* ms; CMAF fragments inside a segment */
     int64_t window;                 /* segments listed in live playlists */
     int64_t linger;                 /* ms an ended stream's playlists stay served */
+    int low_latency;                /* LL-HLS: parts, blocking reload, preload hints */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;
@@ -54,7 +56,13 @@ void weir_packager_free(weir_packager *p);
 
 /* weir_object_lookup_fn for the origin's /live/ mount: path is
  * "<name>/<file>". */
-int weir_packager_lookup(void *packager, const char *path, weir_object *out);
+int weir_packager_lookup(void *packager, const char *path, const weir_object_query *q,
+                         weir_object *out);
+
+/* fn(arg, name) runs on the loop whenever stream `name`'s playlists changed
+ * (a part or a segment is out): the origin answers the requests it held. */
+void weir_packager_on_change(weir_packager *pk, void (*fn)(void *arg, const char *name),
+                             void *arg);
 
 /* Number of live presentations (for tests and the API). */
 size_t weir_packager_count(const weir_packager *p);

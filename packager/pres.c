@@ -83,6 +83,7 @@ static void track_clear(pkg_track *t)
     avcodec_parameters_free(&t->par);
     weir_buf_unref(t->init);
     weir_buf_unref(t->playlist);
+    weir_buf_unref(t->playlist_delta);
     memset(t, 0, sizeof *t);
 }
 
@@ -270,28 +271,41 @@ static void trim_window(pkg_pres *p, pkg_track *t)
     t->nsegs -= drop;
 }
 
-static void rebuild_playlists(pkg_pres *p, pkg_track *t, int64_t now_unix_ms)
+/* Re-renders what a new part or segment changed and tells the listener
+ * (the origin wakes the requests it holds).  A segment changes every
+ * playlist (bandwidth, window); a part, with low latency, only the media
+ * playlists, which list parts and report on each other. */
+static void publish(pkg_pres *p, int segment_done, int64_t now_unix_ms)
 {
     weir_buf *b;
 
     p->version++;
     p->updated_unix_ms = now_unix_ms;
-    if ((b = pres_render_media(p, t))) {
-        weir_buf_unref(t->playlist);
-        t->playlist = b;
+    for (int i = 0; i < p->ntracks; i++) {
+        pkg_track *t = &p->tracks[i];
+        if ((b = pres_render_media(p, t, 0))) {
+            weir_buf_unref(t->playlist);
+            t->playlist = b;
+        }
+        if (p->settings->low_latency && (b = pres_render_media(p, t, 1))) {
+            weir_buf_unref(t->playlist_delta);
+            t->playlist_delta = b;
+        }
     }
     /* The master needs every track's bandwidth: wait for a segment on each. */
-    for (int i = 0; i < p->ntracks; i++)
+    for (int i = 0; segment_done && i < p->ntracks; i++)
         if (p->tracks[i].duration_total_ts == 0)
-            return;
-    if ((b = pres_render_master(p))) {
+            segment_done = 0;
+    if (segment_done && (b = pres_render_master(p))) {
         weir_buf_unref(p->master);
         p->master = b;
     }
-    if ((b = pres_render_mpd(p, now_unix_ms))) {
+    if (segment_done && (b = pres_render_mpd(p, now_unix_ms))) {
         weir_buf_unref(p->mpd);
         p->mpd = b;
     }
+    if (p->on_change)
+        p->on_change(p->change_arg, p->name);
 }
 
 static int complete_segment(pkg_pres *p, pkg_track *t, pkg_segment *s, int64_t now_unix_ms)
@@ -327,7 +341,7 @@ static int complete_segment(pkg_pres *p, pkg_track *t, pkg_segment *s, int64_t n
         p->target_s = (ms + 500) / 1000;
     }
     trim_window(p, t);
-    rebuild_playlists(p, t, now_unix_ms);
+    publish(p, 1, now_unix_ms);
     return 0;
 }
 
@@ -387,6 +401,8 @@ static int track_cut(pkg_pres *p, pkg_track *t, int64_t next_ts, int ends_segmen
 close:
     if (ends_segment && t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete)
         r = complete_segment(p, t, t->segs[t->nsegs - 1], now_unix_ms);
+    else if (r >= 0 && n > 0 && p->settings->low_latency)
+        publish(p, 0, now_unix_ms);
 out:
     free(samples);
     weir_bytes_free(&frag);
@@ -438,13 +454,20 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
     if (ms < 0)
         return 0;               /* before media time 0 */
     if (ti == p->key && (t->npend > 0 || t->nsegs > 0)) {
+        /* Parts on a grid from the segment start (k x part_duration), so
+         * they never drift; a part can run one frame past the grid line. */
         if (key && ms - p->seg_start_ms >= p->settings->segment_duration) {
             push_boundary(p, ms, 1);
-            p->seg_start_ms = p->part_start_ms = ms;
-        } else if (ms - p->part_start_ms >= p->settings->part_duration) {
+            p->seg_start_ms = ms;
+            p->parts_in_seg = 0;
+        } else if (ms - p->seg_start_ms >= (p->parts_in_seg + 1) * p->settings->part_duration) {
             push_boundary(p, ms, 0);
-            p->part_start_ms = ms;
+            p->parts_in_seg++;
         }
+        if (!p->part_target_ms && t->last_duration_ts > 0)
+            p->part_target_ms = p->settings->part_duration +
+                                av_rescale_rnd(t->last_duration_ts, 1000, t->timescale,
+                                               AV_ROUND_UP);
     }
     /* Cut at every boundary this sample reaches: its decode time ends the
      * pending samples' last duration. */
@@ -482,9 +505,8 @@ int pres_end(pkg_pres *p, int64_t now_unix_ms)
         if (r < 0)
             ret = r;
     }
-    /* Re-render even tracks that had nothing pending: ENDLIST appears. */
-    for (int i = 0; i < p->ntracks; i++)
-        rebuild_playlists(p, &p->tracks[i], now_unix_ms);
+    /* Re-render: EXT-X-ENDLIST appears, the MPD turns static. */
+    publish(p, 1, now_unix_ms);
     return ret;
 }
 
@@ -516,13 +538,96 @@ static int give(weir_object *out, weir_buf *b, const char *type, weir_cache_clas
     return 0;
 }
 
-int pres_lookup(pkg_pres *p, const char *file, weir_object *out)
+void pres_live_edge(const pkg_track *t, int64_t *msn, int *parts)
 {
-    int64_t live_age = p->settings->segment_duration / 2;
+    const pkg_segment *last = t->nsegs ? t->segs[t->nsegs - 1] : NULL;
+
+    if (!last) {
+        *msn = (int64_t)t->segs_cut + 1;
+        *parts = 0;
+    } else if (last->complete) {
+        *msn = last->number + 1;
+        *parts = 0;
+    } else {
+        *msn = last->number;
+        *parts = last->nparts;
+    }
+}
+
+/* Blocking reload (RFC 8216bis 6.2.5.2): 1 when t's playlist already holds
+ * segment msn (part `part`, or the whole segment when part < 0), 0 when it
+ * will, AVERROR(EINVAL) when msn is more than two segments ahead. */
+static int playlist_reaches(const pkg_pres *p, const pkg_track *t, int64_t msn, int64_t part)
+{
+    int64_t edge;
+    int parts;
+
+    if (p->ended || !p->settings->low_latency)
+        return 1;
+    pres_live_edge(t, &edge, &parts);
+    if (msn > edge + 2)
+        return AVERROR(EINVAL);
+    if (msn < edge)
+        return 1;
+    return msn == edge && part >= 0 && part < parts;
+}
+
+static pkg_segment *find_segment(const pkg_track *t, int64_t n)
+{
+    for (int i = 0; i < t->nsegs; i++)
+        if (t->segs[i]->number == n)
+            return t->segs[i];
+    return NULL;
+}
+
+/* "12.m4s" -> n 12, part -1; "12.3.m4s" -> n 12, part 3.  0 or -1. */
+static int parse_media_name(const char *s, int64_t *n, int64_t *part)
+{
+    char *end;
+
+    if (*s < '0' || *s > '9')
+        return -1;
+    *n = strtoll(s, &end, 10);
+    *part = -1;
+    if (*end == '.' && end[1] >= '0' && end[1] <= '9') {
+        *part = strtoll(end + 1, &end, 10);
+        if (*part > 100000)
+            return -1;
+    }
+    return strcmp(end, ".m4s") == 0 && *n > 0 ? 0 : -1;
+}
+
+static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir_object *out)
+{
+    const char *type = t->is_video ? "video/iso.segment" : "audio/mp4";
+    uint64_t tag = ((uint64_t)n << 24) ^ ((uint64_t)(part + 1) << 8) ^ (uint64_t)(t - p->tracks);
+    pkg_segment *s = find_segment(t, n);
+    int64_t edge;
+    int parts;
+
+    if (s && part < 0 && s->complete)
+        return give(out, s->whole, type, WEIR_CACHE_IMMUTABLE, 0,
+                    p->ast_unix_ms + ts_to_ms(t, s->start_ts + s->duration_ts), etag_of(p, tag));
+    if (s && part >= 0 && part < s->nparts)
+        return give(out, s->parts[part].buf, type, WEIR_CACHE_IMMUTABLE, 0,
+                    p->ast_unix_ms + ts_to_ms(t, s->parts[part].start_ts + s->parts[part].duration_ts),
+                    etag_of(p, tag));
+    if (t->nsegs > 0 && n < t->segs[0]->number)
+        return AVERROR(ESTALE);
+    /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists. */
+    pres_live_edge(t, &edge, &parts);
+    if (p->settings->low_latency && !p->ended && part >= 0 &&
+        ((n == edge && part == parts) || (n == edge + 1 && part == 0)))
+        return AVERROR(EAGAIN);
+    return AVERROR(ENOENT);
+}
+
+int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_object *out)
+{
+    int64_t live_age = p->settings->segment_duration / 2, n, part;
     const char *us, *dot;
     pkg_track *t;
-    char *end;
-    long long n;
+    int r;
 
     if (strcmp(file, "index.m3u8") == 0)
         return give(out, p->master, "application/vnd.apple.mpegurl", WEIR_CACHE_MASTER, 0,
@@ -536,31 +641,20 @@ int pres_lookup(pkg_pres *p, const char *file, weir_object *out)
     if (strcmp(dot, ".m3u8") == 0) {
         if (!(t = find_track(p, file, (size_t)(dot - file))))
             return AVERROR(ENOENT);
-        return give(out, t->playlist, "application/vnd.apple.mpegurl", WEIR_CACHE_LIVE, live_age,
-                    p->updated_unix_ms, etag_of(p, p->version));
+        if (q && q->msn >= 0 && (r = playlist_reaches(p, t, q->msn, q->part)) <= 0)
+            return r < 0 ? r : AVERROR(EAGAIN);
+        if (p->settings->low_latency)
+            live_age = p->settings->part_duration / 2;
+        return give(out, q && q->skip && t->playlist_delta ? t->playlist_delta : t->playlist,
+                    "application/vnd.apple.mpegurl", WEIR_CACHE_LIVE, live_age,
+                    p->updated_unix_ms, etag_of(p, p->version * 2 + (q && q->skip)));
     }
     if (!(us = strchr(file, '_')) || !(t = find_track(p, file, (size_t)(us - file))))
         return AVERROR(ENOENT);
     if (strcmp(us, "_init.mp4") == 0)
         return give(out, t->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
                     0, p->created_unix_ms, etag_of(p, (uint64_t)(t - p->tracks)));
-    if (strcmp(dot, ".m4s") != 0 || us[1] < '0' || us[1] > '9')
+    if (parse_media_name(us + 1, &n, &part) < 0)
         return AVERROR(ENOENT);
-    n = strtoll(us + 1, &end, 10);
-    if (end != dot || n <= 0)
-        return AVERROR(ENOENT);
-    for (int i = 0; i < t->nsegs; i++) {
-        pkg_segment *s = t->segs[i];
-        if (s->number != n)
-            continue;
-        if (!s->complete)
-            return AVERROR(ENOENT);
-        return give(out, s->whole, t->is_video ? "video/iso.segment" : "audio/mp4",
-                    WEIR_CACHE_IMMUTABLE, 0,
-                    p->ast_unix_ms + ts_to_ms(t, s->start_ts + s->duration_ts),
-                    etag_of(p, ((uint64_t)n << 4) | (uint64_t)(t - p->tracks)));
-    }
-    if (t->nsegs > 0 && n < t->segs[0]->number)
-        return AVERROR(ESTALE);
-    return AVERROR(ENOENT);
+    return lookup_media(p, t, n, part, out);
 }

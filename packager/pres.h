@@ -71,7 +71,8 @@ typedef struct pkg_track {
     int64_t max_segment_ms;
     int64_t frames_total;           /* samples in complete segments */
     uint64_t segs_cut;              /* segment boundaries consumed */
-    weir_buf *playlist;             /* media playlist, rebuilt per segment */
+    weir_buf *playlist;             /* media playlist, rebuilt per segment (per part with LL) */
+    weir_buf *playlist_delta;       /* the same, with EXT-X-SKIP (_HLS_skip=YES) */
     uint64_t playlist_etag;
 } pkg_track;
 
@@ -92,13 +93,18 @@ typedef struct pkg_pres {
      * [i % PRES_BOUNDARIES] while some track has not cut it. */
     struct { int64_t ms; int segment; } bq[PRES_BOUNDARIES];
     uint64_t nboundaries;
-    int64_t seg_start_ms, part_start_ms;
+    int64_t seg_start_ms;           /* media time of the current segment's start */
+    int parts_in_seg;               /* part boundaries since it */
+    int64_t part_target_ms;         /* EXT-X-PART-INF: part_duration + one frame, fixed
+                                       once the first frame's duration is known */
     int64_t segments_done;          /* segments complete on every track */
 
     int ended;
     int64_t target_s;               /* EXT-X-TARGETDURATION, only grows */
     weir_buf *master, *mpd;
     uint64_t version;               /* bumped whenever anything is rebuilt */
+    void (*on_change)(void *arg, const char *name);     /* after each rebuild */
+    void *change_arg;
     int64_t updated_unix_ms;        /* when it was */
 } pkg_pres;
 
@@ -119,17 +125,21 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms);
 int pres_end(pkg_pres *p, int64_t now_unix_ms);
 
 /* The object at `file` ("index.m3u8", "v0.m3u8", "v0_init.mp4",
- * "v0_12.m4s", "index.mpd"); see weir_object_lookup_fn for the errors. */
-int pres_lookup(pkg_pres *p, const char *file, weir_object *out);
+ * "v0_12.m4s", "v0_12.3.m4s" (part 3 of segment 12), "index.mpd"); q may be
+ * NULL.  See weir_object_lookup_fn for the errors. */
+int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_object *out);
 
 /* packager/hls.c and packager/dash.c: render into a new weir_buf. */
 weir_buf *pres_render_master(const pkg_pres *p);
-weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t);
+weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip);
 weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms);
 
 /* The segments playlists list: t->segs[first .. first + n - 1], the last
  * `window` complete ones. */
 void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n);
+/* Where track t stands: the number of the segment being built (or the next
+ * one) and how many of its parts exist. */
+void pres_live_edge(const pkg_track *t, int64_t *msn, int *parts);
 /* Peak and average bits per second of a track so far. */
 int64_t pres_track_avg_bps(const pkg_track *t);
 /* Frames per second of a video track so far (0 when unknown). */

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from weirtest import Weir, free_port, run_tests  # noqa: E402
 
 WEIR = sys.argv[1]
-SECONDS = 9          # of media pushed; keyframe every second, segments of 1 s
+SECONDS = 12         # of media pushed; keyframe every second, segments of 1 s
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 
 state = {}
@@ -100,12 +100,12 @@ def test_media_playlist_is_a_sliding_window():
         return r[0] == 200 and len(media_segments(r[2].decode())) >= 3 and r
     status, headers, body = wait_for(enough)
     text = body.decode()
-    assert "#EXT-X-VERSION:7" in text
     assert "#EXT-X-TARGETDURATION:1" in text, text
     assert '#EXT-X-MAP:URI="v0_init.mp4"' in text
     assert "#EXT-X-PROGRAM-DATE-TIME:" in text
     assert "#EXT-X-ENDLIST" not in text
     assert int(re.search(r"max-age=(\d+)", headers["cache-control"]).group(1)) <= 1
+    assert "#EXT-X-VERSION:9" in text
     segs = media_segments(text)
     assert len(segs) == 3, text              # packager.window
     for d in re.findall(r"#EXTINF:([\d.]+),", text):
@@ -259,6 +259,63 @@ def test_dashboard_page_lists_and_plays_with_local_hls_js():
                         "dash": "/live/cam1/index.mpd"}], streams
 
 
+def preload_hint(track="v0"):
+    _, _, body = get(f"/live/cam1/{track}.m3u8")
+    m = re.search(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(\w+)_(\d+)\.(\d+)\.m4s"', body.decode())
+    assert m, body.decode()
+    return int(m.group(2)), int(m.group(3))
+
+
+def test_ll_hls_playlist_lists_parts():
+    _, headers, body = get("/live/cam1/v0.m3u8")
+    text = body.decode()
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in text
+    assert "#EXT-X-PART-INF:PART-TARGET=0.540" in text, text    # 0.5 s + one frame
+    assert re.search(r'#EXT-X-PART:DURATION=[\d.]+,URI="v0_\d+\.0\.m4s",INDEPENDENT=YES', text)
+    assert '#EXT-X-RENDITION-REPORT:URI="a0.m3u8"' in text
+    # Half a part at most: a CDN must not serve a stale LL playlist.
+    assert headers["cache-control"] == "public, max-age=0"
+
+
+def test_ll_hls_blocking_reload_waits_for_the_part():
+    msn, part = preload_hint()
+    t0 = time.monotonic()
+    status, _, body = get(f"/live/cam1/v0.m3u8?_HLS_msn={msn}&_HLS_part={part}")
+    waited = time.monotonic() - t0
+    assert status == 200
+    assert f'URI="v0_{msn}.{part}.m4s"' in body.decode(), body.decode()
+    # It was held until the part existed: at most about one part duration.
+    assert waited < 1.5, waited
+    # The hinted part itself, asked for before it exists, is held and served.
+    msn, part = preload_hint()
+    status, h, part_body = get(f"/live/cam1/v0_{msn}.{part}.m4s")
+    assert status == 200 and b"moof" in part_body[:64], status
+    assert h["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_ll_hls_bad_directives():
+    msn, part = preload_hint()
+    assert get(f"/live/cam1/v0.m3u8?_HLS_msn={msn + 5}")[0] == 400
+    assert get("/live/cam1/v0.m3u8?_HLS_part=1")[0] == 400
+    assert get("/live/cam1/v0.m3u8?_HLS_msn=abc")[0] == 400
+
+
+def test_ll_hls_holds_many_requests_at_once():
+    import concurrent.futures
+    msn, part = preload_hint()
+    url = f"/live/cam1/v0.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+
+    def one(_):
+        t0 = time.monotonic()
+        status, _, body = get(url)
+        return status, f"v0_{msn}.{part}.m4s" in body.decode(), time.monotonic() - t0
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(one, range(200)))
+    assert all(r[0] == 200 and r[1] for r in results), results[:5]
+    assert max(r[2] for r in results) < 3.0
+
+
 def test_time_endpoint():
     status, h, b = get("/time")
     assert status == 200
@@ -312,6 +369,10 @@ if __name__ == "__main__":
                    test_segments_decode_with_ffprobe,
                    test_dash_mpd_lists_the_same_segments,
                    test_dashboard_page_lists_and_plays_with_local_hls_js,
+                   test_ll_hls_playlist_lists_parts,
+                   test_ll_hls_blocking_reload_waits_for_the_part,
+                   test_ll_hls_bad_directives,
+                   test_ll_hls_holds_many_requests_at_once,
                    test_time_endpoint,
                    test_ffmpeg_plays_hls_and_dash_live,
                    test_end_of_stream_closes_the_playlists])

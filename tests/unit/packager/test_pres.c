@@ -79,7 +79,7 @@ static pkg_pres *package(clip *c, const weir_packager_settings *cfg, int counts[
 static weir_buf *lookup(pkg_pres *p, const char *file, int *err)
 {
     weir_object o = { 0 };
-    *err = pres_lookup(p, file, &o);
+    *err = pres_lookup(p, file, NULL, &o);
     return *err == 0 ? o.body : NULL;
 }
 
@@ -272,5 +272,109 @@ Test(pres, unsupported_tracks_are_left_out)
     tbs[0] = c.fmt->streams[0]->time_base;
     cr_assert_eq(pres_new("x", &settings_2s, pars, tbs, 1, T0, &p), AVERROR(EINVAL));
     cr_assert_null(p);
+    clip_free(&c);
+}
+
+static char *text_of(pkg_pres *p, const char *file, const weir_object_query *q, int *err)
+{
+    weir_object o = { 0 };
+    char *text = NULL;
+    if ((*err = pres_lookup(p, file, q, &o)) == 0) {
+        text = strndup((const char *)o.body->data, o.body->size);
+        weir_object_clear(&o);
+    }
+    return text;
+}
+
+Test(pres, low_latency_lists_parts_hints_and_holds_what_is_not_there_yet)
+{
+    clip c;
+    int counts[8], err;
+    weir_packager_settings cfg = settings_2s;
+    cfg.low_latency = 1;
+    cfg.window = 10;
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=48000",
+              "-t 25.3 -c:v libx264 -preset ultrafast -g 50 -c:a aac");
+    pkg_pres *p = package(&c, &cfg, counts);
+    pkg_track *v = &p->tracks[0];
+    int64_t edge;
+    int parts;
+    pres_live_edge(v, &edge, &parts);
+    cr_assert_eq(edge, 13, "segments 1..12 complete, 13 in progress");
+    cr_assert_gt(parts, 0);
+
+    char *pl = text_of(p, "v0.m3u8", NULL, &err);
+    cr_assert(pl, "%d", err);
+    cr_assert(strstr(pl, "#EXT-X-VERSION:9\n"), "%s", pl);
+    /* PART-TARGET: 0.5 s plus one 40 ms frame, since parts end on frames. */
+    cr_assert(strstr(pl, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,"
+                         "PART-HOLD-BACK=1.620\n"), "%s", pl);
+    cr_assert(strstr(pl, "#EXT-X-PART-INF:PART-TARGET=0.540\n"));
+    cr_assert(strstr(pl, "#EXT-X-PART:DURATION=0.52000,URI=\"v0_13.0.m4s\",INDEPENDENT=YES\n"),
+              "%s", pl);
+    char hint[80];
+    snprintf(hint, sizeof hint, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"v0_13.%d.m4s\"\n", parts);
+    cr_assert(strstr(pl, hint), "%s", pl);
+    cr_assert(strstr(pl, "#EXT-X-RENDITION-REPORT:URI=\"a0.m3u8\",LAST-MSN=13,LAST-PART="),
+              "%s", pl);
+    /* Parts only for the last few segments. */
+    cr_assert(!strstr(pl, "v0_5.0.m4s"));
+    cr_assert(strstr(pl, "v0_11.0.m4s") && strstr(pl, "v0_12.0.m4s"));
+    /* Every part is at most PART-TARGET and at least 85% of it (the
+     * spec's floor, except for a segment's last part). */
+    for (const char *x = pl; (x = strstr(x, "#EXT-X-PART:DURATION=")); x++) {
+        double d = strtod(x + 21, NULL);
+        cr_assert_leq(d, 0.54 + 1e-9, "%s", x);
+        cr_assert_geq(d, 0.85 * 0.54, "%s", x);
+    }
+    free(pl);
+
+    /* Parts are served; the next one is held; beyond that is unknown. */
+    weir_buf *b;
+    cr_assert(b = lookup(p, "v0_13.0.m4s", &err));
+    cr_assert_eq(memcmp(b->data + 4, "styp", 4), 0, "a segment's first part carries styp");
+    weir_buf_unref(b);
+    cr_assert(b = lookup(p, "v0_12.1.m4s", &err));
+    cr_assert_eq(memcmp(b->data + 4, "moof", 4), 0);
+    weir_buf_unref(b);
+    char name[32];
+    snprintf(name, sizeof name, "v0_13.%d.m4s", parts);
+    cr_assert(!lookup(p, name, &err));
+    cr_assert_eq(err, AVERROR(EAGAIN));
+    snprintf(name, sizeof name, "v0_13.%d.m4s", parts + 1);
+    cr_assert(!lookup(p, name, &err));
+    cr_assert_eq(err, AVERROR(ENOENT));
+
+    /* Blocking reload. */
+    weir_object_query q = { .msn = 13, .part = parts - 1, .skip = 0 };
+    cr_assert(pl = text_of(p, "v0.m3u8", &q, &err));
+    free(pl);
+    q.part = parts;
+    cr_assert(!text_of(p, "v0.m3u8", &q, &err));
+    cr_assert_eq(err, AVERROR(EAGAIN));
+    q = (weir_object_query){ .msn = 13, .part = -1 };
+    cr_assert(!text_of(p, "v0.m3u8", &q, &err));
+    cr_assert_eq(err, AVERROR(EAGAIN), "segment 13 is not complete");
+    q = (weir_object_query){ .msn = 16, .part = 0 };
+    cr_assert(!text_of(p, "v0.m3u8", &q, &err));
+    cr_assert_eq(err, AVERROR(EINVAL), "more than two segments ahead: 400");
+    q = (weir_object_query){ .msn = 12, .part = -1 };
+    cr_assert(pl = text_of(p, "v0.m3u8", &q, &err));
+    free(pl);
+
+    /* Delta playlist: 10 segments of 2 s listed, CAN-SKIP-UNTIL 12 s. */
+    q = (weir_object_query){ .msn = -1, .part = -1, .skip = 1 };
+    cr_assert(pl = text_of(p, "v0.m3u8", &q, &err));
+    cr_assert(strstr(pl, "#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n"), "%s", pl);
+    cr_assert(!strstr(pl, "v0_6.m4s") && strstr(pl, "v0_7.m4s"), "%s", pl);
+    free(pl);
+
+    /* Once ended, nothing is held and the hint is gone. */
+    cr_assert_eq(pres_end(p, T0 + 30000), 0);
+    q = (weir_object_query){ .msn = 14, .part = 0 };
+    cr_assert(pl = text_of(p, "v0.m3u8", &q, &err));
+    cr_assert(!strstr(pl, "PRELOAD-HINT") && strstr(pl, "#EXT-X-ENDLIST"));
+    free(pl);
+    pres_free(p);
     clip_free(&c);
 }
