@@ -37,6 +37,7 @@ typedef struct server {
     weir_control *control;
     weir_timer deadline;
     int stopping;
+    char vod_dir[4096];
 } server;
 
 int weir_app_make_dirs(const char *path)
@@ -128,6 +129,7 @@ int weir_cmd_serve(const weir_cli *cli)
                        WL_STR("err", strerror(-r)));
         goto out;
     }
+    snprintf(srv.vod_dir, sizeof srv.vod_dir, "%s/vod", core->data_dir);
     srv.loop = weir_loop_new(&(weir_loop_opts){ .max_http_header = (int)core->http_max_header });
     if (!srv.loop)
         goto out;
@@ -148,7 +150,7 @@ int weir_cmd_serve(const weir_cli *cli)
         goto out;
     if (weir_packager_new(&(weir_packager_opts){
             .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.packager,
-            .metrics = srv.metrics,
+            .metrics = srv.metrics, .work = srv.work, .data_dir = core->data_dir,
         }, &srv.packager) < 0)
         goto out;
     srv.http = weir_http_new(srv.loop, &(weir_http_opts){
@@ -169,12 +171,13 @@ int weir_cmd_serve(const weir_cli *cli)
             .live = weir_packager_lookup, .live_arg = srv.packager,
             /* RFC 8216bis 6.2.5.2: three target durations */
             .hold_timeout_ms = 3 * srv.settings.packager.segment_duration,
+            .vod_dir = srv.vod_dir, .work = srv.work,
         }, &srv.origin) < 0)
         goto out;
     weir_packager_on_change(srv.packager, weir_origin_changed, srv.origin);
     srv.control = weir_control_new(&(weir_control_opts){
         .http = srv.http, .work = srv.work, .bus = srv.bus, .db = srv.db,
-        .metrics = srv.metrics,
+        .metrics = srv.metrics, .vod_dir = srv.vod_dir,
     });
     if (!srv.control)
         goto out;

@@ -23,6 +23,7 @@ typedef struct weir_control_opts {
     weir_dbpool *db;                        /* borrowed; see weir_control_open_db */
     weir_metrics *metrics;                  /* served at /metrics */
     const weir_clock *clock;                /* NULL: system clock */
+    const char *vod_dir;                    /* VOD assets, for /api/v1/assets */
 } weir_control_opts;
 
 /* NULL on failure (logged). */

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #define ORIGIN_PATH_MAX 512
@@ -497,6 +499,129 @@ static int on_time(weir_http_req *req, void *arg)
     return weir_http_respond(req, 200, "text/plain", body, strlen(body));
 }
 
+/* ---- /vod/: recordings (and later uploads) on disk ------------------------ */
+
+#define VOD_FILE_MAX ((size_t)512 << 20)
+
+typedef struct vod_read {
+    weir_origin *o;
+    weir_http_deferred *d;
+    req_hdrs h;
+    char path[ORIGIN_PATH_MAX + 1024];
+    weir_object obj;                /* filled by the worker */
+    int err;                        /* AVERROR, set by the worker */
+} vod_read;
+
+static const char *vod_type(const char *path, weir_cache_class *cache)
+{
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    const char *file = slash ? slash + 1 : path;
+    *cache = WEIR_CACHE_IMMUTABLE;
+    if (dot && strcmp(dot, ".m4s") == 0)
+        return file[0] == 'a' ? "audio/mp4" : "video/iso.segment";
+    if (dot && strcmp(dot, ".mp4") == 0)
+        return "video/mp4";
+    *cache = WEIR_CACHE_VOD;
+    if (dot && strcmp(dot, ".m3u8") == 0)
+        return "application/vnd.apple.mpegurl";
+    if (dot && strcmp(dot, ".mpd") == 0)
+        return "application/dash+xml";
+    if (dot && strcmp(dot, ".jpg") == 0)
+        return "image/jpeg";
+    if (dot && strcmp(dot, ".vtt") == 0)
+        return "text/vtt";
+    return NULL;
+}
+
+/* Worker: the whole file into a buffer.  O_NOFOLLOW: a symlink planted in
+ * the asset folder does not lead out of it. */
+static void vod_read_run(void *arg)
+{
+    vod_read *v = arg;
+    struct stat st;
+    size_t off = 0;
+    int fd = open(v->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0) {
+        v->err = AVERROR(ENOENT);
+        return;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > VOD_FILE_MAX) {
+        v->err = AVERROR(ENOENT);
+        goto out;
+    }
+    if (!(v->obj.body = weir_buf_new((size_t)st.st_size))) {
+        v->err = AVERROR(ENOMEM);
+        goto out;
+    }
+    while (off < v->obj.body->size) {
+        ssize_t n = read(fd, v->obj.body->data + off, v->obj.body->size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            v->err = AVERROR(EIO);
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    v->obj.mtime_ms = (int64_t)st.st_mtime * 1000;
+    v->obj.etag = ((uint64_t)st.st_ino << 32) ^ ((uint64_t)st.st_mtime << 8) ^
+                  (uint64_t)st.st_size;
+out:
+    close(fd);
+}
+
+/* Loop: answer the deferred request. */
+static void vod_read_done(void *arg)
+{
+    vod_read *v = arg;
+    weir_http_req *req = weir_http_resume(v->d);
+
+    if (req) {
+        if (v->err == AVERROR(ENOMEM))
+            respond_status(v->o, req, &v->h, 503, "out of memory\n");
+        else
+            answer(v->o, req, &v->h, v->err, &v->obj);
+    }
+    weir_object_clear(&v->obj);
+    free(v);
+}
+
+static int on_vod(weir_http_req *req, void *arg)
+{
+    weir_origin *o = arg;
+    const char *rel = weir_http_req_path(req) + strlen("/vod/");
+    const char *slash = strchr(rel, '/');
+    weir_cache_class cache;
+    const char *type;
+    vod_read *v;
+    req_hdrs h;
+
+    read_hdrs(req, &h);
+    if (!o->opts.vod_dir || !path_safe(rel) || !slash || strchr(slash + 1, '/') ||
+        !(type = vod_type(rel, &cache)))
+        return respond_status(o, req, &h, 404, "not found\n");
+    if (!(v = calloc(1, sizeof *v)))
+        return respond_status(o, req, &h, 503, "out of memory\n");
+    v->o = o;
+    v->h = h;
+    snprintf(v->path, sizeof v->path, "%s/%s", o->opts.vod_dir, rel);
+    v->obj.content_type = type;
+    v->obj.cache = cache;
+    if (!(v->d = weir_http_defer(req))) {
+        free(v);
+        return respond_status(o, req, &h, 503, "out of memory\n");
+    }
+    if (weir_work_submit(o->opts.work, vod_read_run, vod_read_done, v) < 0) {
+        /* Busy: tell the client to come back rather than read on the loop. */
+        weir_http_req *r = weir_http_resume(v->d);
+        free(v);
+        weir_http_add_header(r, "Retry-After", "1");
+        return respond_status(o, r, &h, 503, "busy\n");
+    }
+    return 0;
+}
+
 /* ---- the dashboard -------------------------------------------------------- */
 
 static int serve_web(weir_origin *o, weir_http_req *req, const char *name)
@@ -578,6 +703,8 @@ int weir_origin_new(const weir_origin_opts *opts, weir_origin **out)
     if ((r = weir_http_route(opts->http, "GET", "/", 0, on_index, o)) < 0 ||
         (r = weir_http_route(opts->http, "GET", "/web/", 1, on_web, o)) < 0 ||
         (r = weir_http_route(opts->http, "GET", "/live/", 1, on_live, o)) < 0 ||
+        (r = weir_http_route(opts->http, "GET", "/vod/", 1, on_vod, o)) < 0 ||
+        (r = weir_http_route(opts->http, "OPTIONS", "/vod/", 1, on_live, o)) < 0 ||
         (r = weir_http_route(opts->http, "OPTIONS", "/live/", 1, on_live, o)) < 0 ||
         (r = weir_http_route(opts->http, "GET", "/time", 0, on_time, o)) < 0) {
         weir_origin_free(o);

@@ -4,6 +4,7 @@
  *
  *   GET|HEAD /live/<name>/<file>   from a lookup function (the packager's
  *                                  in-memory store, wired by the app)
+ *   GET|HEAD /vod/<asset>/<file>   from vod_dir, read on the work pool
  *   GET|HEAD /time                 ISO 8601 UTC, for DASH UTCTiming
  *   GET|HEAD /, /web/<file>        the dashboard page from origin.web_dir, read
  *                                  into memory at start (hls.js from its npm
@@ -30,6 +31,7 @@
 #include <stdint.h>
 
 #include "core/core.h"
+#include "core/work.h"
 
 typedef struct weir_origin_settings {
     char *cors_origins;             /* "*" or a comma-separated list of allowed origins */
@@ -49,6 +51,8 @@ typedef struct weir_origin_opts {
     weir_object_lookup_fn live;             /* /live/ mount */
     void *live_arg;
     int64_t hold_timeout_ms;                /* held requests get 503 after this */
+    const char *vod_dir;                    /* /vod/<asset>/<file> is read from here */
+    weir_work *work;                        /* where files are read */
 } weir_origin_opts;
 
 int weir_origin_new(const weir_origin_opts *opts, weir_origin **out /* OUT */);

@@ -12,6 +12,8 @@
 #include "packager/pres.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
 
 static weir_buf *finish(weir_bytes *b, int r)
 {
@@ -20,26 +22,51 @@ static weir_buf *finish(weir_bytes *b, int r)
     return out;
 }
 
-static int timeline(weir_bytes *b, const pkg_pres *p, const pkg_track *t)
+/* The segments an MPD lists for t: the live window, or every recorded one.
+ * *out is malloc'd (caller frees); NULL with *n 0 when there are none. */
+static pkg_span *spans_of(const pkg_pres *p, const pkg_track *t, int vod, int *n)
 {
-    int first, n, r;
+    pkg_span *out;
+    int first;
 
-    pres_listed(p, t, &first, &n);
+    if (vod) {
+        *n = t->nrec;
+        if (!*n || !(out = malloc((size_t)*n * sizeof *out)))
+            return *n = 0, NULL;
+        memcpy(out, t->rec, (size_t)*n * sizeof *out);
+        return out;
+    }
+    pres_listed(p, t, &first, n);
+    if (!*n || !(out = malloc((size_t)*n * sizeof *out)))
+        return *n = 0, NULL;
+    for (int i = 0; i < *n; i++) {
+        const pkg_segment *s = t->segs[first + i];
+        out[i] = (pkg_span){ s->number, s->start_ts, s->duration_ts };
+    }
+    return out;
+}
+
+/* SegmentTemplate + SegmentTimeline.  A static MPD starts its period at
+ * the first listed segment (presentationTimeOffset). */
+static int timeline(weir_bytes *b, const pkg_track *t, const pkg_span *sp, int n, int is_static)
+{
+    int r;
+
     r = pkg_printf(b,
                    "        <SegmentTemplate timescale=\"%" PRIu32 "\" "
                    "initialization=\"$RepresentationID$_init.mp4\" "
                    "media=\"$RepresentationID$_$Number$.m4s\" startNumber=\"%" PRId64 "\"",
-                   t->timescale, n > 0 ? t->segs[first]->number : (int64_t)1);
-    if (r >= 0 && p->ended && n > 0)
-        r = pkg_printf(b, " presentationTimeOffset=\"%" PRId64 "\"", t->segs[first]->start_ts);
+                   t->timescale, n > 0 ? sp[0].number : (int64_t)1);
+    if (r >= 0 && is_static && n > 0)
+        r = pkg_printf(b, " presentationTimeOffset=\"%" PRId64 "\"", sp[0].start_ts);
     if (r >= 0)
         r = pkg_printf(b, ">\n          <SegmentTimeline>\n");
-    for (int i = first; i < first + n && r >= 0; i++) {
-        const pkg_segment *s = t->segs[i];
+    for (int i = 0; i < n && r >= 0; i++) {
+        const pkg_span *s = &sp[i];
         int repeat = 0;
         /* Runs of equal durations collapse into one S with @r. */
-        while (i + 1 < first + n && t->segs[i + 1]->duration_ts == s->duration_ts &&
-               t->segs[i + 1]->start_ts == s->start_ts + (repeat + 1) * s->duration_ts) {
+        while (i + 1 < n && sp[i + 1].duration_ts == s->duration_ts &&
+               sp[i + 1].start_ts == s->start_ts + (repeat + 1) * s->duration_ts) {
             repeat++;
             i++;
         }
@@ -55,7 +82,7 @@ static int timeline(weir_bytes *b, const pkg_pres *p, const pkg_track *t)
     return r;
 }
 
-static int adaptation_set(weir_bytes *b, const pkg_pres *p, int video, int id)
+static int adaptation_set(weir_bytes *b, const pkg_pres *p, int video, int id, int vod)
 {
     int r = 0, opened = 0;
 
@@ -83,8 +110,12 @@ static int adaptation_set(weir_bytes *b, const pkg_pres *p, int video, int id)
                            "value=\"%d\"/>\n", t->par->sample_rate, t->par->ch_layout.nb_channels);
         else if (r >= 0)
             r = pkg_printf(b, ">\n");
-        if (r >= 0)
-            r = timeline(b, p, t);
+        if (r >= 0) {
+            int n;
+            pkg_span *sp = spans_of(p, t, vod, &n);
+            r = timeline(b, t, sp, n, vod || p->ended);
+            free(sp);
+        }
         if (r >= 0)
             r = pkg_printf(b, "      </Representation>\n");
     }
@@ -99,13 +130,26 @@ static void duration(int64_t ms, char buf[32])
     snprintf(buf, 32, "PT%" PRId64 ".%03dS", ms / 1000, (int)(ms % 1000));
 }
 
-weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms)
+/* Milliseconds the key track's listed (or recorded) segments cover. */
+static int64_t listed_ms(const pkg_pres *p, int vod)
+{
+    const pkg_track *key = &p->tracks[p->key];
+    int64_t ms = 0;
+    int n;
+    pkg_span *sp = spans_of(p, key, vod, &n);
+
+    for (int i = 0; i < n; i++)
+        ms += av_rescale(sp[i].duration_ts, 1000, key->timescale);
+    free(sp);
+    return ms;
+}
+
+static weir_buf *render_mpd(const pkg_pres *p, int64_t now_unix_ms, int vod)
 {
     const weir_packager_settings *cfg = p->settings;
-    const pkg_track *key = &p->tracks[p->key];
     weir_bytes b = { 0 };
     char ast[WEIR_ISO8601_LEN], pub[WEIR_ISO8601_LEN], seg[32], depth[32], delay[32], total[32];
-    int first, n, r;
+    int r;
 
     weir_clock_iso8601(p->ast_unix_ms, ast);
     weir_clock_iso8601(now_unix_ms, pub);
@@ -116,30 +160,36 @@ weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms)
                    "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" "
                    "profiles=\"urn:mpeg:dash:profile:isoff-live:2011,"
                    "urn:mpeg:dash:profile:cmaf:2019\" minBufferTime=\"%s\"", seg);
-    if (r >= 0 && !p->ended) {
+    if (r >= 0 && !p->ended && !vod) {
         r = pkg_printf(&b, " type=\"dynamic\" availabilityStartTime=\"%s\" publishTime=\"%s\" "
                        "minimumUpdatePeriod=\"%s\" timeShiftBufferDepth=\"%s\" "
                        "suggestedPresentationDelay=\"%s\">\n", ast, pub, seg, depth, delay);
     } else if (r >= 0) {
-        pres_listed(p, key, &first, &n);
-        int64_t ms = 0;
-        for (int i = first; i < first + n; i++)
-            ms += av_rescale(key->segs[i]->duration_ts, 1000, key->timescale);
-        duration(ms, total);
+        duration(listed_ms(p, vod), total);
         r = pkg_printf(&b, " type=\"static\" mediaPresentationDuration=\"%s\">\n", total);
     }
     if (r >= 0)
         r = pkg_printf(&b, "  <Period id=\"0\" start=\"PT0S\">\n");
     if (r >= 0)
-        r = adaptation_set(&b, p, 1, 0);
+        r = adaptation_set(&b, p, 1, 0, vod);
     if (r >= 0)
-        r = adaptation_set(&b, p, 0, 1);
+        r = adaptation_set(&b, p, 0, 1, vod);
     if (r >= 0)
         r = pkg_printf(&b, "  </Period>\n");
-    if (r >= 0 && !p->ended)
+    if (r >= 0 && !p->ended && !vod)
         r = pkg_printf(&b, "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" "
                        "value=\"/time\"/>\n");
     if (r >= 0)
         r = pkg_printf(&b, "</MPD>\n");
     return finish(&b, r);
+}
+
+weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms)
+{
+    return render_mpd(p, now_unix_ms, 0);
+}
+
+weir_buf *pres_render_vod_mpd(const pkg_pres *p)
+{
+    return render_mpd(p, p->updated_unix_ms, 1);
 }

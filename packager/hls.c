@@ -175,3 +175,20 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
         r = pkg_printf(&b, "#EXT-X-ENDLIST\n");
     return finish(&b, r);
 }
+
+weir_buf *pres_render_vod_media(const pkg_pres *p, const pkg_track *t)
+{
+    weir_bytes b = { 0 };
+    int r;
+
+    r = pkg_printf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%" PRId64 "\n"
+                   "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n"
+                   "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s_init.mp4\"\n",
+                   p->target_s, t->nrec ? t->rec[0].number : (int64_t)1, t->id);
+    for (int i = 0; i < t->nrec && r >= 0; i++)
+        r = pkg_printf(&b, "#EXTINF:%.5f,\n%s_%" PRId64 ".m4s\n",
+                       (double)t->rec[i].duration_ts / t->timescale, t->id, t->rec[i].number);
+    if (r >= 0)
+        r = pkg_printf(&b, "#EXT-X-ENDLIST\n");
+    return finish(&b, r);
+}

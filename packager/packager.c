@@ -40,6 +40,10 @@ static const weir_conf_key packager_keys[] = {
     { "packager.low_latency", WEIR_CONF_BOOL, offsetof(weir_packager_settings, low_latency),
       "true", 0, 0, NULL,
       "Low-Latency HLS: list parts, hold _HLS_msn/_HLS_part requests, preload hints", 0 },
+    { "packager.record", WEIR_CONF_BOOL, offsetof(weir_packager_settings, record),
+      "false", 0, 0, NULL,
+      "record every live stream to data_dir/vod/ as a VOD asset (HLS and DASH), listed at "
+      "GET /api/v1/assets; recordings are kept until deleted", 0 },
 };
 
 const weir_conf_table weir_packager_conf_table = {
@@ -75,6 +79,8 @@ typedef struct entry {
 struct weir_packager {
     weir_loop *loop;
     weir_bus *bus;
+    weir_work *work;
+    char *data_dir;
     const weir_packager_settings *settings;
     entry *entries;                 /* loop thread only */
     size_t count;
@@ -140,6 +146,8 @@ static int start_pres(entry *e)
     }
     e->pres->on_change = e->pk->on_change;
     e->pres->change_arg = e->pk->change_arg;
+    if (e->pk->settings->record && e->pk->data_dir && e->pk->work)
+        rec_start(e->pres, e->pk->data_dir, e->pk->work);  /* logged if it fails */
     weir_log_info("packager", "packaging", WL_STR("stream", e->name),
                   WL_INT("tracks", e->pres->ntracks));
     return 0;
@@ -252,8 +260,14 @@ int weir_packager_new(const weir_packager_opts *opts, weir_packager **out)
         return AVERROR(ENOMEM);
     pk->loop = opts->loop;
     pk->bus = opts->bus;
+    pk->work = opts->work;
+    if (opts->data_dir && !(pk->data_dir = strdup(opts->data_dir))) {
+        free(pk);
+        return AVERROR(ENOMEM);
+    }
     pk->settings = opts->settings;
     if ((r = weir_bus_watch(opts->bus, on_publish, pk)) < 0) {
+        free(pk->data_dir);
         free(pk);
         return r;
     }
@@ -271,6 +285,7 @@ void weir_packager_free(weir_packager *pk)
         pk->entries = e->next;
         entry_free(e);
     }
+    free(pk->data_dir);
     free(pk);
 }
 

@@ -17,6 +17,10 @@
  *   /live/<name>/index.mpd           DASH MPD over the same files
  *   /live/index.json                 the playable streams (for the page at /)
  *
+ * With packager.record, every presentation is also written to
+ * <data_dir>/vod/<name>-<unix ms>/ (see pres.h, rec_*) as it goes, and
+ * becomes a VOD asset (asset.json "ready") when the stream ends.
+ *
  * Threads: bus notifications arrive on publisher threads and are posted to
  * the loop; everything else runs on the loop thread.
  */
@@ -24,6 +28,7 @@
 #define WEIR_PACKAGER_H
 
 #include "core/core.h"
+#include "core/work.h"
 
 typedef struct weir_packager_settings {
     int64_t segment_duration;       /* ms; segments are cut at the first keyframe after it */
@@ -31,6 +36,7 @@ typedef struct weir_packager_settings {
     int64_t window;                 /* segments listed in live playlists */
     int64_t linger;                 /* ms an ended stream's playlists stay served */
     int low_latency;                /* LL-HLS: parts, blocking reload, preload hints */
+    int record;                     /* each live stream also becomes a VOD asset */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;
@@ -46,6 +52,8 @@ typedef struct weir_packager_opts {
     weir_bus *bus;
     const weir_packager_settings *settings;     /* borrowed, outlives the packager */
     weir_metrics *metrics;                      /* may be NULL */
+    weir_work *work;                            /* recordings are written here */
+    const char *data_dir;                       /* recordings go to <data_dir>/vod/<id>/ */
 } weir_packager_opts;
 
 /* Starts watching opts->bus (register before publishers run).  0 or AVERROR. */

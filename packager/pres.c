@@ -84,6 +84,7 @@ static void track_clear(pkg_track *t)
     weir_buf_unref(t->init);
     weir_buf_unref(t->playlist);
     weir_buf_unref(t->playlist_delta);
+    free(t->rec);
     memset(t, 0, sizeof *t);
 }
 
@@ -149,6 +150,8 @@ void pres_free(pkg_pres *p)
 {
     if (!p)
         return;
+    if (p->rec)
+        pres_end(p, weir_clock_unix_ms());  /* finishes the recording */
     for (int i = 0; i < p->ntracks; i++)
         track_clear(&p->tracks[i]);
     weir_buf_unref(p->master);
@@ -340,6 +343,7 @@ static int complete_segment(pkg_pres *p, pkg_track *t, pkg_segment *s, int64_t n
                       WL_INT("target_ms", p->settings->segment_duration));
         p->target_s = (ms + 500) / 1000;
     }
+    rec_segment(p, t, s);
     trim_window(p, t);
     publish(p, 1, now_unix_ms);
     return 0;
@@ -507,6 +511,7 @@ int pres_end(pkg_pres *p, int64_t now_unix_ms)
     }
     /* Re-render: EXT-X-ENDLIST appears, the MPD turns static. */
     publish(p, 1, now_unix_ms);
+    rec_end(p, now_unix_ms);
     return ret;
 }
 

@@ -24,6 +24,7 @@
 
 #include "packager/packager.h"
 #include "packager/cmaf.h"
+#include "core/work.h"
 
 #define PRES_BOUNDARIES 256         /* decided but not yet cut by every track */
 
@@ -41,6 +42,14 @@ typedef struct pkg_segment {
     weir_buf *whole;                /* the parts back to back; set when complete */
     int complete;
 } pkg_segment;
+
+/* A segment as playlists describe it (kept for every segment of a
+ * recording, after its bytes left memory). */
+typedef struct pkg_span {
+    int64_t number, start_ts, duration_ts;
+} pkg_span;
+
+typedef struct pkg_rec pkg_rec;
 
 typedef struct pkg_track {
     char id[16];                    /* "v0", "v1", "a0": file names and DASH ids */
@@ -73,6 +82,8 @@ typedef struct pkg_track {
     uint64_t segs_cut;              /* segment boundaries consumed */
     weir_buf *playlist;             /* media playlist, rebuilt per segment (per part with LL) */
     weir_buf *playlist_delta;       /* the same, with EXT-X-SKIP (_HLS_skip=YES) */
+    pkg_span *rec;                  /* every segment so far, when recording */
+    int nrec, caprec;
     uint64_t playlist_etag;
 } pkg_track;
 
@@ -105,6 +116,7 @@ typedef struct pkg_pres {
     uint64_t version;               /* bumped whenever anything is rebuilt */
     void (*on_change)(void *arg, const char *name);     /* after each rebuild */
     void *change_arg;
+    pkg_rec *rec;                   /* recording to disk, or NULL */
     int64_t updated_unix_ms;        /* when it was */
 } pkg_pres;
 
@@ -133,6 +145,26 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
 weir_buf *pres_render_master(const pkg_pres *p);
 weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip);
 weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms);
+/* The recording's playlists: every segment, EXT-X-PLAYLIST-TYPE:VOD and
+ * EXT-X-ENDLIST; a static MPD from 0. */
+weir_buf *pres_render_vod_media(const pkg_pres *p, const pkg_track *t);
+weir_buf *pres_render_vod_mpd(const pkg_pres *p);
+
+/* packager/record.c: a presentation's recording (packager.record).  Files
+ * are written on the blocking-work pool (synchronously once the pool is
+ * shut down, during exit), each to a temporary name then renamed:
+ *
+ *   <data_dir>/vod/<id>/asset.json          state "recording", then "ready"
+ *   <data_dir>/vod/<id>/<track>_init.mp4, <track>_<n>.m4s
+ *   <data_dir>/vod/<id>/index.m3u8, <track>.m3u8, index.mpd    at the end
+ *
+ * rec_start is called once the tracks are known; rec_segment for each
+ * complete segment; rec_end once, after which the recording finishes on its
+ * own (asset.json turns "ready" when every file is written) and p->rec is
+ * NULL. */
+int rec_start(pkg_pres *p, const char *data_dir, weir_work *work);
+void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s);
+void rec_end(pkg_pres *p, int64_t now_unix_ms);
 
 /* The segments playlists list: t->segs[first .. first + n - 1], the last
  * `window` complete ones. */

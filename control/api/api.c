@@ -4,6 +4,7 @@
  */
 #include "control/api/api.h"
 #include "control/keys/keys.h"
+#include "control/assets/assets.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -197,6 +198,41 @@ static int kick_stream(api_call *c)
     return ok(c, 202, json_pack("{ss ss}", "name", c->param, "state", "disconnecting"));
 }
 
+/* ---- handlers: assets ---------------------------------------------------- */
+
+static int list_assets(api_call *c)
+{
+    json_t *arr;
+    int r;
+    if (!c->api->opts.vod_dir)
+        return ok(c, 200, json_pack("{s[]}", "assets"));
+    if ((r = weir_assets_list(c->api->opts.vod_dir, &arr)) < 0)
+        return r;
+    return ok(c, 200, json_pack("{so}", "assets", arr));
+}
+
+static int get_asset(api_call *c)
+{
+    json_t *o;
+    if (!c->api->opts.vod_dir || weir_assets_get(c->api->opts.vod_dir, c->param, &o) < 0)
+        return problem(c, 404, "no asset with that id");
+    return ok(c, 200, o);
+}
+
+static int delete_asset(api_call *c)
+{
+    int r = c->api->opts.vod_dir ? weir_assets_delete(c->api->opts.vod_dir, c->param)
+                                 : AVERROR(ENOENT);
+    if (r == AVERROR(ENOENT))
+        return problem(c, 404, "no asset with that id");
+    if (r == AVERROR(EBUSY))
+        return problem(c, 409, "the asset is still being recorded");
+    if (r < 0)
+        return r;
+    weir_log_info("api", "asset deleted", WL_STR("asset", c->param));
+    return ok(c, 200, json_pack("{ss ss}", "id", c->param, "state", "deleted"));
+}
+
 /* ---- handlers: keys and tokens --------------------------------------------- */
 
 static int list_keys(api_call *c)
@@ -298,6 +334,9 @@ static const api_route routes[] = {
     { "GET",    "/api/v1/streams",        WEIR_SCOPE_READ,  list_streams },
     { "GET",    "/api/v1/streams/{name}", WEIR_SCOPE_READ,  get_stream },
     { "DELETE", "/api/v1/streams/{name}", WEIR_SCOPE_WRITE, kick_stream },
+    { "GET",    "/api/v1/assets",         WEIR_SCOPE_READ,  list_assets },
+    { "GET",    "/api/v1/assets/{id}",    WEIR_SCOPE_READ,  get_asset },
+    { "DELETE", "/api/v1/assets/{id}",    WEIR_SCOPE_WRITE, delete_asset },
     { "GET",    "/api/v1/keys",           WEIR_SCOPE_READ,  list_keys },
     { "POST",   "/api/v1/keys",           WEIR_SCOPE_WRITE, create_key },
     { "DELETE", "/api/v1/keys/{name}",    WEIR_SCOPE_WRITE, revoke_key },

@@ -36,6 +36,7 @@ typedef struct weir_api_opts {
     weir_work *work;            /* where calls run; required with http */
     weir_dbpool *db;
     weir_bus *bus;
+    const char *vod_dir;        /* the VOD assets (control/assets) */
 } weir_api_opts;
 
 int weir_api_new(const weir_api_opts *opts, weir_api **out);

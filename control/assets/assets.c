@@ -1,0 +1,133 @@
+/*
+ * control/assets/assets.c — see assets.h.
+ */
+#include "control/assets/assets.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libavutil/error.h>
+
+#define ASSET_PATH_MAX 4096
+
+int weir_asset_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static json_t *load(const char *vod_dir, const char *id)
+{
+    char path[ASSET_PATH_MAX];
+    json_t *o;
+
+    snprintf(path, sizeof path, "%s/%s/asset.json", vod_dir, id);
+    o = json_load_file(path, 0, NULL);
+    if (o && !json_is_object(o)) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Newest first: by "created", which is ISO 8601 and so sorts as text. */
+static int newest_first(const void *a, const void *b)
+{
+    const char *ca = json_string_value(json_object_get(*(json_t *const *)a, "created"));
+    const char *cb = json_string_value(json_object_get(*(json_t *const *)b, "created"));
+    return strcmp(cb ? cb : "", ca ? ca : "");
+}
+
+int weir_assets_list(const char *vod_dir, json_t **out)
+{
+    json_t **items = NULL, *arr;
+    size_t n = 0, cap = 0;
+    struct dirent *d;
+    DIR *dir = opendir(vod_dir);
+
+    if (!(arr = json_array())) {
+        if (dir)
+            closedir(dir);
+        return AVERROR(ENOMEM);
+    }
+    while (dir && (d = readdir(dir))) {
+        json_t *o;
+        if (!weir_asset_id_valid(d->d_name) || !(o = load(vod_dir, d->d_name)))
+            continue;
+        if (n == cap) {
+            size_t c = cap ? cap * 2 : 32;
+            json_t **grown = realloc(items, c * sizeof *grown);
+            if (!grown) {
+                json_decref(o);
+                break;
+            }
+            items = grown;
+            cap = c;
+        }
+        items[n++] = o;
+    }
+    if (dir)
+        closedir(dir);
+    if (n)
+        qsort(items, n, sizeof *items, newest_first);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, items[i]);
+    free(items);
+    *out = arr;
+    return 0;
+}
+
+int weir_assets_get(const char *vod_dir, const char *id, json_t **out)
+{
+    json_t *o;
+    if (!weir_asset_id_valid(id) || !(o = load(vod_dir, id)))
+        return AVERROR(ENOENT);
+    *out = o;
+    return 0;
+}
+
+int weir_assets_delete(const char *vod_dir, const char *id)
+{
+    char path[ASSET_PATH_MAX], file[ASSET_PATH_MAX + 256];
+    const char *state;
+    struct dirent *d;
+    json_t *o;
+    DIR *dir;
+    int r = 0;
+
+    if (!weir_asset_id_valid(id) || !(o = load(vod_dir, id)))
+        return AVERROR(ENOENT);
+    state = json_string_value(json_object_get(o, "state"));
+    if (state && strcmp(state, "recording") == 0)
+        r = AVERROR(EBUSY);
+    json_decref(o);
+    if (r < 0)
+        return r;
+    snprintf(path, sizeof path, "%s/%s", vod_dir, id);
+    if (!(dir = opendir(path)))
+        return AVERROR(errno);
+    /* One flat folder of files: no recursion needed, none followed. */
+    while ((d = readdir(dir))) {
+        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+            continue;
+        snprintf(file, sizeof file, "%s/%s", path, d->d_name);
+        if (unlink(file) < 0 && r == 0)
+            r = AVERROR(errno);
+    }
+    closedir(dir);
+    if (rmdir(path) < 0 && r == 0)
+        r = AVERROR(errno);
+    return r;
+}

@@ -1,0 +1,31 @@
+/*
+ * control/assets/assets.h — the VOD asset catalogue (GET/DELETE
+ * /api/v1/assets).
+ *
+ * For now an asset is a folder <vod_dir>/<id>/ holding asset.json (written
+ * by whoever produced it: the packager's recordings) and the asset's
+ * playlists and segments.  The folder is the source of truth, so a
+ * recording finished during shutdown, or copied in by hand, is listed.
+ * Blocking (directory scans, file reads): call from the work pool.
+ */
+#ifndef WEIR_CONTROL_ASSETS_H
+#define WEIR_CONTROL_ASSETS_H
+
+#include <jansson.h>
+
+/* 1 if id is a valid asset id: 1..128 of [A-Za-z0-9_-]. */
+int weir_asset_id_valid(const char *id);
+
+/* *out (OUT, caller decrefs): a JSON array of the assets' asset.json
+ * objects, newest first.  Folders without a readable asset.json are
+ * skipped.  0 or AVERROR. */
+int weir_assets_list(const char *vod_dir, json_t **out);
+
+/* One asset's object.  0, AVERROR(ENOENT), or AVERROR. */
+int weir_assets_get(const char *vod_dir, const char *id, json_t **out);
+
+/* Deletes the asset's folder.  AVERROR(ENOENT); AVERROR(EBUSY) while it is
+ * still being recorded (state "recording"). */
+int weir_assets_delete(const char *vod_dir, const char *id);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * packager/record.c — a live presentation recorded to disk as a VOD asset.
+ * See pres.h for the files and the calls.
+ *
+ *   loop thread                              blocking-work pool
+ *   rec_start   -> asset.json "recording" ─┐
+ *   rec_segment -> init (once), segment ───┼──> write to a temporary name,
+ *   rec_end     -> playlists, MPD ──────────┘    fsync, rename
+ *   each write done (loop): pending--; when the end was seen and nothing is
+ *   pending: asset.json "ready" (or "failed"), then the recording is freed.
+ *
+ * The recording owns its state once rec_end returns: the presentation may
+ * be freed while files are still being written.
+ */
+#include "packager/pres.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define REC_PATH_MAX 1024
+
+struct pkg_rec {
+    char id[WEIR_BUS_NAME_MAX + 32];
+    char name[WEIR_BUS_NAME_MAX + 1];
+    char dir[REC_PATH_MAX];
+    weir_work *work;
+    int pending;                    /* writes submitted, not done */
+    int ended, failed, finished;
+    int64_t started_unix_ms;
+    int64_t duration_ms;
+    int inits_written;              /* bit per track */
+};
+
+typedef struct rec_write {
+    pkg_rec *rec;
+    char path[REC_PATH_MAX + 64];   /* dir + "/" + a file name */
+    weir_buf *buf;
+    int err;                        /* errno, set by run */
+    int last;                       /* asset.json "ready": frees rec when done */
+} rec_write;
+
+/* Worker: dir, then tmp file, fsync, rename (a reader never sees half a file). */
+static void write_run(void *arg)
+{
+    rec_write *w = arg;
+    char tmp[sizeof w->path + 8];
+    size_t off = 0;
+    int fd;
+
+    if (mkdir(w->rec->dir, 0750) < 0 && errno != EEXIST) {
+        w->err = errno;
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+        w->err = errno;
+        return;
+    }
+    while (off < w->buf->size) {
+        ssize_t n = write(fd, w->buf->data + off, w->buf->size - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            w->err = n < 0 ? errno : EIO;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (!w->err && fsync(fd) < 0)
+        w->err = errno;
+    close(fd);
+    if (!w->err && rename(tmp, w->path) < 0)
+        w->err = errno;
+    if (w->err)
+        unlink(tmp);
+}
+
+static void finish_if_done(pkg_rec *rec);
+
+/* Loop: one write less in flight. */
+static void write_done(void *arg)
+{
+    rec_write *w = arg;
+    pkg_rec *rec = w->rec;
+
+    if (w->err) {
+        rec->failed = 1;
+        weir_log_error("packager", "recording write failed", WL_STR("asset", rec->id),
+                       WL_STR("path", w->path), WL_STR("err", strerror(w->err)));
+    }
+    weir_buf_unref(w->buf);
+    rec->pending--;
+    if (w->last) {
+        weir_log_info("packager", rec->failed ? "recording failed" : "recording ready",
+                      WL_STR("asset", rec->id), WL_STR("stream", rec->name),
+                      WL_INT("duration_ms", rec->duration_ms));
+        free(w);
+        free(rec);
+        return;
+    }
+    free(w);
+    finish_if_done(rec);
+}
+
+/* Writes buf (a new reference is taken) as rec->dir/name. */
+static void submit(pkg_rec *rec, const char *name, weir_buf *buf, int last)
+{
+    rec_write *w = calloc(1, sizeof *w);
+
+    if (!w || !buf) {
+        free(w);
+        rec->failed = 1;
+        return;
+    }
+    w->rec = rec;
+    snprintf(w->path, sizeof w->path, "%s/%s", rec->dir, name);
+    w->buf = weir_buf_ref(buf);
+    w->last = last;
+    rec->pending++;
+    if (weir_work_submit(rec->work, write_run, write_done, w) < 0) {
+        /* The pool is full or shutting down (exit): write here. */
+        write_run(w);
+        write_done(w);
+    }
+}
+
+/* asset.json: what GET /api/v1/assets lists. */
+static weir_buf *asset_json(const pkg_rec *rec, const char *state)
+{
+    char created[WEIR_ISO8601_LEN], url[sizeof rec->id + 32];
+    json_t *o;
+    char *text;
+    weir_buf *b = NULL;
+
+    weir_clock_iso8601(rec->started_unix_ms, created);
+    o = json_pack("{ss ss ss ss ss sf}", "id", rec->id, "state", state, "source", "live",
+                  "name", rec->name, "created", created,
+                  "duration_s", (double)rec->duration_ms / 1000.0);
+    if (!o)
+        return NULL;
+    snprintf(url, sizeof url, "/vod/%s/index.m3u8", rec->id);
+    json_object_set_new(o, "hls", json_string(url));
+    snprintf(url, sizeof url, "/vod/%s/index.mpd", rec->id);
+    json_object_set_new(o, "dash", json_string(url));
+    if ((text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)))) {
+        b = weir_buf_copy(text, strlen(text));
+        free(text);
+    }
+    json_decref(o);
+    return b;
+}
+
+static void finish_if_done(pkg_rec *rec)
+{
+    weir_buf *b;
+
+    if (!rec->ended || rec->pending > 0 || rec->finished)
+        return;
+    rec->finished = 1;
+    b = asset_json(rec, rec->failed ? "failed" : "ready");
+    if (!b) {
+        weir_log_error("packager", "recording not finished: out of memory",
+                       WL_STR("asset", rec->id));
+        free(rec);
+        return;
+    }
+    submit(rec, "asset.json", b, 1);
+    weir_buf_unref(b);
+}
+
+int rec_start(pkg_pres *p, const char *data_dir, weir_work *work)
+{
+    pkg_rec *rec = calloc(1, sizeof *rec);
+    char vod[REC_PATH_MAX];
+    weir_buf *b;
+
+    if (!rec)
+        return AVERROR(ENOMEM);
+    /* The id is the stream name and its start time: readable, unique per
+     * publish, and only [A-Za-z0-9_-] so it is safe in URLs and paths. */
+    snprintf(rec->id, sizeof rec->id, "%s-%" PRId64, p->name, p->created_unix_ms);
+    snprintf(rec->name, sizeof rec->name, "%s", p->name);
+    snprintf(vod, sizeof vod, "%s/vod", data_dir);
+    if (snprintf(rec->dir, sizeof rec->dir, "%s/%s", vod, rec->id) >= (int)sizeof rec->dir ||
+        (mkdir(vod, 0750) < 0 && errno != EEXIST)) {
+        weir_log_error("packager", "cannot record: bad data_dir/vod", WL_STR("path", vod),
+                       WL_STR("err", strerror(errno)));
+        free(rec);
+        return AVERROR(EINVAL);
+    }
+    rec->work = work;
+    rec->started_unix_ms = p->created_unix_ms;
+    p->rec = rec;
+    if ((b = asset_json(rec, "recording"))) {
+        submit(rec, "asset.json", b, 0);
+        weir_buf_unref(b);
+    }
+    weir_log_info("packager", "recording", WL_STR("stream", p->name), WL_STR("asset", rec->id));
+    return 0;
+}
+
+void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s)
+{
+    pkg_rec *rec = p->rec;
+    int ti = (int)(t - p->tracks);
+    char name[64];
+
+    if (!rec)
+        return;
+    if (!(rec->inits_written & (1 << ti))) {
+        snprintf(name, sizeof name, "%s_init.mp4", t->id);
+        submit(rec, name, t->init, 0);
+        rec->inits_written |= 1 << ti;
+    }
+    if (t->nrec == t->caprec) {
+        int cap = t->caprec ? t->caprec * 2 : 64;
+        pkg_span *grown = realloc(t->rec, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            rec->failed = 1;
+            return;
+        }
+        t->rec = grown;
+        t->caprec = cap;
+    }
+    t->rec[t->nrec++] = (pkg_span){ s->number, s->start_ts, s->duration_ts };
+    snprintf(name, sizeof name, "%s_%" PRId64 ".m4s", t->id, s->number);
+    submit(rec, name, s->whole, 0);
+    if (ti == p->key)
+        rec->duration_ms = av_rescale(s->start_ts + s->duration_ts, 1000, t->timescale);
+}
+
+void rec_end(pkg_pres *p, int64_t now_unix_ms)
+{
+    pkg_rec *rec = p->rec;
+    char name[64];
+    weir_buf *b;
+
+    if (!rec)
+        return;
+    (void)now_unix_ms;
+    p->rec = NULL;
+    if ((b = pres_render_master(p))) {
+        submit(rec, "index.m3u8", b, 0);
+        weir_buf_unref(b);
+    } else {
+        rec->failed = 1;
+    }
+    for (int i = 0; i < p->ntracks; i++) {
+        snprintf(name, sizeof name, "%s.m3u8", p->tracks[i].id);
+        if ((b = pres_render_vod_media(p, &p->tracks[i]))) {
+            submit(rec, name, b, 0);
+            weir_buf_unref(b);
+        } else {
+            rec->failed = 1;
+        }
+    }
+    if ((b = pres_render_vod_mpd(p))) {
+        submit(rec, "index.mpd", b, 0);
+        weir_buf_unref(b);
+    } else {
+        rec->failed = 1;
+    }
+    rec->ended = 1;
+    finish_if_done(rec);
+}
