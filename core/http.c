@@ -31,7 +31,7 @@
 #define HTTP_SERVER_NAME    "weir"
 #define HTTP_CODES_CACHED   8       /* per route: status -> counter child */
 #define HTTP_INLINE_MAX     (16 * 1024) /* bodies up to this go out with the headers */
-#define HTTP_CHUNK          (64 * 1024) /* larger ones: one write per WRITEABLE */
+#define HTTP_CHUNK          (1024 * 1024) /* larger ones: one write per WRITEABLE */
 
 /* Metric children of one route label, looked up once (loop thread only). */
 typedef struct route_metrics {
