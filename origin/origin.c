@@ -216,6 +216,10 @@ static int add_cors(const weir_origin *o, weir_http_req *req, const req_hdrs *h)
     if (!allow)
         return 0;
     r = weir_http_add_header(req, "Access-Control-Allow-Origin", allow);
+    /* Without it a cross-origin player's Resource Timing sees no sizes or
+     * times, and dash.js then barely measures bandwidth for ABR. */
+    if (r >= 0)
+        r = weir_http_add_header(req, "Timing-Allow-Origin", allow);
     if (r >= 0 && strcmp(allow, "*") != 0)
         r = weir_http_add_header(req, "Vary", "Origin");
     if (r >= 0)

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <time.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -468,10 +469,13 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
             push_boundary(p, ms, 0);
             p->parts_in_seg++;
         }
-        if (!p->part_target_ms && t->last_duration_ts > 0)
-            p->part_target_ms = p->settings->part_duration +
-                                av_rescale_rnd(t->last_duration_ts, 1000, t->timescale,
-                                               AV_ROUND_UP);
+        if (!p->part_target_ms && t->last_duration_ts > 0) {
+            /* The longest part the grid can make: whole frames covering
+             * part_duration (25 fps: 13 x 40 = 520 ms; 30 fps: 500 ms). */
+            double frame = (double)t->last_duration_ts * 1000.0 / t->timescale;
+            double frames = ceil((double)p->settings->part_duration / frame - 1e-6);
+            p->part_target_ms = (int64_t)ceil(frames * frame - 1e-6);
+        }
     }
     /* Cut at every boundary this sample reaches: its decode time ends the
      * pending samples' last duration. */

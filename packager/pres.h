@@ -106,8 +106,8 @@ typedef struct pkg_pres {
     uint64_t nboundaries;
     int64_t seg_start_ms;           /* media time of the current segment's start */
     int parts_in_seg;               /* part boundaries since it */
-    int64_t part_target_ms;         /* EXT-X-PART-INF: part_duration + one frame, fixed
-                                       once the first frame's duration is known */
+    int64_t part_target_ms;         /* EXT-X-PART-INF: the longest part the grid makes
+                                       (whole frames), fixed once a frame's duration is known */
     int64_t segments_done;          /* segments complete on every track */
 
     int ended;

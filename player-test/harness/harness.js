@@ -137,6 +137,12 @@
       enableWorker: true,
       lowLatencyMode: !!o.lowLatency,   // hls.js defaults to true; make the flag mean something
     };
+    if (o.lowLatency) {
+      // hls.js joins at the last independent part before its target, up to
+      // one GOP behind; let it play slightly fast to close that gap (its
+      // default, 1, never catches up).
+      cfg.maxLiveSyncPlaybackRate = 1.5;
+    }
     if (o.liveDelay != null) {
       cfg.liveSyncDuration = o.liveDelay;
       cfg.liveMaxLatencyDuration = Math.max(o.liveDelay * 3, o.liveDelay + 6);

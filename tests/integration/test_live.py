@@ -270,7 +270,7 @@ def test_ll_hls_playlist_lists_parts():
     _, headers, body = get("/live/cam1/v0.m3u8")
     text = body.decode()
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES" in text
-    assert "#EXT-X-PART-INF:PART-TARGET=0.540" in text, text    # 0.5 s + one frame
+    assert "#EXT-X-PART-INF:PART-TARGET=0.520" in text, text    # 13 frames at 25 fps
     assert re.search(r'#EXT-X-PART:DURATION=[\d.]+,URI="v0_\d+\.0\.m4s",INDEPENDENT=YES', text)
     assert '#EXT-X-RENDITION-REPORT:URI="a0.m3u8"' in text
     # Half a part at most: a CDN must not serve a stale LL playlist.

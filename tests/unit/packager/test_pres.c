@@ -306,10 +306,11 @@ Test(pres, low_latency_lists_parts_hints_and_holds_what_is_not_there_yet)
     char *pl = text_of(p, "v0.m3u8", NULL, &err);
     cr_assert(pl, "%d", err);
     cr_assert(strstr(pl, "#EXT-X-VERSION:9\n"), "%s", pl);
-    /* PART-TARGET: 0.5 s plus one 40 ms frame, since parts end on frames. */
+    /* PART-TARGET: parts end on frames, so at 25 fps the grid makes 13
+     * frames (520 ms) or 12 (480 ms). */
     cr_assert(strstr(pl, "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,"
-                         "PART-HOLD-BACK=1.620\n"), "%s", pl);
-    cr_assert(strstr(pl, "#EXT-X-PART-INF:PART-TARGET=0.540\n"));
+                         "PART-HOLD-BACK=1.560\n"), "%s", pl);
+    cr_assert(strstr(pl, "#EXT-X-PART-INF:PART-TARGET=0.520\n"));
     cr_assert(strstr(pl, "#EXT-X-PART:DURATION=0.52000,URI=\"v0_13.0.m4s\",INDEPENDENT=YES\n"),
               "%s", pl);
     char hint[80];
@@ -324,8 +325,8 @@ Test(pres, low_latency_lists_parts_hints_and_holds_what_is_not_there_yet)
      * spec's floor, except for a segment's last part). */
     for (const char *x = pl; (x = strstr(x, "#EXT-X-PART:DURATION=")); x++) {
         double d = strtod(x + 21, NULL);
-        cr_assert_leq(d, 0.54 + 1e-9, "%s", x);
-        cr_assert_geq(d, 0.85 * 0.54, "%s", x);
+        cr_assert_leq(d, 0.52 + 1e-9, "%s", x);
+        cr_assert_geq(d, 0.85 * 0.52, "%s", x);
     }
     free(pl);
 

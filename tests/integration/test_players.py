@@ -1,0 +1,124 @@
+"""Real players against weir: hls.js and dash.js in headless Chromium
+(player-test/play.mjs) play a live RTMP push — HLS (CMAF), Low-Latency HLS
+and DASH — and then its recording as VOD, seeking in it.  Each run must play
+10 s of media with the pushed picture size and no fatal error; the LL-HLS
+run reports hls.js's live latency.  Screenshots go to player-artifacts/ in
+the test's working directory."""
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import weirtest  # noqa: E402
+from weirtest import Weir, free_port, run_tests  # noqa: E402
+
+WEIR = sys.argv[1]
+ROOT = os.environ["WEIR_SOURCE_ROOT"]
+PLAY = os.path.join(ROOT, "player-test", "play.mjs")
+ARTIFACTS = os.path.abspath("player-artifacts")
+PUSH_SECONDS = 45
+state = {}
+
+
+def play(name, url, player, *extra, seconds=10):
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    args = ["node", PLAY, "--url", url, "--player", player, "--seconds", str(seconds),
+            "--timeout", "90", "--expect-sizes", "640x360",
+            "--screenshot", os.path.join(ARTIFACTS, f"{name}.png"), *extra]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=150)
+    lines = r.stdout.strip().splitlines()
+    res = json.loads(lines[-1]) if lines else {"pass": False, "reason": r.stderr[-2000:]}
+    print(f"# {name}: pass={res.get('pass')} played={res.get('played_s')} "
+          f"latency={res.get('latency_s')} stalls={res.get('stalls')} "
+          f"reason={res.get('reason')}", flush=True)
+    return r.returncode, res
+
+
+def setup():
+    rtmp = free_port()
+    w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
+             "--set", "packager.record=true", "--set", "http.access_log=false")
+    state["weir"] = w
+    w.wait_ready()
+    state["token"] = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope",
+                                  "read").stdout.strip()
+    state["push"] = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-t", str(PUSH_SECONDS), "-c:v", "libx264", "-preset", "ultrafast",
+         "-tune", "zerolatency", "-b:v", "800k", "-g", "60", "-c:a", "aac", "-b:a", "64k",
+         "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/cam1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{w.port}"
+    state["base"] = base
+    t0 = time.monotonic()
+    while w.request("GET", "/live/cam1/index.m3u8")[0] != 200:
+        assert time.monotonic() - t0 < 20, "no live playlist"
+        time.sleep(0.2)
+
+
+def test_live_hls_dash_and_low_latency_hls_play():
+    base = state["base"]
+    runs = [("live-ll-hls", f"{base}/live/cam1/index.m3u8", "hls", ("--low-latency",)),
+            ("live-dash", f"{base}/live/cam1/index.mpd", "dash", ()),
+            ("live-hls", f"{base}/live/cam1/index.m3u8", "hls", ())]
+    # Two browsers at a time: the machine has two cores.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3]), runs))
+    for (name, *_), (rc, res) in zip(runs, results):
+        assert rc == 0 and res["pass"], (name, res.get("reason"))
+        assert res["live"] is True, name
+        assert res["errors"]["fatal"] == [], (name, res["errors"])
+        assert res["cors"]["missing_allow_origin"] == 0, name
+    ll = results[0][1]
+    assert ll["low_latency_mode"] is True
+    # hls.js targets PART-HOLD-BACK (3 part targets, ~1.5 s) behind the edge.
+    assert ll["latency_s"]["last"] < 2.5, ll["latency_s"]
+    state["ll_latency"] = ll["latency_s"]
+
+
+def test_the_recording_plays_and_seeks():
+    push = state["push"]
+    assert push.wait(timeout=PUSH_SECONDS + 30) == 0, push.stderr.read()
+    w = state["weir"]
+    auth = {"Authorization": f"Bearer {state['token']}"}
+    t0 = time.monotonic()
+    while True:
+        status, _, body = w.request("GET", "/api/v1/assets", headers=auth)
+        assets = json.loads(body)["assets"]
+        if assets and assets[0]["state"] == "ready":
+            break
+        assert time.monotonic() - t0 < 20, assets
+        time.sleep(0.2)
+    a = assets[0]
+    base = state["base"]
+    runs = [("vod-hls", f"{base}{a['hls']}", "hls", ("--seek", "20")),
+            ("vod-dash", f"{base}{a['dash']}", "dash", ("--seek", "20"))]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3], seconds=5), runs))
+    for (name, *_), (rc, res) in zip(runs, results):
+        assert rc == 0 and res["pass"], (name, res.get("reason"))
+        assert res["live"] is False, name
+
+
+def teardown():
+    w = state["weir"]
+    if state.get("push") and state["push"].poll() is None:
+        state["push"].kill()
+    rc, _ = w.stop()
+    logs = w.logs()
+    w.close()
+    assert rc == 0, logs
+
+
+if __name__ == "__main__":
+    setup()
+    try:
+        run_tests([test_live_hls_dash_and_low_latency_hls_play,
+                   test_the_recording_plays_and_seeks])
+    finally:
+        teardown()
