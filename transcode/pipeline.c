@@ -7,8 +7,13 @@
  *                     audio packet -+-> copy ------------------------------------------+   (dts order)
  *                                   +-> decoder -> swr -> fifo -> AAC encoder ---------+
  *
- * The job decodes the video once and, for now, scales and encodes the rungs
- * one after another on its own thread (x264 threads inside each encoder).
+ * Threads: the job's thread reads, decodes, decides boundaries and
+ * decimation, and hands each encoded rung its frames (references, not
+ * copies) through a small bounded queue; every encoded rung scales and
+ * encodes on a thread of its own.  Whoever has packets (the job's thread
+ * for the source rung and audio, a rung's thread for its video) queues them
+ * in the interleaver and lets it write what is due, under one mutex, so one
+ * thread at a time writes to S/abr.
  *
  * State machine (weir_pipeline_state):
  *
@@ -74,6 +79,7 @@
 #define PUBLISH_WAIT_US 2000000         /* for a previous job's S/abr to end */
 #define SRC_KEYS 64                     /* recent source keyframe pts remembered */
 #define X264_KEYINT_INFINITE (1 << 30)  /* x264's X264_KEYINT_MAX_INFINITE */
+#define RUNG_QUEUE 8                    /* frames waiting for a rung's encoder */
 
 /* ---- structures ------------------------------------------------------------ */
 
@@ -93,9 +99,22 @@ typedef struct rung {
     weir_nal_conv *conv;
     struct SwsContext *sws;
     AVFrame *frame;                     /* what goes to the encoder */
+    AVPacket *pkt;
+    /* The job's thread only: */
     double period;                      /* frame interval in the video time base; 0: keep all */
     double next_due;
     int have_due;
+    /* The queue to the rung's thread. */
+    pthread_t thread;
+    int running;                        /* thread started and not joined */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;               /* signalled on every change */
+    AVFrame *q[RUNG_QUEUE];
+    int qhead, qn;
+    int eof, stop;                      /* no more frames: flush; stop: quit now */
+    int err;                            /* a fatal error of the rung's thread */
+    int sync;                           /* qlock and qcond initialised */
+    struct weir_pipeline *owner;
     atomic_uint_least64_t frames, encode_errors;
 } rung;
 
@@ -132,6 +151,7 @@ struct weir_pipeline {
     rung rungs[WEIR_LADDER_MAX_RUNGS];
     int nrungs;
     int source_rung;                    /* index in rungs, or -1 */
+    pthread_mutex_t olock;              /* guards tracks (queues) and last_* */
     otrack tracks[WEIR_STREAM_MAX_TRACKS];
     int ntracks;
     int last_written;                   /* a packet was written: last_dts/last_tb valid */
@@ -183,8 +203,9 @@ static void count(atomic_uint_least64_t *c)
 
 /* ---- the interleaver --------------------------------------------------------- */
 
-/* Queues pkt on track t; takes pkt's reference (pkt is left blank). */
-static int ot_push(weir_pipeline *p, int t, AVPacket *pkt)
+/* Queues pkt on track t; takes pkt's reference (pkt is left blank).
+ * olock held. */
+static int ot_push_locked(weir_pipeline *p, int t, AVPacket *pkt)
 {
     otrack *o = &p->tracks[t];
     if (o->n == o->cap) {
@@ -249,8 +270,8 @@ static void write_packet(weir_pipeline *p, AVPacket *pkt)
         count(&o->keyframes);
 }
 
-/* Writes what invariant 2 allows; everything when all is set. */
-static void interleave(weir_pipeline *p, int all)
+/* Writes what invariant 2 allows; everything when all is set.  olock held. */
+static void interleave_locked(weir_pipeline *p, int all)
 {
     for (;;) {
         int best = -1, blocked = 0;
@@ -281,6 +302,29 @@ static void interleave(weir_pipeline *p, int all)
         write_packet(p, pkt);
         av_packet_free(&pkt);
     }
+}
+
+static int ot_push(weir_pipeline *p, int t, AVPacket *pkt)
+{
+    pthread_mutex_lock(&p->olock);
+    int ret = ot_push_locked(p, t, pkt);
+    pthread_mutex_unlock(&p->olock);
+    return ret;
+}
+
+static void interleave(weir_pipeline *p, int all)
+{
+    pthread_mutex_lock(&p->olock);
+    interleave_locked(p, all);
+    pthread_mutex_unlock(&p->olock);
+}
+
+/* Track t will get no more packets. */
+static void ot_done(weir_pipeline *p, int t)
+{
+    pthread_mutex_lock(&p->olock);
+    p->tracks[t].done = 1;
+    pthread_mutex_unlock(&p->olock);
 }
 
 static void tracks_free(weir_pipeline *p)
@@ -356,7 +400,7 @@ static int open_video_encoder(weir_pipeline *p, rung *r)
     avcodec_parameters_free(&par);
     if (ret < 0)
         return ret;
-    if (!(r->frame = av_frame_alloc()))
+    if (!(r->frame = av_frame_alloc()) || !(r->pkt = av_packet_alloc()))
         return AVERROR(ENOMEM);
     if (v->decimate && v->fps.num > 0)
         r->period = av_q2d(av_inv_q(v->fps)) / av_q2d(p->vtb);
@@ -365,6 +409,10 @@ static int open_video_encoder(weir_pipeline *p, rung *r)
 
 static void rung_free(rung *r)
 {
+    for (int i = 0; i < r->qn; i++)
+        av_frame_free(&r->q[(r->qhead + i) % RUNG_QUEUE]);
+    r->qn = 0;
+    av_packet_free(&r->pkt);
     avcodec_free_context(&r->enc);
     weir_nal_conv_free(r->conv);
     r->conv = NULL;
@@ -373,18 +421,19 @@ static void rung_free(rung *r)
     av_frame_free(&r->frame);
 }
 
-/* Moves every packet the encoder has ready to the interleaver. */
+/* Moves every packet the encoder has ready to the interleaver.  The
+ * rung's thread. */
 static int drain_video_encoder(weir_pipeline *p, rung *r)
 {
     int ret;
-    while ((ret = avcodec_receive_packet(r->enc, p->opkt)) == 0) {
-        if (weir_nal_conv_packet(r->conv, p->opkt) < 0) {
+    while ((ret = avcodec_receive_packet(r->enc, r->pkt)) == 0) {
+        if (weir_nal_conv_packet(r->conv, r->pkt) < 0) {
             count(&r->encode_errors);
-            av_packet_unref(p->opkt);
+            av_packet_unref(r->pkt);
             continue;
         }
-        p->opkt->dts = p->opkt->dts == AV_NOPTS_VALUE ? p->opkt->pts : p->opkt->dts;
-        if ((ret = ot_push(p, r->out, p->opkt)) < 0)
+        r->pkt->dts = r->pkt->dts == AV_NOPTS_VALUE ? r->pkt->pts : r->pkt->dts;
+        if ((ret = ot_push(p, r->out, r->pkt)) < 0)
             return ret;
     }
     return ret == AVERROR(EAGAIN) || ret == AVERROR_EOF ? 0 : ret;
@@ -407,7 +456,9 @@ static int rung_keeps(rung *r, int64_t pts, int boundary)
     return 1;
 }
 
-static int encode_rung(weir_pipeline *p, rung *r, AVFrame *f, int64_t pts, int boundary)
+/* Scales f (pts and pict_type already set) to the rung's size and encodes
+ * it.  The rung's thread. */
+static int encode_rung(weir_pipeline *p, rung *r, AVFrame *f)
 {
     AVFrame *in = r->frame;
     int ret;
@@ -429,8 +480,8 @@ static int encode_rung(weir_pipeline *p, rung *r, AVFrame *f, int64_t pts, int b
         sws_scale(r->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height,
                   in->data, in->linesize);
     }
-    in->pts = pts;
-    in->pict_type = boundary ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    in->pts = f->pts;
+    in->pict_type = f->pict_type;
     in->key_frame = 0;
     in->sample_aspect_ratio = (AVRational){ 1, 1 };
     ret = avcodec_send_frame(r->enc, in);
@@ -441,6 +492,99 @@ static int encode_rung(weir_pipeline *p, rung *r, AVFrame *f, int64_t pts, int b
     }
     count(&r->frames);
     return drain_video_encoder(p, r);
+}
+
+/* The rung's thread: frames from the queue to the encoder until eof (then
+ * flush) or stop. */
+static void *rung_main(void *arg)
+{
+    rung *r = arg;
+    weir_pipeline *p = r->owner;
+    int ret = 0;
+
+    for (;;) {
+        pthread_mutex_lock(&r->qlock);
+        while (!r->qn && !r->eof && !r->stop)
+            pthread_cond_wait(&r->qcond, &r->qlock);
+        if (r->stop || !r->qn) {
+            int flush = !r->stop;
+            pthread_mutex_unlock(&r->qlock);
+            if (flush && avcodec_send_frame(r->enc, NULL) >= 0)
+                ret = drain_video_encoder(p, r);
+            break;
+        }
+        AVFrame *f = r->q[r->qhead];
+        r->qhead = (r->qhead + 1) % RUNG_QUEUE;
+        r->qn--;
+        pthread_cond_broadcast(&r->qcond);
+        pthread_mutex_unlock(&r->qlock);
+        ret = encode_rung(p, r, f);
+        av_frame_free(&f);
+        if (ret < 0)
+            break;
+        interleave(p, 0);
+    }
+    pthread_mutex_lock(&r->qlock);
+    r->err = ret;
+    pthread_cond_broadcast(&r->qcond);
+    pthread_mutex_unlock(&r->qlock);
+    ot_done(p, r->out);
+    interleave(p, 0);
+    return NULL;
+}
+
+static int rung_start(weir_pipeline *p, rung *r)
+{
+    r->owner = p;
+    pthread_mutex_init(&r->qlock, NULL);
+    pthread_cond_init(&r->qcond, NULL);
+    r->sync = 1;
+    int ret = pthread_create(&r->thread, NULL, rung_main, r);
+    if (ret)
+        return AVERROR(ret);
+    r->running = 1;
+    return 0;
+}
+
+/* Hands the rung a reference to f as frame pts, an IDR when boundary; waits
+ * while its queue is full.  The job's thread. */
+static int rung_submit(rung *r, const AVFrame *f, int64_t pts, int boundary)
+{
+    AVFrame *ref = av_frame_clone(f);
+    if (!ref)
+        return AVERROR(ENOMEM);
+    ref->pts = pts;
+    ref->pict_type = boundary ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
+    pthread_mutex_lock(&r->qlock);
+    while (r->qn == RUNG_QUEUE && !r->err && r->running)
+        pthread_cond_wait(&r->qcond, &r->qlock);
+    int ret = r->err;
+    if (ret >= 0) {
+        r->q[(r->qhead + r->qn++) % RUNG_QUEUE] = ref;
+        ref = NULL;
+        pthread_cond_broadcast(&r->qcond);
+    }
+    pthread_mutex_unlock(&r->qlock);
+    av_frame_free(&ref);
+    return ret;
+}
+
+/* Ends the rung's thread: after its queue and a flush (finish), or at once;
+ * returns its error.  The job's thread. */
+static int rung_join(rung *r, int finish)
+{
+    if (!r->running)
+        return 0;
+    pthread_mutex_lock(&r->qlock);
+    if (finish)
+        r->eof = 1;
+    else
+        r->stop = 1;
+    pthread_cond_broadcast(&r->qcond);
+    pthread_mutex_unlock(&r->qlock);
+    pthread_join(r->thread, NULL);
+    r->running = 0;
+    return r->err;
 }
 
 /* ---- boundaries ---------------------------------------------------------------- */
@@ -849,6 +993,9 @@ static int job_configure(weir_pipeline *p, const AVFrame *f)
     weir_stream_set_publisher(p->out, &info);
     if ((ret = add_tracks(p)) < 0)
         return ret;
+    for (int i = 0; i < p->nrungs; i++)
+        if (p->rungs[i].enc && (ret = rung_start(p, &p->rungs[i])) < 0)
+            return ret;
     atomic_store(&p->nrungs_ready, p->nrungs);
     atomic_store(&p->state, WEIR_PIPELINE_RUNNING);
     return flush_pending(p);
@@ -894,8 +1041,7 @@ static int video_decoded(weir_pipeline *p, AVFrame *f)
     int boundary = job_boundary(p, pts);
     for (int i = 0; i < p->nrungs; i++) {
         rung *r = &p->rungs[i];
-        if (r->enc && rung_keeps(r, pts, boundary) &&
-            (ret = encode_rung(p, r, f, pts, boundary)) < 0)
+        if (r->enc && rung_keeps(r, pts, boundary) && (ret = rung_submit(r, f, pts, boundary)) < 0)
             return ret;
     }
     return 0;
@@ -961,10 +1107,9 @@ static int job_finish(weir_pipeline *p)
         ret = drain_decoder(p, p->vdec, p->dframe, video_decoded);
     if (weir_pipeline_get_state(p) != WEIR_PIPELINE_RUNNING)
         return ret < 0 ? ret : AVERROR_INVALIDDATA;   /* nothing ever decoded */
-    for (int i = 0; i < p->nrungs && ret >= 0; i++) {
-        rung *r = &p->rungs[i];
-        if (r->enc && avcodec_send_frame(r->enc, NULL) >= 0)
-            ret = drain_video_encoder(p, r);
+    for (int i = 0; i < p->nrungs; i++) {
+        int err = rung_join(&p->rungs[i], ret >= 0);
+        ret = ret < 0 ? ret : err;
     }
     if (ret >= 0 && p->aenc) {
         if (avcodec_send_packet(p->adec, NULL) >= 0)
@@ -978,7 +1123,7 @@ static int job_finish(weir_pipeline *p)
             ret = drain_audio_encoder(p);
     }
     for (int t = 0; t < p->ntracks; t++)
-        p->tracks[t].done = 1;
+        ot_done(p, t);
     interleave(p, 1);
     return ret;
 }
@@ -1007,6 +1152,7 @@ int weir_pipeline_new(const weir_pipeline_opts *opts, weir_pipeline **out)
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
+    pthread_mutex_init(&p->olock, NULL);
     p->bus = opts->bus;
     p->src = opts->source;
     weir_stream_ref(p->src);
@@ -1086,6 +1232,8 @@ int weir_pipeline_run(weir_pipeline *p)
         av_packet_unref(pkt);
     }
     av_packet_free(&pkt);
+    for (int i = 0; i < p->nrungs; i++)
+        rung_join(&p->rungs[i], 0);     /* cancelled or failed: nothing more to encode */
     atomic_store(&p->state, end);       /* before S/abr ends: its readers may ask */
     if (p->out) {
         weir_stream_end(p->out);
@@ -1147,8 +1295,15 @@ void weir_pipeline_free(weir_pipeline *p)
     weir_stream_unref(p->src);
     if (p->out)
         weir_stream_end(p->out);
-    for (int i = 0; i < p->nrungs; i++)
-        rung_free(&p->rungs[i]);
+    for (int i = 0; i < p->nrungs; i++) {
+        rung *r = &p->rungs[i];
+        rung_join(r, 0);
+        rung_free(r);
+        if (r->sync) {
+            pthread_cond_destroy(&r->qcond);
+            pthread_mutex_destroy(&r->qlock);
+        }
+    }
     for (int i = 0; i < p->npending; i++)
         av_packet_free(&p->pending[i]);
     free(p->pending);
@@ -1166,5 +1321,6 @@ void weir_pipeline_free(weir_pipeline *p)
     json_decref(p->plan_json);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+    pthread_mutex_destroy(&p->olock);
     free(p);
 }
