@@ -27,8 +27,9 @@
 
 static char dir[64];
 
-static void make_clip(const char *path, const char *video, const char *audio,
-                      const char *keyframes, double seconds)
+/* extra: more output options, e.g. "-vn" for an audio-only clip. */
+static void make_clip_opts(const char *path, const char *video, const char *audio,
+                           const char *keyframes, double seconds, const char *extra)
 {
     char cmd[1024];
     if (system("command -v ffmpeg >/dev/null 2>&1") != 0)
@@ -37,9 +38,15 @@ static void make_clip(const char *path, const char *video, const char *audio,
              "ffmpeg -nostdin -v error -y -f lavfi -i %s -f lavfi -i %s -t %.2f "
              "-c:v libx264 -preset veryfast -bf 2 -pix_fmt yuv420p "
              "-x264-params keyint=1000:min-keyint=1000:scenecut=0 -force_key_frames %s "
-             "-c:a aac -b:a 96k -ac 2 %s",
-             video, audio, seconds, keyframes, path);
+             "-c:a aac -b:a 96k -ac 2 %s %s",
+             video, audio, seconds, keyframes, extra, path);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
+}
+
+static void make_clip(const char *path, const char *video, const char *audio,
+                      const char *keyframes, double seconds)
+{
+    make_clip_opts(path, video, audio, keyframes, seconds, "");
 }
 
 static void setup(void)
@@ -67,9 +74,11 @@ typedef struct source_log {
 
 /* Publishes the file as stream `name` (1/1000 time base, like RTMP ingest).
  * corrupt: a list of video packet numbers whose payload gets bytes flipped,
- * terminated by -1 (NULL: none). */
-static void publish_file(weir_bus *bus, const char *name, const char *path,
-                         const int *corrupt, source_log *log)
+ * terminated by -1 (NULL: none).  stop_after > 0: only that many packets,
+ * and the stream is left published (*left gets it). */
+static void publish_part(weir_bus *bus, const char *name, const char *path,
+                         const int *corrupt, source_log *log, int stop_after,
+                         weir_stream **left)
 {
     AVFormatContext *fmt = NULL;
     weir_stream *s;
@@ -89,8 +98,8 @@ static void publish_file(weir_bus *bus, const char *name, const char *path,
     weir_stream_set_publisher(s, &info);
 
     AVPacket *pkt = av_packet_alloc();
-    int vno = 0;
-    while (av_read_frame(fmt, pkt) >= 0) {
+    int vno = 0, written = 0;
+    while ((stop_after <= 0 || written++ < stop_after) && av_read_frame(fmt, pkt) >= 0) {
         AVStream *st = fmt->streams[pkt->stream_index];
         av_packet_rescale_ts(pkt, st->time_base, MS);
         pkt->stream_index = map[pkt->stream_index];
@@ -111,8 +120,17 @@ static void publish_file(weir_bus *bus, const char *name, const char *path,
         av_usleep(1000);                /* a live source trickles in */
     }
     av_packet_free(&pkt);
-    weir_stream_end(s);
+    if (stop_after > 0)
+        *left = s;
+    else
+        weir_stream_end(s);
     avformat_close_input(&fmt);
+}
+
+static void publish_file(weir_bus *bus, const char *name, const char *path,
+                         const int *corrupt, source_log *log)
+{
+    publish_part(bus, name, path, corrupt, log, 0, NULL);
 }
 
 /* ---- what came out -------------------------------------------------------------- */
@@ -447,5 +465,66 @@ Test(pipeline, corrupt_packets_are_survived)
     }
     assert_dts_order();
     json_decref(jobs);
+    free_output();
+}
+
+Test(pipeline, audio_only_source_passes_its_audio)
+{
+    char clip[128];
+    source_log log = { 0 };
+    snprintf(clip, sizeof clip, "%s/src.mp4", dir);
+    make_clip_opts(clip, "testsrc2=size=320x180:rate=30", "sine=frequency=440:sample_rate=48000",
+                   "0", 2.0, "-vn");
+
+    json_t *jobs = run_job(clip, "source; a:256x144@300k; audio:aac@128k/48000/2", 1000, NULL,
+                           &log);
+    cr_assert_eq(log.nframes, 0);
+    cr_assert_eq(weir_sub_ntracks(outl.sub), 1);
+    AVRational tb;
+    const AVCodecParameters *par = weir_sub_codecpar(outl.sub, 0, &tb);
+    cr_assert_eq(par->codec_id, AV_CODEC_ID_AAC);
+    cr_assert_eq(tb.den, 1000);                  /* copied */
+    cr_assert_geq(packets_of(0), 2 * 48000 / 1024 - 2);
+    assert_dts_order();
+    json_t *job = json_array_get(jobs, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(job, "state")), "done");
+    json_decref(jobs);
+    free_output();
+}
+
+Test(pipeline, freeing_the_transcoder_cancels_a_live_job)
+{
+    char clip[128];
+    source_log log = { 0 };
+    weir_stream *live;
+    snprintf(clip, sizeof clip, "%s/src.mp4", dir);
+    make_clip(clip, "testsrc2=size=320x180:rate=30", "sine=frequency=440:sample_rate=44100",
+              "0,1", 3.0);
+
+    weir_bus *bus = weir_bus_new();
+    weir_transcoder *t;
+    weir_transcode_settings s = { .enabled = 1,
+                                  .ladder = "a:256x144@300k; b:160x90@150k; audio:aac@96k" };
+    cr_assert_eq(weir_bus_watch(bus, watcher, NULL), 0);
+    weir_transcoder_opts opts = { .bus = bus, .settings = &s, .segment_duration_ms = 1000,
+                                  .queue_len = 100000 };
+    cr_assert_eq(weir_transcoder_new(&opts, &t), 0);
+    publish_part(bus, "cam1", clip, NULL, &log, 120, &live);
+    /* Wait until the job published its renditions, then pull the plug. */
+    for (int i = 0; i < 3000; i++) {
+        pthread_mutex_lock(&outl.lock);
+        int up = outl.sub != NULL;
+        pthread_mutex_unlock(&outl.lock);
+        if (up)
+            break;
+        av_usleep(10000);
+    }
+    weir_transcoder_free(t);
+    collect_output();                            /* cam1/abr ended with the job */
+    cr_assert_gt(outl.n, 0);
+    assert_dts_order();
+    weir_stream_end(live);
+    weir_bus_unwatch(bus, watcher, NULL);
+    weir_bus_free(bus);
     free_output();
 }
