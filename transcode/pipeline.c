@@ -927,7 +927,10 @@ static int add_tracks(weir_pipeline *p)
     for (int i = 0; i < p->nrungs && ret >= 0; i++) {
         rung *r = &p->rungs[i];
         if (r->r.source) {
-            ret = avcodec_parameters_copy(par, p->vpar);
+            if ((ret = avcodec_parameters_copy(par, p->vpar)) >= 0 && par->width <= 0) {
+                par->width = p->source.width;       /* the decoder knows, ingest did not */
+                par->height = p->source.height;
+            }
         } else if ((ret = weir_nal_conv_par(r->conv, par)) >= 0) {
             par->bit_rate = r->r.bitrate;
         }
