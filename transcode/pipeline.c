@@ -40,11 +40,14 @@
  *      exactly where a packager cutting the source rung cuts.  Every encoded
  *      rung gets an IDR on exactly those frames (never decimated away) and on
  *      no other (scenecut=0, infinite keyint, no B-frames).
- *   2. Order.  Packets reach S/abr in non-decreasing dts across tracks, all
- *      from this thread: the interleaver writes the packet with the smallest
- *      dts once every live track has one queued, or once the queue spans
- *      more than INTERLEAVE_MAX_US.  A packet older than the last one written
- *      (possible only after such a forced write) is dropped and counted.
+ *   2. Order.  Packets reach S/abr in non-decreasing dts across tracks, one
+ *      thread at a time (under olock): the interleaver writes the queued
+ *      packet with the smallest dts once no other track can still get an
+ *      earlier one; each track keeps a lower bound ("mark") of its future
+ *      dts.  Only a source track silent for SILENT_US, or an encoded one
+ *      whose decoder produced nothing for STUCK_US, stops being waited for;
+ *      a packet older than the last one written (possible only then) is
+ *      dropped and counted.
  *   3. Errors.  A packet the decoder rejects, or a frame an encoder rejects,
  *      is dropped and counted; the job goes on.  Only setup failures and
  *      ENOMEM end it (FAILED).
@@ -75,7 +78,8 @@
 #define MODULE "transcode"
 #define QUEUE_DEFAULT 1024              /* source subscription, packets */
 #define PENDING_MAX 4096                /* packets held before the first frame */
-#define INTERLEAVE_MAX_US 4000000       /* a silent track holds the others this long */
+#define SILENT_US 3000000               /* a source-fed track this far behind is ignored */
+#define STUCK_US 10000000               /* an idle encoded track this far behind is ignored */
 #define PUBLISH_WAIT_US 2000000         /* for a previous job's S/abr to end */
 #define SRC_KEYS 64                     /* recent source keyframe pts remembered */
 #define X264_KEYINT_INFINITE (1 << 30)  /* x264's X264_KEYINT_MAX_INFINITE */
@@ -83,12 +87,23 @@
 
 /* ---- structures ------------------------------------------------------------ */
 
-/* One track of S/abr and its interleaving queue. */
+/* One track of S/abr and its interleaving queue.  mark is a lower bound of
+ * the dts of every packet the track will still get (see interleave_locked):
+ * for a source-fed track, the dts of its last packet (the source's order);
+ * for an encoded one, the oldest pts still inside its encoder (fly), or when
+ * none is, idle_mark (what the next frame cannot precede), less the
+ * encoder's priming (pad). */
 typedef struct otrack {
     AVRational tb;
     AVPacket **q;                       /* ring of cap; n queued from head */
     int cap, head, n;
     int done;                           /* no more packets will come */
+    int encoded;                        /* fed by an encoder, not by source packets */
+    int have_mark;
+    int64_t mark;                       /* source-fed: last dts */
+    int64_t idle_mark, pad;             /* encoded */
+    int64_t *fly;                       /* encoded: ring of fcap; fn pts sent, not out yet */
+    int fcap, fhead, fn;
     atomic_uint_least64_t packets, bytes, keyframes;
 } otrack;
 
@@ -151,7 +166,9 @@ struct weir_pipeline {
     rung rungs[WEIR_LADDER_MAX_RUNGS];
     int nrungs;
     int source_rung;                    /* index in rungs, or -1 */
-    pthread_mutex_t olock;              /* guards tracks (queues) and last_* */
+    pthread_mutex_t olock;              /* guards tracks (queues, marks), last_*, newest_us */
+    int64_t first_src_us, newest_us;    /* source packets read so far: first and latest dts */
+    int have_src_us;
     otrack tracks[WEIR_STREAM_MAX_TRACKS];
     int ntracks;
     int last_written;                   /* a packet was written: last_dts/last_tb valid */
@@ -228,7 +245,66 @@ static int ot_push_locked(weir_pipeline *p, int t, AVPacket *pkt)
         slot->dts = slot->pts;
     slot->stream_index = t;
     o->q[(o->head + o->n++) % o->cap] = slot;
+    if (!o->encoded) {
+        o->mark = slot->dts;
+        o->have_mark = 1;
+    } else if (slot->pts != AV_NOPTS_VALUE) {
+        while (o->fn && o->fly[o->fhead] <= slot->pts + o->pad) {  /* this frame is out */
+            o->fhead = (o->fhead + 1) % o->fcap;
+            o->fn--;
+        }
+    }
     return 0;
+}
+
+/* An encoder of track t was given a frame at pts.  olock held. */
+static int ot_sent_locked(otrack *o, int64_t pts)
+{
+    if (o->fn == o->fcap) {
+        int cap = o->fcap ? 2 * o->fcap : 64;
+        int64_t *fly = malloc((size_t)cap * sizeof *fly);
+        if (!fly)
+            return AVERROR(ENOMEM);
+        for (int i = 0; i < o->fn; i++)
+            fly[i] = o->fly[(o->fhead + i) % o->fcap];
+        free(o->fly);
+        o->fly = fly;
+        o->fcap = cap;
+        o->fhead = 0;
+    }
+    o->fly[(o->fhead + o->fn++) % o->fcap] = pts;
+    return 0;
+}
+
+/* Track t's lower bound of future dts in microseconds; INT64_MIN when none
+ * is known yet.  olock held. */
+static int64_t ot_mark_us(const otrack *o)
+{
+    if (!o->encoded)
+        return o->have_mark ? av_rescale_q(o->mark, o->tb, AV_TIME_BASE_Q) : INT64_MIN;
+    if (o->fn)
+        return av_rescale_q(o->fly[o->fhead] - o->pad, o->tb, AV_TIME_BASE_Q);
+    return o->have_mark ? av_rescale_q(o->idle_mark, o->tb, AV_TIME_BASE_Q) : INT64_MIN;
+}
+
+/* 1 if track o, which has nothing queued, may still get a packet that goes
+ * before the head packet (head_us): one with an earlier dts, or with the
+ * same dts when o comes first in track order (before_head).  Ties go in
+ * track order so that at every boundary the key track's keyframe leads:
+ * the bus starts a waiting subscriber there, and drops what comes before.
+ * A source-fed track silent for SILENT_US of the source, or an idle encoded
+ * track stuck for STUCK_US, no longer holds the others (its late packets,
+ * if any, are dropped by write_packet). */
+static int ot_may_precede(const weir_pipeline *p, const otrack *o, int64_t head_us,
+                          int before_head)
+{
+    int64_t mark = ot_mark_us(o);
+    if (o->done || mark > head_us || (mark == head_us && !before_head))
+        return 0;
+    if (o->encoded && o->fn)
+        return 1;                       /* frames in its encoder: they will come */
+    int64_t since = mark == INT64_MIN ? p->first_src_us : mark;
+    return !p->have_src_us || p->newest_us - since < (o->encoded ? STUCK_US : SILENT_US);
 }
 
 static AVPacket *ot_head(otrack *o)
@@ -270,34 +346,26 @@ static void write_packet(weir_pipeline *p, AVPacket *pkt)
         count(&o->keyframes);
 }
 
-/* Writes what invariant 2 allows; everything when all is set.  olock held. */
+/* Writes what invariant 2 allows, everything when all is set: the queued
+ * packet with the smallest dts, as long as no track with nothing queued may
+ * still get an earlier one.  olock held. */
 static void interleave_locked(weir_pipeline *p, int all)
 {
     for (;;) {
-        int best = -1, blocked = 0;
-        int64_t newest_us = INT64_MIN;
+        int best = -1;
         for (int t = 0; t < p->ntracks; t++) {
             otrack *o = &p->tracks[t];
             AVPacket *h = ot_head(o);
-            if (!h) {
-                blocked |= !o->done;
-                continue;
-            }
-            AVPacket *tail = o->q[(o->head + o->n - 1) % o->cap];
-            int64_t us = us_of(tail->dts, o->tb);
-            if (us > newest_us)
-                newest_us = us;
-            if (best < 0 || av_compare_ts(h->dts, o->tb, ot_head(&p->tracks[best])->dts,
-                                          p->tracks[best].tb) < 0)
+            if (h && (best < 0 || av_compare_ts(h->dts, o->tb, ot_head(&p->tracks[best])->dts,
+                                                p->tracks[best].tb) < 0))
                 best = t;
         }
         if (best < 0)
             return;
-        if (blocked && !all) {
-            otrack *o = &p->tracks[best];
-            if (newest_us - us_of(ot_head(o)->dts, o->tb) < INTERLEAVE_MAX_US)
+        int64_t head_us = us_of(ot_head(&p->tracks[best])->dts, p->tracks[best].tb);
+        for (int t = 0; t < p->ntracks && !all; t++)
+            if (!p->tracks[t].n && ot_may_precede(p, &p->tracks[t], head_us, t < best))
                 return;
-        }
         AVPacket *pkt = ot_pop(&p->tracks[best]);
         write_packet(p, pkt);
         av_packet_free(&pkt);
@@ -319,6 +387,40 @@ static void interleave(weir_pipeline *p, int all)
     pthread_mutex_unlock(&p->olock);
 }
 
+/* An encoder of track t is about to get a frame at pts. */
+static int ot_sent(weir_pipeline *p, int t, int64_t pts)
+{
+    pthread_mutex_lock(&p->olock);
+    int ret = ot_sent_locked(&p->tracks[t], pts);
+    pthread_mutex_unlock(&p->olock);
+    return ret;
+}
+
+/* Encoded track t will get no packet before idle_mark once its encoder is
+ * empty. */
+static void ot_idle_mark(weir_pipeline *p, int t, int64_t idle_mark)
+{
+    pthread_mutex_lock(&p->olock);
+    p->tracks[t].idle_mark = idle_mark;
+    p->tracks[t].have_mark = 1;
+    pthread_mutex_unlock(&p->olock);
+}
+
+/* The job read a source packet with this dts. */
+static void note_source(weir_pipeline *p, int64_t dts, AVRational tb)
+{
+    if (dts == AV_NOPTS_VALUE)
+        return;
+    int64_t us = us_of(dts, tb);
+    pthread_mutex_lock(&p->olock);
+    if (!p->have_src_us)
+        p->first_src_us = us;
+    if (!p->have_src_us || us > p->newest_us)
+        p->newest_us = us;
+    p->have_src_us = 1;
+    pthread_mutex_unlock(&p->olock);
+}
+
 /* Track t will get no more packets. */
 static void ot_done(weir_pipeline *p, int t)
 {
@@ -337,6 +439,8 @@ static void tracks_free(weir_pipeline *p)
         }
         free(o->q);
         o->q = NULL;
+        free(o->fly);
+        o->fly = NULL;
     }
 }
 
@@ -548,17 +652,22 @@ static int rung_start(weir_pipeline *p, rung *r)
 
 /* Hands the rung a reference to f as frame pts, an IDR when boundary; waits
  * while its queue is full.  The job's thread. */
-static int rung_submit(rung *r, const AVFrame *f, int64_t pts, int boundary)
+static int rung_submit(weir_pipeline *p, rung *r, const AVFrame *f, int64_t pts, int boundary)
 {
     AVFrame *ref = av_frame_clone(f);
     if (!ref)
         return AVERROR(ENOMEM);
+    int ret = ot_sent(p, r->out, pts);  /* before the rung's thread can encode it */
+    if (ret < 0) {
+        av_frame_free(&ref);
+        return ret;
+    }
     ref->pts = pts;
     ref->pict_type = boundary ? AV_PICTURE_TYPE_I : AV_PICTURE_TYPE_NONE;
     pthread_mutex_lock(&r->qlock);
     while (r->qn == RUNG_QUEUE && !r->err && r->running)
         pthread_cond_wait(&r->qcond, &r->qlock);
-    int ret = r->err;
+    ret = r->err;
     if (ret >= 0) {
         r->q[(r->qhead + r->qn++) % RUNG_QUEUE] = ref;
         ref = NULL;
@@ -698,8 +807,13 @@ static int encode_audio_frame(weir_pipeline *p, int n)
     }
     f->pts = p->a_next_out;
     p->a_next_out += n;
+    if ((ret = ot_sent(p, p->aout, f->pts)) < 0) {
+        av_frame_unref(f);
+        return ret;
+    }
     ret = avcodec_send_frame(p->aenc, f);
     av_frame_unref(f);
+    ot_idle_mark(p, p->aout, p->a_next_out - p->tracks[p->aout].pad);
     if (ret < 0)
         return 0;                       /* invariant 3 */
     return drain_audio_encoder(p);
@@ -934,8 +1048,10 @@ static int add_tracks(weir_pipeline *p)
         } else if ((ret = weir_nal_conv_par(r->conv, par)) >= 0) {
             par->bit_rate = r->r.bitrate;
         }
-        if (ret >= 0 && (ret = add_track(p, par, r->r.source ? p->vtb : r->enc->time_base)) >= 0)
+        if (ret >= 0 && (ret = add_track(p, par, r->r.source ? p->vtb : r->enc->time_base)) >= 0) {
             r->out = ret;
+            p->tracks[ret].encoded = !r->r.source;
+        }
     }
     p->aout = -1;
     if (ret >= 0 && p->plan.audio_mode == WEIR_LADDER_AUDIO_COPY) {
@@ -943,8 +1059,11 @@ static int add_tracks(weir_pipeline *p)
             p->aout = ret;
     } else if (ret >= 0 && p->plan.audio_mode == WEIR_LADDER_AUDIO_ENCODE) {
         if ((ret = avcodec_parameters_from_context(par, p->aenc)) >= 0 &&
-            (ret = add_track(p, par, p->aenc->time_base)) >= 0)
+            (ret = add_track(p, par, p->aenc->time_base)) >= 0) {
             p->aout = ret;
+            p->tracks[ret].encoded = 1;
+            p->tracks[ret].pad = p->aenc->initial_padding;
+        }
     }
     avcodec_parameters_free(&par);
     return ret < 0 ? ret : 0;
@@ -1044,9 +1163,13 @@ static int video_decoded(weir_pipeline *p, AVFrame *f)
     int boundary = job_boundary(p, pts);
     for (int i = 0; i < p->nrungs; i++) {
         rung *r = &p->rungs[i];
-        if (r->enc && rung_keeps(r, pts, boundary) && (ret = rung_submit(r, f, pts, boundary)) < 0)
+        if (r->enc && rung_keeps(r, pts, boundary) &&
+            (ret = rung_submit(p, r, f, pts, boundary)) < 0)
             return ret;
     }
+    for (int i = 0; i < p->nrungs; i++)   /* frames to come have later pts */
+        if (p->rungs[i].enc)
+            ot_idle_mark(p, p->rungs[i].out, pts + 1);
     return 0;
 }
 
@@ -1086,6 +1209,9 @@ static int video_packet(weir_pipeline *p, AVPacket *pkt)
 static int on_packet(weir_pipeline *p, AVPacket *pkt)
 {
     int ret = 0;
+    if (pkt->stream_index == p->vin || pkt->stream_index == p->ain)
+        note_source(p, pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts,
+                    pkt->stream_index == p->vin ? p->vtb : p->atb);
     if (pkt->stream_index == p->vin) {
         ret = video_packet(p, pkt);
     } else if (pkt->stream_index == p->ain) {
