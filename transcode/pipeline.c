@@ -1368,8 +1368,14 @@ int weir_pipeline_run(weir_pipeline *p)
         weir_stream_end(p->out);
         p->out = NULL;
     }
+    weir_sub_stats st;
+    weir_sub_stats_get(p->sub, &st);
+    double wall = (double)(av_gettime_relative() - p->started_us) / 1e6;
+    double media = (double)atomic_load(&p->media_us) / 1e6;
     weir_log(end == WEIR_PIPELINE_FAILED ? WEIR_LOG_ERROR : WEIR_LOG_INFO, MODULE, "job ended",
              WL_STR("stream", p->name), WL_STR("state", weir_pipeline_state_name(end)),
+             WL_DOUBLE("media_seconds", media), WL_DOUBLE("speed", wall > 0 ? media / wall : 0),
+             WL_UINT("source_skips", st.skips), WL_UINT("source_dropped", st.dropped),
              WL_UINT("frames", atomic_load(&p->frames_decoded)),
              WL_UINT("decode_errors", atomic_load(&p->decode_errors)),
              WL_UINT("late_drops", atomic_load(&p->late_drops)),
@@ -1389,6 +1395,10 @@ json_t *weir_pipeline_json(weir_pipeline *p)
                           "late_drops", (json_int_t)atomic_load(&p->late_drops),
                           "media_seconds", media,
                           "speed", wall > 0 ? media / wall : 0.0);
+    weir_sub_stats st;
+    weir_sub_stats_get(p->sub, &st);
+    json_object_set_new(o, "source_skips", json_integer((json_int_t)st.skips));
+    json_object_set_new(o, "source_dropped", json_integer((json_int_t)st.dropped));
     json_t *rs = json_array();
     if (!o || !rs) {
         json_decref(o);
