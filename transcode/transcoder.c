@@ -37,7 +37,7 @@ struct weir_transcoder {
     weir_ladder_profile profile;
     int64_t segment_ms;
     int queue_len;
-    weir_metric *jobs_metric;
+    weir_metric *jobs_metric, *speed_metric, *frames_metric, *errors_metric;
 
     pthread_mutex_t lock;
     job *jobs;
@@ -125,6 +125,71 @@ static void collect_jobs(void *arg, weir_metric *m)
         weir_metric_emit(m, (const char *const[]){ weir_pipeline_state_name(s), NULL }, n[s]);
 }
 
+/* Per live job, from its JSON (scrape time only):
+ *   weir_transcode_speed{stream}                   media seconds per second
+ *   weir_transcode_frames_total{stream,rendition}  frames encoded (passthrough: 0)
+ *   weir_transcode_decode_errors_total{stream}     packets the decoder rejected */
+static void collect_job_series(void *arg, weir_metric *m)
+{
+    weir_transcoder *t = arg;
+    pthread_mutex_lock(&t->lock);
+    for (job *j = t->jobs; j; j = j->next) {
+        weir_pipeline_state st = weir_pipeline_get_state(j->p);
+        if (st != WEIR_PIPELINE_RUNNING)
+            continue;
+        json_t *o = weir_pipeline_json(j->p);
+        const char *stream = json_string_value(json_object_get(o, "stream"));
+        if (m == t->speed_metric) {
+            weir_metric_emit(m, (const char *const[]){ stream, NULL },
+                             json_number_value(json_object_get(o, "speed")));
+        } else if (m == t->errors_metric) {
+            weir_metric_emit(m, (const char *const[]){ stream, NULL },
+                             json_number_value(json_object_get(o, "decode_errors")));
+        } else {
+            json_t *r;
+            size_t i;
+            json_array_foreach(json_object_get(o, "renditions"), i, r)
+                weir_metric_emit(m, (const char *const[]){
+                                     stream, json_string_value(json_object_get(r, "name")), NULL },
+                                 json_number_value(json_object_get(r, "frames")));
+        }
+        json_decref(o);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+static int register_metrics(weir_transcoder *t, weir_metrics *reg)
+{
+    int ret;
+    if ((ret = weir_metric_callback(reg, "weir_transcode_jobs",
+                                    "transcode jobs by state (done and failed: since start)",
+                                    WEIR_METRIC_GAUGE, (const char *const[]){ "state", NULL },
+                                    collect_jobs, t, &t->jobs_metric)) < 0 ||
+        (ret = weir_metric_callback(reg, "weir_transcode_speed",
+                                    "media seconds transcoded per second, per running job",
+                                    WEIR_METRIC_GAUGE, (const char *const[]){ "stream", NULL },
+                                    collect_job_series, t, &t->speed_metric)) < 0 ||
+        (ret = weir_metric_callback(reg, "weir_transcode_frames_total",
+                                    "frames encoded per rendition of a running job",
+                                    WEIR_METRIC_COUNTER,
+                                    (const char *const[]){ "stream", "rendition", NULL },
+                                    collect_job_series, t, &t->frames_metric)) < 0 ||
+        (ret = weir_metric_callback(reg, "weir_transcode_decode_errors_total",
+                                    "source packets the decoder rejected, per running job",
+                                    WEIR_METRIC_COUNTER, (const char *const[]){ "stream", NULL },
+                                    collect_job_series, t, &t->errors_metric)) < 0)
+        return ret;
+    return 0;
+}
+
+static void unregister_metrics(weir_transcoder *t)
+{
+    weir_metric_unregister(t->jobs_metric);
+    weir_metric_unregister(t->speed_metric);
+    weir_metric_unregister(t->frames_metric);
+    weir_metric_unregister(t->errors_metric);
+}
+
 int weir_transcoder_new(const weir_transcoder_opts *opts, weir_transcoder **out)
 {
     const weir_transcode_settings *s = opts->settings;
@@ -148,11 +213,7 @@ int weir_transcoder_new(const weir_transcoder_opts *opts, weir_transcoder **out)
         weir_log_error(MODULE, "bad ladder", WL_STR("profile", name), WL_STR("reason", why));
         goto fail;
     }
-    if (opts->metrics &&
-        (ret = weir_metric_callback(opts->metrics, "weir_transcode_jobs",
-                                    "transcode jobs by state (done and failed: since start)",
-                                    WEIR_METRIC_GAUGE, (const char *const[]){ "state", NULL },
-                                    collect_jobs, t, &t->jobs_metric)) < 0)
+    if (opts->metrics && (ret = register_metrics(t, opts->metrics)) < 0)
         goto fail;
     if ((ret = weir_bus_watch(t->bus, on_bus, t)) < 0)
         goto fail;
@@ -161,7 +222,7 @@ int weir_transcoder_new(const weir_transcoder_opts *opts, weir_transcoder **out)
     *out = t;
     return 0;
 fail:
-    weir_metric_unregister(t->jobs_metric);
+    unregister_metrics(t);
     json_decref(t->history);
     pthread_mutex_destroy(&t->lock);
     free(t);
@@ -187,7 +248,7 @@ void weir_transcoder_free(weir_transcoder *t)
     if (!t)
         return;
     weir_bus_unwatch(t->bus, on_bus, t);        /* no new job after this */
-    weir_metric_unregister(t->jobs_metric);
+    unregister_metrics(t);
     pthread_mutex_lock(&t->lock);
     for (job *j = t->jobs; j; j = j->next)
         weir_pipeline_stop(j->p);

@@ -512,21 +512,34 @@ Test(pipeline, freeing_the_transcoder_cancels_a_live_job)
     weir_transcoder *t;
     weir_transcode_settings s = { .enabled = 1,
                                   .ladder = "a:256x144@300k; b:160x90@150k; audio:aac@96k" };
+    weir_metrics *reg = weir_metrics_new();
     cr_assert_eq(weir_bus_watch(bus, watcher, NULL), 0);
     weir_transcoder_opts opts = { .bus = bus, .settings = &s, .segment_duration_ms = 1000,
-                                  .queue_len = 100000 };
+                                  .queue_len = 100000, .metrics = reg };
     cr_assert_eq(weir_transcoder_new(&opts, &t), 0);
     publish_part(bus, "cam1", clip, NULL, &log, 120, &live);
-    /* Wait until the job published its renditions, then pull the plug. */
+    /* While the job runs, /metrics shows it... */
+    char *text = NULL;
+    size_t len;
     for (int i = 0; i < 3000; i++) {
-        pthread_mutex_lock(&outl.lock);
-        int up = outl.sub != NULL;
-        pthread_mutex_unlock(&outl.lock);
-        if (up)
+        free(text);
+        cr_assert_eq(weir_metrics_render(reg, &text, &len), 0);
+        if (strstr(text, "weir_transcode_frames_total{stream=\"cam1\",rendition=\"b\"}"))
             break;
         av_usleep(10000);
     }
+    cr_assert(strstr(text, "weir_transcode_jobs{state=\"running\"} 1"), "%s", text);
+    cr_assert(strstr(text, "weir_transcode_speed{stream=\"cam1\"}"), "%s", text);
+    cr_assert(strstr(text, "weir_transcode_frames_total{stream=\"cam1\",rendition=\"a\"}"),
+              "%s", text);
+    cr_assert(strstr(text, "weir_transcode_decode_errors_total{stream=\"cam1\"} 0"), "%s", text);
+    free(text);
+    /* ...then pull the plug. */
     weir_transcoder_free(t);
+    cr_assert_eq(weir_metrics_render(reg, &text, &len), 0);
+    cr_assert_null(strstr(text, "weir_transcode"), "%s", text);   /* unregistered */
+    free(text);
+    weir_metrics_free(reg);
     collect_output();                            /* cam1/abr ended with the job */
     cr_assert_gt(outl.n, 0);
     assert_dts_order();
