@@ -2,8 +2,8 @@
  * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
  *
  *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
- *            database (migrations, first key) -> bus -> packager -> http -> origin ->
- *            control -> rtmp -> srt
+ *            database (migrations, first key) -> bus -> transcoder (when enabled) ->
+ *            packager -> http -> origin -> control -> rtmp -> srt
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
@@ -34,6 +34,7 @@ typedef struct server {
     weir_origin *origin;
     weir_rtmp_server *rtmp;
     weir_srt_server *srt;
+    weir_transcoder *transcoder;    /* NULL unless transcode.enabled */
     weir_control *control;
     weir_timer deadline;
     int stopping;
@@ -148,9 +149,18 @@ int weir_cmd_serve(const weir_cli *cli)
     srv.metrics = weir_metrics_default();
     if (register_io_metrics(&srv) < 0)
         goto out;
+    /* Before ingest, so that they see every stream published. */
+    if (srv.settings.transcode.enabled &&
+        weir_transcoder_new(&(weir_transcoder_opts){
+            .bus = srv.bus, .loop = srv.loop, .settings = &srv.settings.transcode,
+            .segment_duration_ms = srv.settings.packager.segment_duration,
+            .metrics = srv.metrics,
+        }, &srv.transcoder) < 0)
+        goto out;
     if (weir_packager_new(&(weir_packager_opts){
             .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.packager,
             .metrics = srv.metrics, .work = srv.work, .data_dir = core->data_dir,
+            .abr = srv.settings.transcode.enabled,
         }, &srv.packager) < 0)
         goto out;
     srv.http = weir_http_new(srv.loop, &(weir_http_opts){
@@ -221,6 +231,7 @@ out:
     weir_control_free(srv.control);
     weir_rtmp_server_free(srv.rtmp);
     weir_http_free(srv.http);
+    weir_transcoder_free(srv.transcoder);   /* jobs end their renditions */
     weir_bus_free(srv.bus);
     weir_dbpool_close(srv.db);
     weir_conf_free(conf);

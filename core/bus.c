@@ -39,14 +39,22 @@ typedef struct weir_track {
     AVRational time_base;
 } weir_track;
 
+typedef struct bus_watcher {
+    weir_bus_watch_fn fn;
+    void *arg;
+    struct bus_watcher *next;
+} bus_watcher;
+
 struct weir_bus {
+    /* Watchers run under watch_lock held for reading, so unwatch (a writer)
+     * returns only once none runs; readers are preferred, so a watcher that
+     * publishes (reading again) cannot deadlock against a waiting writer. */
+    pthread_rwlock_t watch_lock;
+    bus_watcher *watchers;
     pthread_mutex_t lock;
     weir_stream *streams;       /* published streams, linked by bus_next */
     size_t count;
     atomic_uint_least64_t skips;    /* every subscriber's skips, for metrics */
-    /* Fixed once publishers run (weir_bus_watch), so read without the lock. */
-    struct { weir_bus_watch_fn fn; void *arg; } watchers[WEIR_BUS_WATCHERS_MAX];
-    int nwatchers;
 };
 
 struct weir_stream {
@@ -285,14 +293,62 @@ int weir_stream_ntracks(const weir_stream *s)
 
 weir_bus *weir_bus_new(void)
 {
+    pthread_rwlockattr_t attr;
     weir_bus *bus = calloc(1, sizeof *bus);
     if (!bus)
         return NULL;
+    if (pthread_rwlockattr_init(&attr) != 0)
+        goto fail;
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
+    int r = pthread_rwlock_init(&bus->watch_lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (r != 0)
+        goto fail;
     if (pthread_mutex_init(&bus->lock, NULL) != 0) {
-        free(bus);
-        return NULL;
+        pthread_rwlock_destroy(&bus->watch_lock);
+        goto fail;
     }
     return bus;
+fail:
+    free(bus);
+    return NULL;
+}
+
+int weir_bus_watch(weir_bus *bus, weir_bus_watch_fn fn, void *arg)
+{
+    bus_watcher *w = malloc(sizeof *w);
+    if (!w)
+        return AVERROR(ENOMEM);
+    w->fn = fn;
+    w->arg = arg;
+    pthread_rwlock_wrlock(&bus->watch_lock);
+    w->next = bus->watchers;
+    bus->watchers = w;
+    pthread_rwlock_unlock(&bus->watch_lock);
+    return 0;
+}
+
+void weir_bus_unwatch(weir_bus *bus, weir_bus_watch_fn fn, void *arg)
+{
+    bus_watcher *gone = NULL;
+    pthread_rwlock_wrlock(&bus->watch_lock);
+    for (bus_watcher **link = &bus->watchers; *link; link = &(*link)->next)
+        if ((*link)->fn == fn && (*link)->arg == arg) {
+            gone = *link;
+            *link = gone->next;
+            break;
+        }
+    pthread_rwlock_unlock(&bus->watch_lock);
+    free(gone);
+}
+
+/* Tells every watcher.  No bus or stream lock held. */
+static void bus_notify_watchers(weir_bus *bus, weir_bus_event ev, weir_stream *s)
+{
+    pthread_rwlock_rdlock(&bus->watch_lock);
+    for (bus_watcher *w = bus->watchers; w; w = w->next)
+        w->fn(w->arg, ev, s);
+    pthread_rwlock_unlock(&bus->watch_lock);
 }
 
 void weir_bus_free(weir_bus *bus)
@@ -312,6 +368,12 @@ void weir_bus_free(weir_bus *bus)
     }
     pthread_mutex_unlock(&bus->lock);
     pthread_mutex_destroy(&bus->lock);
+    while (bus->watchers) {
+        bus_watcher *w = bus->watchers;
+        bus->watchers = w->next;
+        free(w);
+    }
+    pthread_rwlock_destroy(&bus->watch_lock);
     free(bus);
 }
 
@@ -355,23 +417,12 @@ int weir_bus_publish(weir_bus *bus, const char *name, const weir_stream_opts *op
     bus->count++;
     weir_stream_ref(s);         /* one for the table, one for the publisher */
     pthread_mutex_unlock(&bus->lock);
-    for (int i = 0; i < bus->nwatchers; i++)
-        bus->watchers[i].fn(bus->watchers[i].arg, s);
+    bus_notify_watchers(bus, WEIR_BUS_PUBLISHED, s);
     *out = s;
     return 0;
 fail:
     weir_stream_unref(s);
     return ret;
-}
-
-int weir_bus_watch(weir_bus *bus, weir_bus_watch_fn fn, void *arg)
-{
-    if (bus->nwatchers == WEIR_BUS_WATCHERS_MAX)
-        return AVERROR(ENOSPC);
-    bus->watchers[bus->nwatchers].fn = fn;
-    bus->watchers[bus->nwatchers].arg = arg;
-    bus->nwatchers++;
-    return 0;
 }
 
 weir_stream *weir_bus_find(weir_bus *bus, const char *name)
@@ -591,8 +642,10 @@ void weir_stream_end(weir_stream *s)
     pthread_mutex_lock(&s->lock);
     weir_bus *bus = stream_mark_ended(s);   /* NULL if weir_bus_free got here first */
     pthread_mutex_unlock(&s->lock);
-    if (bus)
+    if (bus) {
         bus_remove(bus, s);
+        bus_notify_watchers(bus, WEIR_BUS_ENDED, s);
+    }
     weir_stream_unref(s);   /* the publisher's reference */
 }
 

@@ -135,19 +135,36 @@ int weir_stream_name_valid(const char *name);
  * array of *n streams; release with weir_bus_list_free(). */
 int weir_bus_list(weir_bus *bus, weir_stream ***out, size_t *n);
 void weir_bus_list_free(weir_stream **list, size_t n);
-/* Calls fn(arg, s) for every stream published from now on, right after
- * weir_bus_publish succeeded, on the publisher's thread, with no lock held
- * and before the publisher adds tracks.  s is borrowed: fn takes its own
- * reference (weir_stream_ref) to keep it, and must not block.  Register
- * watchers while setting up, before any publisher runs; there is no
- * unwatch (they live as long as the bus).  0, or AVERROR(ENOSPC) past
- * WEIR_BUS_WATCHERS_MAX watchers. */
-#define WEIR_BUS_WATCHERS_MAX 8
-typedef void (*weir_bus_watch_fn)(void *arg, weir_stream *s);
-int weir_bus_watch(weir_bus *bus, weir_bus_watch_fn fn, void *arg);
-
 /* Skips of every subscriber on this bus so far (a metric). */
 uint64_t weir_bus_skips(weir_bus *bus);
+
+/* ---- watchers: streams coming and going ---------------------------------- */
+
+typedef enum weir_bus_event {
+    WEIR_BUS_PUBLISHED = 1,     /* weir_bus_publish succeeded; no track added yet */
+    WEIR_BUS_ENDED,             /* weir_stream_end took the name off the bus */
+} weir_bus_event;
+
+/* A watcher.  It runs on the publisher's thread with no bus or stream lock
+ * held: for PUBLISHED inside weir_bus_publish, after the name is taken and
+ * before the publisher gets the stream (so a subscription made here misses
+ * no packet); for ENDED inside weir_stream_end, after subscribers were woken
+ * and the name freed.  s is valid for the call; weir_stream_ref it to keep
+ * it.  fn may call bus functions (subscribe, even publish) except
+ * weir_bus_watch and weir_bus_unwatch, and should return quickly: the
+ * publisher waits for it.  weir_bus_free ends streams without ENDED events. */
+typedef void (*weir_bus_watch_fn)(void *arg, weir_bus_event ev, weir_stream *s);
+
+/* Adds the watcher fn(arg, ...) for streams published or ended from now on.
+ * Streams published earlier are not replayed: a caller that needs them calls
+ * weir_bus_list after weir_bus_watch and copes with seeing a stream twice.
+ * Any thread.  Returns 0 or AVERROR(ENOMEM). */
+int weir_bus_watch(weir_bus *bus, weir_bus_watch_fn fn, void *arg);
+
+/* Removes the watcher added as (fn, arg).  Once it returns, fn is not
+ * running for it and never runs again, so arg may be freed.  Any thread
+ * except inside a watcher.  A pair that is not watching is a no-op. */
+void weir_bus_unwatch(weir_bus *bus, weir_bus_watch_fn fn, void *arg);
 
 /* ---- stream: the publisher's side ---------------------------------------- */
 

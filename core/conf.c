@@ -25,6 +25,7 @@
 
 typedef struct conf_entry {
     const weir_conf_key *key;
+    const weir_conf_table *table;
     void *base;
 } conf_entry;
 
@@ -370,7 +371,8 @@ static int conf_apply(const conf_entry *e, const char *text, const char *where,
                          "write the real value", where, e->key->name);
         return 1;
     }
-    if (parse_value(e->key, text, &v, why, sizeof why) < 0) {
+    if (parse_value(e->key, text, &v, why, sizeof why) < 0 ||
+        (e->table->check && e->table->check(e->key, text, why, sizeof why) < 0)) {
         conf_error(errs, "%s: %s: %s", where, e->key->name, why);
         return 1;
     }
@@ -394,6 +396,7 @@ int weir_conf_register(weir_conf *conf, const weir_conf_table *table, void *base
         conf_entry *e = &conf->entries[conf->n++];
         int r;
         e->key = &table->keys[i];
+        e->table = table;
         e->base = base;
         if (e->key->type == WEIR_CONF_STRING)
             *(char **)slot(e) = NULL;

@@ -57,6 +57,12 @@ typedef struct weir_conf_table {
     const char *module;
     const weir_conf_key *keys;
     size_t nkeys;
+    /* Optional: checks a value beyond its type and range (a whole grammar in
+     * one string, say).  Called for every value of the table's keys (the
+     * defaults too) after it parsed by type and before it is stored; returns
+     * 0, or -1 with a reason in why (which the error line prints after the
+     * key's name).  NULL: no further checks. */
+    int (*check)(const weir_conf_key *key, const char *text, char *why, size_t whycap);
 } weir_conf_table;
 
 typedef struct weir_conf weir_conf;

@@ -81,6 +81,7 @@ struct weir_packager {
     weir_bus *bus;
     weir_work *work;
     char *data_dir;
+    int abr;                        /* package "<name>/abr", not "<name>" */
     const weir_packager_settings *settings;
     entry *entries;                 /* loop thread only */
     size_t count;
@@ -230,15 +231,35 @@ static void attach(void *arg)
     drain(e);
 }
 
-/* Publisher's thread, right after weir_bus_publish. */
-static void on_publish(void *arg, weir_stream *s)
+/* The playback name a bus stream is packaged under, or NULL when it is not
+ * packaged: with a ladder the transcoder's "cam1/abr" plays as "cam1" and
+ * the source "cam1" itself is not packaged; without one, "cam1" is. */
+static const char *playback_name(const weir_packager *pk, const char *bus_name, char *buf,
+                                 size_t cap)
+{
+    const char *slash = strchr(bus_name, '/');
+
+    if (!pk->abr)
+        return weir_stream_name_valid(bus_name) ? bus_name : NULL;
+    if (!slash || strcmp(slash, "/abr") != 0 || (size_t)(slash - bus_name) >= cap)
+        return NULL;
+    memcpy(buf, bus_name, (size_t)(slash - bus_name));
+    buf[slash - bus_name] = '\0';
+    return weir_stream_name_valid(buf) ? buf : NULL;
+}
+
+/* Publisher's thread, inside weir_bus_publish. */
+static void on_publish(void *arg, weir_bus_event ev, weir_stream *s)
 {
     weir_packager *pk = arg;
-    const char *name = weir_stream_name(s);
+    char buf[WEIR_BUS_NAME_MAX + 1];
+    const char *name;
     entry *e;
 
-    if (!weir_stream_name_valid(name))
-        return;                 /* internal streams (e.g. "cam1/abr") are not played */
+    if (ev != WEIR_BUS_PUBLISHED)
+        return;                 /* the end arrives through the subscription */
+    if (!(name = playback_name(pk, weir_stream_name(s), buf, sizeof buf)))
+        return;
     if (!(e = calloc(1, sizeof *e)))
         return;
     e->pk = pk;
@@ -261,6 +282,7 @@ int weir_packager_new(const weir_packager_opts *opts, weir_packager **out)
     pk->loop = opts->loop;
     pk->bus = opts->bus;
     pk->work = opts->work;
+    pk->abr = opts->abr;
     if (opts->data_dir && !(pk->data_dir = strdup(opts->data_dir))) {
         free(pk);
         return AVERROR(ENOMEM);

@@ -2,7 +2,8 @@
  * packager/packager.h — CMAF segments, HLS and DASH (DESIGN.md §1).
  *
  * The packager watches the bus.  Every stream published under a playback
- * name (weir_stream_name_valid) becomes a presentation: the packager
+ * name (weir_stream_name_valid) becomes a presentation (with a transcoder:
+ * every "<name>/abr" it publishes, one video track per rung): the packager
  * subscribes, cuts each track into CMAF parts and segments at the key
  * track's keyframes, and keeps the live window, the HLS playlists and the
  * DASH MPD in memory as refcounted buffers.  The origin reads them through
@@ -54,6 +55,8 @@ typedef struct weir_packager_opts {
     weir_metrics *metrics;                      /* may be NULL */
     weir_work *work;                            /* recordings are written here */
     const char *data_dir;                       /* recordings go to <data_dir>/vod/<id>/ */
+    int abr;            /* a transcoder publishes "<name>/abr" (one track per rendition):
+                           package that under <name>, and not the source itself */
 } weir_packager_opts;
 
 /* Starts watching opts->bus (register before publishers run).  0 or AVERROR. */

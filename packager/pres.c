@@ -214,11 +214,12 @@ double pres_track_fps(const pkg_track *t)
 
 /* ---- cutting ------------------------------------------------------------ */
 
-/* The packet's decode time in the track's timescale, on the media clock. */
+/* The packet's decode time in the track's timescale, on the media clock,
+ * shifted by the track's composition delay (see pkg_track.shift_ts). */
 static int64_t pkt_ts(const pkg_pres *p, const pkg_track *t, const AVPacket *pkt)
 {
     return av_rescale_q(pkt->dts, t->tb, (AVRational){ 1, (int)t->timescale }) -
-           av_rescale(p->base_ms, t->timescale, 1000);
+           av_rescale(p->base_ms, t->timescale, 1000) + t->shift_ts;
 }
 
 static pkg_segment *open_segment(pkg_track *t, int64_t start_ts)
@@ -378,8 +379,9 @@ static int track_cut(pkg_pres *p, pkg_track *t, int64_t next_ts, int ends_segmen
         t->last_duration_ts = dur;
         samples[i] = (weir_cmaf_sample){
             .data = pkt->data, .size = (size_t)pkt->size, .duration = (uint32_t)dur,
-            .cts_offset = (int32_t)av_rescale_q(pkt->pts - pkt->dts, t->tb,
-                                                (AVRational){ 1, (int)t->timescale }),
+            .cts_offset = (int32_t)(av_rescale_q(pkt->pts - pkt->dts, t->tb,
+                                                 (AVRational){ 1, (int)t->timescale }) -
+                                    t->shift_ts),
             .key = !t->is_video || (pkt->flags & AV_PKT_FLAG_KEY),
         };
         part.duration_ts += dur;
@@ -458,12 +460,25 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
     ms -= p->base_ms;
     if (ms < 0)
         return 0;               /* before media time 0 */
+    if (!t->keyed) {
+        /* A fragment must start with a sync sample: a rendition joined
+         * mid-GOP waits for its first keyframe. */
+        if (!key)
+            return 0;
+        t->keyed = 1;
+        t->shift_ts = av_rescale_q(pkt->pts - pkt->dts, t->tb,
+                                   (AVRational){ 1, (int)t->timescale });
+    }
     if (ti == p->key && (t->npend > 0 || t->nsegs > 0)) {
-        /* Parts on a grid from the segment start (k x part_duration), so
-         * they never drift; a part can run one frame past the grid line. */
-        if (key && ms - p->seg_start_ms >= p->settings->segment_duration) {
-            push_boundary(p, ms, 1);
-            p->seg_start_ms = ms;
+        /* Segments: the first keyframe whose presentation time is a segment
+         * duration past the last cut, the rule the transcoder forces its
+         * keyframes by, so every rung cuts at the same instant.  Parts: on
+         * a grid from the segment start (k x part_duration), so they never
+         * drift; a part can run past the grid line to the next frame. */
+        int64_t pts_ms = av_rescale_q(pkt->pts, t->tb, ms_tb) - p->base_ms;
+        if (key && pts_ms - p->seg_start_ms >= p->settings->segment_duration) {
+            push_boundary(p, pts_ms, 1);
+            p->seg_start_ms = pts_ms;
             p->parts_in_seg = 0;
         } else if (ms - p->seg_start_ms >= (p->parts_in_seg + 1) * p->settings->part_duration) {
             push_boundary(p, ms, 0);
@@ -478,8 +493,11 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
         }
     }
     /* Cut at every boundary this sample reaches: its decode time ends the
-     * pending samples' last duration. */
-    while (t->cut < p->nboundaries && ms >= p->bq[t->cut % PRES_BOUNDARIES].ms) {
+     * pending samples' last duration.  The key track cuts at the sample
+     * that made the boundary (a keyframe's decode time may precede the
+     * presentation time the boundary carries). */
+    while (t->cut < p->nboundaries &&
+           (ti == p->key || ms >= p->bq[t->cut % PRES_BOUNDARIES].ms)) {
         int segment = p->bq[t->cut % PRES_BOUNDARIES].segment;
         if ((r = track_cut(p, t, pkt_ts(p, t, pkt), segment, now_unix_ms)) < 0)
             return r;

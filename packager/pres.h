@@ -67,6 +67,12 @@ typedef struct pkg_track {
     int64_t last_duration_ts;       /* for the final sample at end of stream */
     uint32_t frag_seq;
     uint64_t cut;                   /* boundaries consumed (absolute index) */
+    int keyed;                      /* its first keyframe was seen */
+    /* Composition delay (B-frames: pts - dts of the first keyframe).  Decode
+     * times are moved later by it and composition offsets earlier (negative
+     * ones, trun v1), so a segment's tfdt is its earliest presentation time,
+     * as CMAF and the DASH SegmentTimeline want, and A/V sync is kept. */
+    int64_t shift_ts;
 
     /* Segments, oldest first; the last one may be in progress. */
     pkg_segment **segs;

@@ -29,7 +29,8 @@ static const weir_conf_key keys[] = {
     { "c.flag", WEIR_CONF_BOOL, K(b), "on", 0, 0, NULL, "b", 0 },
     { "c.mode", WEIR_CONF_ENUM, K(e), "a", 0, 0, choices, "e", 0 },
 };
-static const weir_conf_table table = { "fuzz", keys, sizeof keys / sizeof keys[0] };
+static const weir_conf_table table = { .module = "fuzz", .keys = keys,
+                                       .nkeys = sizeof keys / sizeof keys[0] };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -55,6 +55,18 @@ def test_bad_config_names_file_line_key():
         os.unlink(path)
 
 
+def test_bad_ladder_names_the_token():
+    path = write("transcode:\n  enabled: true\n"
+                 "  ladder: \"source; 720p:1280x720@2800k/30; 480p:854x480@fast\"\n")
+    try:
+        r = weir("config", "check", path)
+        assert r.returncode != 0
+        assert (f"{path}:3: transcode.ladder: item 3 '480p:854x480@fast': bad bitrate 'fast'"
+                in r.stderr), r.stderr
+    finally:
+        os.unlink(path)
+
+
 def test_dump_reflects_file_and_set():
     path = write("http:\n  port: 18080\n")
     try:
@@ -105,6 +117,7 @@ run_tests([
     test_shipped_config_is_valid,
     test_shipped_config_is_the_defaults,
     test_bad_config_names_file_line_key,
+    test_bad_ladder_names_the_token,
     test_dump_reflects_file_and_set,
     test_dump_round_trips,
     test_bad_set_is_an_error,

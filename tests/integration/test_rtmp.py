@@ -166,6 +166,28 @@ def test_garbage_closes_only_that_connection():
         w.close()
 
 
+def test_transcode_keeps_up_with_a_live_publisher():
+    # A small ladder over a live 320x240 publisher on this (2-core) machine:
+    # the job must read the source as fast as it comes (no skip) and finish.
+    w = serve("--set", "ingest.auth=open", "--set", "transcode.enabled=true",
+              "--set", "transcode.ladder=source; 180p:320x180@300k; 90p:160x90@120k; "
+                       "audio:aac@96k/48000/2")
+    try:
+        w.wait_ready()
+        p = ffmpeg(f"rtmp://127.0.0.1:{w.rtmp}/live/cam1", seconds=4, wait=False)
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+        assert wait_for(lambda: "event=\"job ended\"" in w.stderr(), timeout=20), w.logs()
+        logs = w.stderr()
+        assert "event=ladder stream=cam1" in logs, logs
+        ended = [line for line in logs.splitlines() if "event=\"job ended\"" in line][0]
+        assert "state=done" in ended and "source_skips=0 " in ended, ended
+        assert "late_drops=0" in ended, ended
+        s, _, b = w.request("GET", "/metrics")
+        assert 'weir_transcode_jobs{state="done"} 1' in b.decode(), b
+    finally:
+        w.close()
+
+
 def test_sigterm_with_a_publisher_connected():
     w = serve("--set", "ingest.auth=open")
     try:
@@ -187,5 +209,6 @@ run_tests([
     test_duplicate_publisher_is_rejected,
     test_duplicate_publisher_takes_over_when_configured,
     test_garbage_closes_only_that_connection,
+    test_transcode_keeps_up_with_a_live_publisher,
     test_sigterm_with_a_publisher_connected,
 ])

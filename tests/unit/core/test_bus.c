@@ -886,3 +886,88 @@ Test(bus, threaded_publisher_and_readers, .timeout = 60)
     }
     close_bus();
 }
+
+/* ---- watchers -------------------------------------------------------------- */
+
+typedef struct watch_log {
+    char events[16][64];            /* "+name" published, "-name" ended */
+    int n;
+    int ntracks_at_publish;
+    weir_sub *sub;                  /* subscribed from the PUBLISHED callback */
+    int republish;                  /* publish "<name>/out" from the callback */
+    weir_stream *out;
+} watch_log;
+
+static void watcher(void *arg, weir_bus_event ev, weir_stream *s)
+{
+    watch_log *w = arg;
+    if (w->n < 16)
+        snprintf(w->events[w->n++], sizeof w->events[0], "%c%s",
+                 ev == WEIR_BUS_PUBLISHED ? '+' : '-', weir_stream_name(s));
+    if (ev != WEIR_BUS_PUBLISHED || strstr(weir_stream_name(s), "/out"))
+        return;
+    w->ntracks_at_publish = weir_stream_ntracks(s);
+    weir_sub_opts opts = { .queue_len = 64 };
+    cr_assert_eq(weir_stream_subscribe(s, &opts, &w->sub), 0);
+    if (w->republish) {
+        char name[300];
+        snprintf(name, sizeof name, "%s/out", weir_stream_name(s));
+        cr_assert_eq(weir_bus_publish(bus, name, NULL, &w->out), 0);
+    }
+}
+
+Test(bus, watchers_see_publish_and_end_and_miss_no_packet)
+{
+    watch_log w1 = { .republish = 1 }, w2 = { 0 };
+    bus = weir_bus_new();
+    cr_assert_eq(weir_bus_watch(bus, watcher, &w1), 0);
+    cr_assert_eq(weir_bus_watch(bus, watcher, &w2), 0);
+
+    cr_assert_eq(weir_bus_publish(bus, "cam", NULL, &stream), 0);
+    cr_assert_not_null(w1.sub);
+    cr_assert_eq(w1.ntracks_at_publish, 0);
+    cr_assert_not_null(w1.out, "a watcher may publish");
+    cr_assert_eq(add_track(stream, AVMEDIA_TYPE_VIDEO), 0);
+    write_pattern(stream, "KPPKP", 0);
+    weir_stream_end(stream);
+
+    /* The subscription made inside PUBLISHED got the track and every packet. */
+    cr_assert_eq(weir_sub_ntracks(w1.sub), 1);
+    AVPacket *pkt = av_packet_alloc();
+    int n = 0, r;
+    while ((r = weir_sub_read(w1.sub, pkt)) == 0)
+        cr_assert_eq(pkt->pts, n++);
+    cr_assert_eq(r, AVERROR_EOF);
+    cr_assert_eq(n, 5);
+    av_packet_free(&pkt);
+
+    /* Both saw "+cam", the nested "+cam/out" and "-cam", in order. */
+    for (int i = 0; i < 2; i++) {
+        watch_log *w = i ? &w2 : &w1;
+        cr_assert_eq(w->n, 3, "watcher %d saw %d events", i, w->n);
+        cr_assert_str_eq(w->events[0], "+cam");
+        cr_assert_str_eq(w->events[1], "+cam/out");
+        cr_assert_str_eq(w->events[2], "-cam");
+    }
+    weir_sub_close(w1.sub);
+    weir_sub_close(w2.sub);
+
+    /* Unwatched: no more calls.  Unwatching an unknown pair is harmless. */
+    weir_bus_unwatch(bus, watcher, &w2);
+    weir_bus_unwatch(bus, watcher, &w2);
+    weir_bus_unwatch(bus, watcher, &w1);
+    cr_assert_eq(weir_bus_publish(bus, "cam2", NULL, &stream), 0);
+    weir_stream_end(stream);
+    cr_assert_eq(w1.n, 3);
+    cr_assert_eq(w2.n, 3);
+    weir_stream_end(w1.out);
+    close_bus();
+}
+
+Test(bus, watchers_left_at_free_are_released)
+{
+    watch_log w = { 0 };
+    bus = weir_bus_new();
+    cr_assert_eq(weir_bus_watch(bus, watcher, &w), 0);
+    close_bus();
+}

@@ -33,8 +33,8 @@ static const weir_conf_key demo_keys[] = {
     { "net.secret", WEIR_CONF_STRING, K(secret), "hunter2", 0, 0, NULL, "secret",
       WEIR_CONF_SECRET },
 };
-static const weir_conf_table demo_table = { "demo", demo_keys,
-                                            sizeof demo_keys / sizeof demo_keys[0] };
+static const weir_conf_table demo_table = { .module = "demo", .keys = demo_keys,
+                                            .nkeys = sizeof demo_keys / sizeof demo_keys[0] };
 
 static weir_conf *conf;
 static demo d;
@@ -188,6 +188,44 @@ Test(conf, registering_a_key_twice_fails)
 {
     demo other;
     cr_assert_eq(weir_conf_register(conf, &demo_table, &other), AVERROR(EEXIST));
+}
+
+/* A table whose check hook accepts only words of one letter repeated. */
+typedef struct checked { char *word; int64_t n; } checked;
+
+static int check_word(const weir_conf_key *key, const char *text, char *why, size_t whycap)
+{
+    if (strcmp(key->name, "chk.word") != 0)
+        return 0;
+    for (const char *p = text; *p; p++)
+        if (*p != text[0]) {
+            snprintf(why, whycap, "bad letter '%c' at %d", *p, (int)(p - text));
+            return -1;
+        }
+    return 0;
+}
+
+static const weir_conf_key checked_keys[] = {
+    { "chk.word", WEIR_CONF_STRING, offsetof(checked, word), "aaa", 0, 0, NULL, "w", 0 },
+    { "chk.n", WEIR_CONF_INT, offsetof(checked, n), "1", 0, 9, NULL, "n", 0 },
+};
+static const weir_conf_table checked_table = {
+    .module = "chk", .keys = checked_keys, .nkeys = 2, .check = check_word,
+};
+
+Test(conf, a_table_check_hook_rejects_values_with_their_place)
+{
+    static checked c;
+    cr_assert_eq(weir_conf_register(conf, &checked_table, &c), 0);
+    cr_assert_str_eq(c.word, "aaa");
+    cr_assert_eq(load("chk:\n  n: 3\n  word: bbab\n"), 1);
+    cr_assert(has_error("t.yml:3: chk.word: bad letter 'a' at 2"), "%s", errs.lines[0]);
+    cr_assert_str_eq(c.word, "aaa");             /* the refused value was not stored */
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(weir_conf_set(conf, "chk.word=xx", &errs), 0);
+    cr_assert_str_eq(c.word, "xx");
+    cr_assert_eq(weir_conf_set(conf, "chk.word=xy", &errs), 1);
+    cr_assert(has_error("--set: chk.word: bad letter 'y' at 1"));
 }
 
 static char *dump_to_string(void)
