@@ -7,6 +7,7 @@
  *   loop.h   the libwebsockets event loop, timers, cross-thread posting
  *   http.h   the HTTP server shared by the origin and the API
  *   bus.h    the stream bus: refcounted AVPackets, one publisher, N subscribers
+ *   nal.h    H.264/HEVC Annex B -> ISO (avcC/hvcC, length-prefixed NAL units)
  *
  * plus the settings that belong to the process as a whole.
  */
@@ -19,6 +20,7 @@
 #include "core/loop.h"
 #include "core/http.h"
 #include "core/bus.h"
+#include "core/nal.h"
 
 #ifndef WEIR_VERSION
 #define WEIR_VERSION "0.0.0"

@@ -32,18 +32,27 @@
  *   AUTHORIZING --open: name valid / keys: done(0)--> CLAIMING
  *        |                                               | weir_bus_publish ok
  *        | refused, timeout, stop                        v
- *        |                                          PROBING --tracks added--> STREAMING
- *        |                             EEXIST+takeover: kick, retry 50 ms x40   |
- *        v                                               | bad TS, codec         | EOF, idle,
- *      CLOSED <----------------------------------------- +---------------------+ kick, stop
+ *        |                                          PROBING --streams found--> HOLDING
+ *        |                             EEXIST+takeover: kick, retry 50 ms x40     |
+ *        |                                               |     every track's      | parameters
+ *        |                                               |     known, or 5 s held  v
+ *        |                                               |                    STREAMING
+ *        v                                               | bad TS, codec          | EOF, idle,
+ *      CLOSED <----------------------------------------- +----------------------+ kick, stop
  *        (weir_stream_end, srt_close, done=1; the SRT thread joins and frees)
+ *
+ *   HOLDING: the bus fixes tracks at the first write, and a track's bus
+ *   parameters (avcC/hvcC, AAC's AudioSpecificConfig) may come only with its
+ *   first keyframe or ADTS frame, so converted packets wait (bounded) until
+ *   every track is known; tracks still unknown after the wait are dropped.
  *
  *   transition               function
  *   -> refused               on_listen
  *   -> AUTHORIZING           accept_one (starts conn_main)
  *   AUTHORIZING -> CLAIMING  authorize (auth_on_loop / auth_done on the loop)
  *   CLAIMING -> PROBING      claim
- *   PROBING -> STREAMING     open_demuxer, add_tracks
+ *   PROBING -> HOLDING       demux (avformat_find_stream_info), select_tracks
+ *   HOLDING -> STREAMING     on_packet -> start_stream (add_tracks, held packets out)
  *   -> CLOSED                conn_main's exit path, reap
  *
  * Invariants:
@@ -57,6 +66,9 @@
  *   3. Every bus packet has a DTS in 1/1000 that never goes back on its
  *      track, starting near 0 (the first DTS of the connection is the origin).
  *   4. The stream key is never logged.
+ *   5. Bus packets are in the ISO form RTMP delivers: H.264/HEVC as 4-byte
+ *      length-prefixed NAL units under avcC/hvcC, AAC raw under an ASC; a
+ *      video track starts at a keyframe.
  */
 #include "ingest/srt/srt_server.h"
 #include "ingest/srt/srt_streamid.h"
@@ -70,6 +82,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
 #include <srt/access_control.h>
@@ -88,8 +101,22 @@
 #define TAKEOVER_RETRY_US       50000
 #define TAKEOVER_TRIES          40      /* 2 s, as RTMP */
 #define LIVE_PAYLOAD_MAX        1500    /* >= SRT live payload (1456) */
+#define HOLD_MAX_MS             5000    /* media held back while parameters are unknown */
+#define HOLD_MAX_PACKETS        4096
+#define HOLD_MAX_BYTES          (32u << 20)
 
 typedef struct conn conn;
+
+/* One demuxer stream on its way to the bus (the connection's thread only). */
+typedef struct track_in {
+    int used;                       /* goes on the bus (once its parameters are known) */
+    int bus;                        /* its bus track; -1 before start or when dropped */
+    int video;
+    int keyed;                      /* video: a keyframe came; earlier packets are dropped */
+    weir_nal_conv *nal;             /* H.264, HEVC: Annex B -> avcC/hvcC + lengths */
+    AVBSFContext *adts;             /* AAC: ADTS -> AudioSpecificConfig + raw frames */
+    AVCodecParameters *par;         /* the bus's parameters; NULL until known */
+} track_in;
 
 struct weir_srt_server {
     weir_loop *loop;
@@ -144,11 +171,16 @@ struct conn {
     /* the stream */
     weir_stream *stream;
     int counted;
-    int track[WEIR_STREAM_MAX_TRACKS * 4];  /* demuxer stream -> bus track, -1: dropped */
-    int ntrack_map;
+    track_in in[WEIR_STREAM_MAX_TRACKS * 4];    /* per demuxer stream */
+    int nin;
+    int started;                    /* tracks added: packets go straight to the bus */
+    AVPacket **held;                /* waiting for every track's parameters */
+    int nheld, held_cap;
+    size_t held_bytes;
+    int64_t held_first_ms, held_last_ms;
     int64_t last_dts[WEIR_STREAM_MAX_TRACKS];
     int64_t origin;                 /* first DTS (ms), AV_NOPTS_VALUE until seen */
-    uint64_t packets, clamped;
+    uint64_t packets, clamped, dropped;
     int64_t started_us;
 };
 
@@ -406,6 +438,190 @@ static int codec_ok(enum AVCodecID id)
     return 0;
 }
 
+/* ---- from MPEG-TS form to the bus's form ------------------------------------------ *
+ *
+ * MPEG-TS carries H.264/HEVC as Annex B and AAC as ADTS; the bus carries what
+ * RTMP and MP4 carry (avcC/hvcC and length-prefixed NAL units, an
+ * AudioSpecificConfig and raw AAC frames), so nothing downstream knows which
+ * protocol fed a stream.  H.264/HEVC go through a weir_nal_conv, AAC through
+ * libavcodec's aac_adtstoasc; the rest passes as demuxed.  A track's bus
+ * parameters are known when its converter has seen the parameter sets (the
+ * TS demuxer usually extracted them already) or the first ADTS header. */
+
+static int track_set_par(track_in *t, const AVCodecParameters *par, const uint8_t *extradata,
+                         size_t extradata_len)
+{
+    AVCodecParameters *p = avcodec_parameters_alloc();
+    int r = AVERROR(ENOMEM);
+
+    if (!p || (r = avcodec_parameters_copy(p, par)) < 0)
+        goto fail;
+    p->codec_tag = 0;           /* the TS stream_type: meaningless off MPEG-TS */
+    if (extradata) {
+        av_freep(&p->extradata);
+        p->extradata_size = 0;
+        if (!(p->extradata = av_mallocz(extradata_len + AV_INPUT_BUFFER_PADDING_SIZE)))
+            goto fail;
+        memcpy(p->extradata, extradata, extradata_len);
+        p->extradata_size = (int)extradata_len;
+    }
+    t->par = p;
+    return 0;
+fail:
+    avcodec_parameters_free(&p);
+    return r;
+}
+
+static int track_open(track_in *t, const AVStream *st)
+{
+    const AVCodecParameters *par = st->codecpar;
+    const AVBitStreamFilter *f;
+    int r;
+
+    t->bus = -1;
+    t->video = par->codec_type == AVMEDIA_TYPE_VIDEO;
+    switch (par->codec_id) {
+    case AV_CODEC_ID_H264:
+    case AV_CODEC_ID_HEVC:
+        return weir_nal_conv_new(par, &t->nal);
+    case AV_CODEC_ID_AAC:
+        if (!(f = av_bsf_get_by_name("aac_adtstoasc")))
+            return AVERROR_BSF_NOT_FOUND;
+        if ((r = av_bsf_alloc(f, &t->adts)) < 0 ||
+            (r = avcodec_parameters_copy(t->adts->par_in, par)) < 0)
+            return r;
+        t->adts->time_base_in = st->time_base;
+        if ((r = av_bsf_init(t->adts)) < 0)
+            return r;
+        if (t->adts->par_out->extradata_size >= 2)     /* the demuxer had an ASC */
+            return track_set_par(t, t->adts->par_out, NULL, 0);
+        return 0;
+    default:
+        return track_set_par(t, par, NULL, 0);
+    }
+}
+
+static void track_close(track_in *t)
+{
+    weir_nal_conv_free(t->nal);
+    av_bsf_free(&t->adts);
+    avcodec_parameters_free(&t->par);
+    memset(t, 0, sizeof *t);
+}
+
+/* Removes side data of one type (the ASC aac_adtstoasc attaches to its
+ * first packet: the bus carries it as extradata, as RTMP does). */
+static void drop_side_data(AVPacket *pkt, enum AVPacketSideDataType type)
+{
+    int n = 0;
+    for (int i = 0; i < pkt->side_data_elems; i++) {
+        if (pkt->side_data[i].type == type)
+            av_freep(&pkt->side_data[i].data);
+        else
+            pkt->side_data[n++] = pkt->side_data[i];
+    }
+    pkt->side_data_elems = n;
+}
+
+static int adts_packet(track_in *t, AVPacket *pkt)
+{
+    int r;
+
+    if ((r = av_bsf_send_packet(t->adts, pkt)) < 0) {
+        av_packet_unref(pkt);
+        return r;
+    }
+    if ((r = av_bsf_receive_packet(t->adts, pkt)) < 0)
+        return r;       /* EAGAIN: nothing out; other: a bad ADTS frame, consumed */
+    if (!t->par) {
+        size_t n = 0;
+        const uint8_t *asc = av_packet_get_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA, &n);
+        if (asc && n >= 2 && (r = track_set_par(t, t->adts->par_out, asc, n)) < 0)
+            return r;
+    }
+    drop_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA);
+    return 0;
+}
+
+/* pkt in the bus's form, in place.  0; AVERROR(EAGAIN): nothing to write;
+ * AVERROR(ENOMEM); any other error: a malformed packet, dropped. */
+static int track_packet(track_in *t, AVPacket *pkt)
+{
+    int r;
+
+    if (t->adts)
+        return adts_packet(t, pkt);
+    if (!t->nal)
+        return 0;
+    if ((r = weir_nal_conv_packet(t->nal, pkt)) < 0 || t->par)
+        return r;
+    AVCodecParameters *p = avcodec_parameters_alloc();
+    if (!p)
+        return AVERROR(ENOMEM);
+    if (weir_nal_conv_par(t->nal, p) == 0)
+        r = track_set_par(t, p, NULL, 0);
+    avcodec_parameters_free(&p);
+    return r;
+}
+
+/* ---- holding back until every track's parameters are known ------------------------ *
+ *
+ * The bus fixes a stream's tracks at its first write, so packets wait here
+ * until every selected track has its bus parameters, at most HOLD_MAX_MS of
+ * media (or HOLD_MAX_PACKETS / HOLD_MAX_BYTES).  Past that, tracks still
+ * unknown are dropped (logged) and the others start. */
+
+static int hold(conn *c, AVFormatContext *fmt, AVPacket *pkt)
+{
+    AVPacket *h;
+    int64_t ts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+
+    if (c->nheld == c->held_cap) {
+        int cap = c->held_cap ? 2 * c->held_cap : 64;
+        AVPacket **p = av_realloc_array(c->held, (size_t)cap, sizeof *p);
+        if (!p)
+            return AVERROR(ENOMEM);
+        c->held = p;
+        c->held_cap = cap;
+    }
+    if (!(h = av_packet_alloc()))
+        return AVERROR(ENOMEM);
+    av_packet_move_ref(h, pkt);
+    c->held[c->nheld++] = h;
+    c->held_bytes += (size_t)h->size;
+    if (ts != AV_NOPTS_VALUE) {
+        ts = av_rescale_q(ts, fmt->streams[h->stream_index]->time_base, (AVRational){ 1, 1000 });
+        c->held_first_ms = FFMIN(c->held_first_ms, ts);
+        c->held_last_ms = FFMAX(c->held_last_ms, ts);
+    }
+    return 0;
+}
+
+static int hold_full(const conn *c)
+{
+    return c->nheld >= HOLD_MAX_PACKETS || c->held_bytes >= HOLD_MAX_BYTES ||
+           (c->held_last_ms > c->held_first_ms && c->held_last_ms - c->held_first_ms > HOLD_MAX_MS);
+}
+
+static int all_known(const conn *c)
+{
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].used && !c->in[i].par)
+            return 0;
+    return 1;
+}
+
+static void release_held(conn *c)
+{
+    for (int i = 0; i < c->nheld; i++)
+        av_packet_free(&c->held[i]);
+    av_freep(&c->held);
+    c->nheld = c->held_cap = 0;
+    c->held_bytes = 0;
+}
+
+/* ---- the bus side ------------------------------------------------------------------ */
+
 /* Video first (the bus's key track is its first video track anyway). */
 static int add_tracks(conn *c, AVFormatContext *fmt)
 {
@@ -414,38 +630,29 @@ static int add_tracks(conn *c, AVFormatContext *fmt)
     AVRational fps = { 0, 1 };
     int ntracks = 0;
 
-    c->ntrack_map = (int)FFMIN(fmt->nb_streams, sizeof c->track / sizeof c->track[0]);
-    for (int i = 0; i < c->ntrack_map; i++)
-        c->track[i] = -1;
     for (size_t o = 0; o < 2; o++) {
-        for (int i = 0; i < c->ntrack_map; i++) {
-            AVStream *st = fmt->streams[i];
-            const AVCodecParameters *par = st->codecpar;
-            int t;
-            if (par->codec_type != order[o])
+        for (int i = 0; i < c->nin; i++) {
+            track_in *t = &c->in[i];
+            int b;
+            if (!t->used || t->par->codec_type != order[o])
                 continue;
-            if (!codec_ok(par->codec_id)) {
-                c->why = "unsupported codec";
-                weir_log_debug("srt", "codec", WL_STR("codec", avcodec_get_name(par->codec_id)));
-                return AVERROR_PATCHWELCOME;
-            }
-            if ((t = weir_stream_add_track(c->stream, par, (AVRational){ 1, 1000 })) < 0) {
+            if ((b = weir_stream_add_track(c->stream, t->par, (AVRational){ 1, 1000 })) < 0) {
                 c->why = "too many tracks";
-                return t;
+                return b;
             }
-            c->track[i] = t;
-            c->last_dts[t] = INT64_MIN;
+            t->bus = b;
+            c->last_dts[b] = INT64_MIN;
             ntracks++;
-            if (par->codec_type == AVMEDIA_TYPE_VIDEO && !v) {
-                v = par;
-                fps = st->avg_frame_rate;
-            } else if (par->codec_type == AVMEDIA_TYPE_AUDIO && !a) {
-                a = par;
+            if (t->video && !v) {
+                v = t->par;
+                fps = fmt->streams[i]->avg_frame_rate;
+            } else if (!t->video && !a) {
+                a = t->par;
             }
         }
     }
     if (!ntracks) {
-        c->why = "no audio or video track in the MPEG-TS";
+        c->why = "no track's codec parameters within 5 s of media";
         return AVERROR_INVALIDDATA;
     }
     if (fps.num > 0 && fps.den > 0)
@@ -462,8 +669,8 @@ static int write_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
 {
     int t, r;
 
-    if (pkt->stream_index < 0 || pkt->stream_index >= c->ntrack_map ||
-        (t = c->track[pkt->stream_index]) < 0)
+    if (pkt->stream_index < 0 || pkt->stream_index >= c->nin ||
+        (t = c->in[pkt->stream_index].bus) < 0)
         return 0;
     if (pkt->dts == AV_NOPTS_VALUE)
         pkt->dts = pkt->pts;
@@ -488,6 +695,92 @@ static int write_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
     if ((r = weir_stream_write(c->stream, pkt)) < 0)
         return r;
     c->packets++;
+    return 0;
+}
+
+/* The wait is over: tracks still unknown are dropped, the rest go on the
+ * bus, and what was held is written in the order it arrived. */
+static int start_stream(conn *c, AVFormatContext *fmt)
+{
+    int r = 0;
+
+    for (int i = 0; i < c->nin; i++) {
+        track_in *t = &c->in[i];
+        if (t->used && !t->par) {
+            weir_log_warn("srt", "track dropped: its codec parameters never came",
+                          WL_STR("stream", c->name),
+                          WL_STR("codec", avcodec_get_name(fmt->streams[i]->codecpar->codec_id)));
+            t->used = 0;
+        }
+    }
+    if ((r = add_tracks(c, fmt)) < 0)
+        return r;
+    c->started = 1;
+    c->deadline_us = 0;         /* from here only idle and stop end it */
+    for (int i = 0; i < c->nheld && r >= 0; i++)
+        r = write_packet(c, fmt, c->held[i]);
+    release_held(c);
+    return r;
+}
+
+/* One demuxed packet: converted, then held or written. */
+static int on_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
+{
+    track_in *t;
+    int r;
+
+    if (pkt->stream_index < 0 || pkt->stream_index >= c->nin ||
+        !(t = &c->in[pkt->stream_index])->used || (c->started && t->bus < 0))
+        return 0;
+    if (t->video && !t->keyed) {
+        if (!(pkt->flags & AV_PKT_FLAG_KEY)) {
+            c->dropped++;       /* undecodable without the keyframe before it */
+            return 0;
+        }
+        t->keyed = 1;
+    }
+    if ((r = track_packet(t, pkt)) == AVERROR(EAGAIN))
+        return 0;
+    if (r == AVERROR(ENOMEM))
+        return r;
+    if (r < 0) {
+        c->dropped++;           /* malformed: lose it, keep the stream */
+        return 0;
+    }
+    if (c->started)
+        return write_packet(c, fmt, pkt);
+    if ((r = hold(c, fmt, pkt)) < 0)
+        return r;
+    return all_known(c) || hold_full(c) ? start_stream(c, fmt) : 0;
+}
+
+/* The demuxer's audio and video streams, each with its converter. */
+static int select_tracks(conn *c, AVFormatContext *fmt)
+{
+    int n = 0, r;
+
+    c->nin = (int)FFMIN(fmt->nb_streams, sizeof c->in / sizeof c->in[0]);
+    for (int i = 0; i < c->nin; i++) {
+        const AVCodecParameters *par = fmt->streams[i]->codecpar;
+        c->in[i].bus = -1;
+        if (par->codec_type != AVMEDIA_TYPE_VIDEO && par->codec_type != AVMEDIA_TYPE_AUDIO)
+            continue;
+        if (!codec_ok(par->codec_id)) {
+            c->why = "unsupported codec";
+            weir_log_debug("srt", "codec", WL_STR("codec", avcodec_get_name(par->codec_id)));
+            return AVERROR_PATCHWELCOME;
+        }
+        if ((r = track_open(&c->in[i], fmt->streams[i])) < 0) {
+            c->why = "cannot set up the track's conversion";
+            return r;
+        }
+        c->in[i].used = 1;
+        n++;
+    }
+    if (!n) {
+        c->why = "no audio or video track in the MPEG-TS";
+        return AVERROR_INVALIDDATA;
+    }
     return 0;
 }
 
@@ -520,26 +813,29 @@ static int demux(conn *c)
         c->why = c->why ? c->why : "cannot read the MPEG-TS stream info";
         goto fail;
     }
-    if ((r = add_tracks(c, fmt)) < 0)
+    if ((r = select_tracks(c, fmt)) < 0)
         goto fail;
-    c->deadline_us = 0;     /* from here only idle and stop end it */
     while ((r = av_read_frame(fmt, pkt)) >= 0) {
-        r = write_packet(c, fmt, pkt);
+        r = on_packet(c, fmt, pkt);
         av_packet_unref(pkt);
-        if (r < 0) {
-            c->why = r == AVERROR(EPIPE) ? "stream ended on the bus" : "bus write failed";
+        if (r < 0)
             goto fail;
-        }
+    }
+    if (r == AVERROR_EOF && !c->started && c->nheld) {
+        int e = start_stream(c, fmt);   /* a clip shorter than the wait */
+        if (e < 0)
+            r = e;
     }
     if (r == AVERROR_EXIT && !c->why)
         c->why = atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
 fail:
-    if (r == AVERROR_EOF && c->deadline_us) {
+    if (r == AVERROR_EOF && !c->started) {
         r = AVERROR_INVALIDDATA;    /* the publisher left before any media */
         c->why = "no audio or video track in the MPEG-TS";
     }
     if (r < 0 && !c->why && r != AVERROR_EOF)
-        c->why = "bad MPEG-TS";
+        c->why = r == AVERROR(EPIPE) ? "stream ended on the bus"
+               : r == AVERROR(ENOMEM) ? "out of memory" : "bad MPEG-TS";
     av_packet_free(&pkt);
     avformat_close_input(&fmt);
     if (pb) {
@@ -547,6 +843,9 @@ fail:
         avio_context_free(&pb);
     }
     av_free(iobuf);
+    release_held(c);
+    for (int i = 0; i < c->nin; i++)
+        track_close(&c->in[i]);
     return r == AVERROR_EOF ? 0 : r;
 }
 
@@ -566,7 +865,7 @@ static void *conn_main(void *arg)
         weir_log_info("srt", "unpublished", WL_STR("stream", c->name),
                       WL_STR("remote", c->remote), WL_DOUBLE("seconds", secs),
                       WL_UINT("packets", c->packets), WL_UINT("bytes", c->rx_bytes),
-                      WL_UINT("dts_clamped", c->clamped),
+                      WL_UINT("dts_clamped", c->clamped), WL_UINT("dropped", c->dropped),
                       WL_STR("reason", r < 0 && c->why ? c->why : "publisher left"));
     }
     if (r < 0 && (!c->counted || !c->why))
@@ -599,6 +898,8 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
     c->auth = srv->auth;
     c->auth_ctx = srv->auth_ctx;
     c->origin = AV_NOPTS_VALUE;
+    c->held_first_ms = INT64_MAX;
+    c->held_last_ms = INT64_MIN;
     c->last_rx_us = weir_clock_mono_us();
     remote_of(sa, c->remote, sizeof c->remote);
     pthread_mutex_init(&c->mu, NULL);

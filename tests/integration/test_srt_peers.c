@@ -3,7 +3,9 @@
  * (-f mpegts srt://...?streamid=#!::r=live/<key>,m=publish) and
  * srt-live-transmit (Haivision's own tool, plain live/<key> stream id) push
  * a short clip; a subscriber on the bus checks codecs, that the first packet
- * is a keyframe, and that DTS never goes back on any track.  Also: a caller
+ * is a keyframe, that DTS never goes back on any track, and that the stream
+ * has RTMP's form (avcC/hvcC and length-prefixed NAL units, an ASC and raw
+ * AAC frames), H.264 and HEVC.  Also: a caller
  * asking to play (m=request) is refused before it connects, ingest.auth=keys
  * goes through the auth function on the loop and never logs the key, and a
  * passphrase-protected listener takes an encrypted publisher, and random
@@ -126,6 +128,34 @@ static void run_peer(peer_run *p, const char *name, int auth, const char *passph
     weir_log_set_sink(NULL, NULL);
 }
 
+/* The stream has RTMP's form (DESIGN.md §1): video extradata is avcC/hvcC
+ * (configurationVersion 1) and every packet a run of 4-byte lengths and NAL
+ * units; AAC extradata is an AudioSpecificConfig and no packet carries an
+ * ADTS header; no MPEG-TS stream_type left in codec_tag. */
+static void check_iso_form(const peer_run *p, const char *who)
+{
+    for (int t = 0; t < p->w.ntracks && t < BUS_WATCH_TRACKS; t++) {
+        cr_assert_eq(p->w.codec_tag[t], 0, "%s: track %d codec_tag %#x", who, t,
+                     p->w.codec_tag[t]);
+        if (p->w.codec[t] == AV_CODEC_ID_H264 || p->w.codec[t] == AV_CODEC_ID_HEVC) {
+            cr_assert_geq(p->w.extradata_size[t], p->w.codec[t] == AV_CODEC_ID_H264 ? 7 : 23,
+                          "%s: track %d extradata of %d bytes", who, t, p->w.extradata_size[t]);
+            cr_assert_eq(p->w.extradata[t][0], 1, "%s: track %d extradata is not avcC/hvcC"
+                         " (first byte %#x)", who, t, p->w.extradata[t][0]);
+            cr_assert_eq(p->w.not_iso[t], 0, "%s: %d of %d video packets not length-prefixed",
+                         who, p->w.not_iso[t], p->w.packets[t]);
+        }
+        if (p->w.codec[t] == AV_CODEC_ID_AAC) {
+            cr_assert_geq(p->w.extradata_size[t], 2, "%s: AAC without an AudioSpecificConfig",
+                          who);
+            cr_assert_eq(p->w.extradata[t][0] >> 3, 2, "%s: ASC object type %d, not AAC LC",
+                         who, p->w.extradata[t][0] >> 3);
+            cr_assert_eq(p->w.adts[t], 0, "%s: %d of %d AAC packets with an ADTS header", who,
+                         p->w.adts[t], p->w.packets[t]);
+        }
+    }
+}
+
 static void check_h264_aac(const peer_run *p, const char *who)
 {
     cr_assert(WIFEXITED(p->child_status) && WEXITSTATUS(p->child_status) == 0,
@@ -138,6 +168,7 @@ static void check_h264_aac(const peer_run *p, const char *who)
     cr_assert_geq(p->w.packets[1], 30, "%s: %d audio packets", who, p->w.packets[1]);
     cr_assert(p->w.first_key[0], "%s: first video packet is not a keyframe", who);
     cr_assert_eq(p->w.dts_backwards, 0, "%s: DTS went backwards %d times", who, p->w.dts_backwards);
+    check_iso_form(p, who);
 }
 
 #define FF_SRC "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
@@ -150,6 +181,23 @@ Test(srt_peers, ffmpeg_access_control_streamid, .timeout = 90)
     run_peer(&p, "cam", WEIR_INGEST_AUTH_OPEN, NULL,
              FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/cam,m=publish'");
     check_h264_aac(&p, "ffmpeg");
+}
+
+Test(srt_peers, ffmpeg_hevc, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "hevc", WEIR_INGEST_AUTH_OPEN, NULL,
+             "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+             " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -pix_fmt yuv420p"
+             " -c:v libx265 -preset ultrafast -x265-params log-level=error -g 25 -c:a aac"
+             " -f mpegts 'srt://127.0.0.1:%d?streamid=live/hevc'");
+    cr_assert(WIFEXITED(p.child_status) && WEXITSTATUS(p.child_status) == 0);
+    cr_assert_eq(p.w.ntracks, 2);
+    cr_assert_eq(p.w.codec[0], AV_CODEC_ID_HEVC);
+    cr_assert_eq(p.w.codec[1], AV_CODEC_ID_AAC);
+    cr_assert_geq(p.w.packets[0], 30, "%d video packets", p.w.packets[0]);
+    cr_assert(p.w.first_key[0]);
+    check_iso_form(&p, "ffmpeg (HEVC)");
 }
 
 Test(srt_peers, srt_live_transmit_plain_streamid, .timeout = 90)
