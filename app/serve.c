@@ -176,6 +176,9 @@ int weir_cmd_serve(const weir_cli *cli)
             .max_connections = srv.settings.ingest.srt_max_connections,
             .max_streamid = srv.settings.ingest.srt_max_streamid,
             .idle_timeout_ms = srv.settings.ingest.srt_idle_timeout,
+            .pbkeylen = weir_ingest_srt_pbkeylen(&srv.settings.ingest),
+            .auth_wait_ms = srv.settings.ingest.srt_auth_wait ? srv.settings.ingest.srt_auth_wait
+                                                               : -1,
         }, &srv.srt) < 0)
         goto out;
 

@@ -4,8 +4,18 @@
  * Threads and what blocks where:
  *
  *   libsrt's receiver thread   on_listen(): parses the stream id, refuses
- *                              bad ids, wrong modes and overload BEFORE the
- *                              handshake completes (never blocks).
+ *                              bad ids, wrong modes, overload, wrong keys
+ *                              and duplicate publishers BEFORE the handshake
+ *                              completes, with SRT reject reasons.  This
+ *                              thread also receives every live stream on the
+ *                              port, so the only wait is for the key store:
+ *                              answers from the last 5 s are reused, and a
+ *                              new key waits at most srt.auth_wait (100 ms),
+ *                              within srt.auth_wait of waiting per second and
+ *                              8 checks in flight (srt_auth.h).  A key not
+ *                              answered by then is accepted and decided by
+ *                              the connection's thread (refused keys then
+ *                              close after accept, without a reason).
  *   the SRT thread (one)       srt_epoll_uwait on the listener (100 ms ticks):
  *                              srt_accept, start a connection thread, reap
  *                              finished ones (pthread_join of a thread that
@@ -13,20 +23,21 @@
  *   a thread per connection    authorise, claim the name, demux.  It blocks
  *                              only on its own socket (its own srt_epoll with
  *                              a 200 ms timeout, so it sees `stop`) and on
- *                              its own condition variable while the loop runs
- *                              the authorisation.  One slow or stuck
+ *                              the key table while the loop runs a key check
+ *                              the handshake did not see answered.  One slow or stuck
  *                              publisher therefore never delays the listener
  *                              or another publisher.  (A thread per
  *                              connection is fine for tens of publishers; a
  *                              single demux thread fed by srt_epoll would
  *                              scale further.)
  *   the loop                   runs the publish-auth function and its done
- *                              callback, which only fills in the answer and
- *                              signals the connection thread.
+ *                              callback, which only fills in the key table
+ *                              and wakes its waiters.
  *
  * A connection's state machine (all on its own thread unless noted):
  *
- *   [listen cb]--refuse (bad id, m!=publish, overload)--> SRT rejects the caller
+ *   [listen cb]--refuse (bad id, m!=publish, overload, key, duplicate)--> SRT rejects
+ *        |                                                            the caller
  *        | accept (SRT thread)
  *        v
  *   AUTHORIZING --open: name valid / keys: done(0)--> CLAIMING
@@ -49,7 +60,7 @@
  *   transition               function
  *   -> refused               on_listen
  *   -> AUTHORIZING           accept_one (starts conn_main)
- *   AUTHORIZING -> CLAIMING  authorize (auth_on_loop / auth_done on the loop)
+ *   AUTHORIZING -> CLAIMING  authorize (weir_srt_auth_check; usually answered already)
  *   CLAIMING -> PROBING      claim
  *   PROBING -> HOLDING       demux (avformat_find_stream_info), select_tracks
  *   HOLDING -> STREAMING     on_packet -> start_stream (add_tracks, held packets out)
@@ -59,10 +70,10 @@
  *   1. Only the connection's thread calls bus functions for its stream and
  *      closes its socket; kick (any thread, under the stream lock) only sets
  *      `stop`, which the thread sees within 200 ms.
- *   2. A connection is refcounted: its thread holds one (dropped by reap), an
- *      authorisation posted to the loop holds one.  Loop callbacks touch only
- *      the connection, never the server, so they may run after
- *      weir_srt_server_free (in weir_loop_free's drain).
+ *   2. Loop callbacks touch only the key table (refcounted, one reference per
+ *      check in flight), never a connection or the server, so they may run
+ *      after weir_srt_server_free (in weir_loop_free's drain).  A connection
+ *      is freed by reap once its thread said it is done.
  *   3. Every bus packet has a DTS in 1/1000 that never goes back on its
  *      track, starting near 0 (the first DTS of the connection is the origin).
  *   4. The stream key is never logged.
@@ -71,6 +82,7 @@
  *      video track starts at a keyframe.
  */
 #include "ingest/srt/srt_server.h"
+#include "ingest/srt/srt_auth.h"
 #include "ingest/srt/srt_streamid.h"
 
 #include <arpa/inet.h>
@@ -93,7 +105,10 @@
 #define DEFAULT_IDLE_MS         10000
 #define RECV_TIMEOUT_MS         200     /* how soon a blocked read sees `stop` */
 #define EPOLL_TICK_MS           100
-#define AUTH_TIMEOUT_US         10000000
+#define AUTH_TIMEOUT_US         10000000    /* the connection's thread, after accept */
+#define DEFAULT_AUTH_WAIT_MS    100         /* the handshake: below the default latency */
+#define AUTH_MAX_INFLIGHT       8
+#define AUTH_TTL_US             5000000
 #define PROBE_TIMEOUT_US        10000000    /* connect to first packet on the bus */
 #define PROBE_SIZE              (2 << 20)
 #define ANALYZE_US              (2 * AV_TIME_BASE)
@@ -122,9 +137,10 @@ struct weir_srt_server {
     weir_loop *loop;
     weir_bus *bus;
     weir_ingest_settings settings;
-    weir_publish_auth_fn auth;
-    void *auth_ctx;
+    weir_srt_auth *keys;            /* ingest.auth=keys: the handshake's key table */
+    int64_t auth_wait_us;           /* the most one handshake waits for the key store */
     char passphrase[80];            /* a secret: never logged */
+    int pbkeylen;                   /* bytes: 0 (the caller's or 16), 16, 24, 32 */
     int64_t latency_ms, max_connections, max_streamid, idle_ms;
 
     SRTSOCKET lsn;
@@ -139,8 +155,7 @@ struct weir_srt_server {
 };
 
 struct conn {
-    atomic_int refs;
-    weir_srt_server *srv;           /* valid while the thread runs (invariant 2) */
+    weir_srt_server *srv;           /* valid while the thread runs */
     SRTSOCKET sock;
     int eid;                        /* this socket alone: reads wait here */
     pthread_t thread;
@@ -151,16 +166,6 @@ struct conn {
     weir_srt_streamid id;           /* id.key is a secret */
     char name[WEIR_BUS_NAME_MAX + 1];
     const char *why;                /* why it closed, for the one log line */
-
-    /* authorisation rendezvous (loop <-> connection thread) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    weir_loop *loop;
-    weir_publish_auth_fn auth;
-    void *auth_ctx;
-    int auth_state;                 /* 0 waiting, 1 answered */
-    int auth_result;
-    char auth_stream[WEIR_BUS_NAME_MAX + 1];
 
     /* socket reads */
     uint8_t msg[LIVE_PAYLOAD_MAX];
@@ -185,12 +190,9 @@ struct conn {
 };
 
 
-static void conn_unref(conn *c)
+static void conn_free(conn *c)
 {
-    if (atomic_fetch_sub(&c->refs, 1) != 1)
-        return;
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
+    memset(&c->id, 0, sizeof c->id);   /* the key */
     free(c);
 }
 
@@ -221,13 +223,43 @@ static int refuse(SRTSOCKET ns, const char *remote, int reason, const char *why)
     return -1;
 }
 
-/* libsrt's receiver thread.  The stream id carries the key: never logged. */
+/* Which stream the caller would publish, decided inside the handshake.
+ * 0 and name; 1: accept and let the connection's thread finish the key
+ * check; or a refusal (reject reason set, logged). */
+static int listen_name(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
+                       const weir_srt_streamid *id, char name[WEIR_BUS_NAME_MAX + 1])
+{
+    int r;
+
+    if (srv->settings.auth == WEIR_INGEST_AUTH_OPEN) {
+        if (!weir_stream_name_valid(id->key))
+            return refuse(ns, remote, SRT_REJX_BAD_REQUEST,
+                          "bad stream name (1-64 of A-Z a-z 0-9 _ -)");
+        memcpy(name, id->key, strlen(id->key) + 1);     /* valid: at most 64 bytes */
+        return 0;
+    }
+    r = weir_srt_auth_check(srv->keys, id->key, srv->auth_wait_us, 1, NULL, name);
+    switch (r) {
+    case 0:               return 0;
+    case AVERROR(EAGAIN): return 1;     /* still being checked: decided after accept */
+    case AVERROR(EACCES): return refuse(ns, remote, SRT_REJX_UNAUTHORIZED,
+                                        "unknown or revoked stream key");
+    case AVERROR(EBUSY):  return refuse(ns, remote, SRT_REJX_OVERLOAD,
+                                        "too many stream key checks at once");
+    default:              return refuse(ns, remote, SRT_REJX_ISE, "key store unavailable");
+    }
+}
+
+/* libsrt's receiver thread, which also receives every live stream on the
+ * port: nothing here may block for long.  The key check waits at most
+ * srt.auth_wait, within a budget per second (srt_auth.h), and the bus and
+ * counters answer at once.  The stream id carries the key: never logged. */
 static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct sockaddr *peer,
                      const char *streamid)
 {
     weir_srt_server *srv = opaque;
     weir_srt_streamid *id;
-    char remote[64];
+    char remote[64], name[WEIR_BUS_NAME_MAX + 1];
     size_t n = streamid ? strnlen(streamid, WEIR_SRT_STREAMID_MAX + 1) : 0;
     int r = 0;
 
@@ -239,6 +271,8 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
         return refuse(ns, remote, SRT_REJX_BAD_REQUEST, "stream id too long (srt.max_streamid)");
     if (atomic_load(&srv->nconns) >= srv->max_connections)
         return refuse(ns, remote, SRT_REJX_OVERLOAD, "srt.max_connections reached");
+    if (atomic_load(&srv->publishers) >= srv->settings.max_publishers)
+        return refuse(ns, remote, SRT_REJX_OVERLOAD, "ingest.max_publishers reached");
     if (!(id = malloc(sizeof *id)))
         return refuse(ns, remote, SRT_REJX_ISE, "out of memory");
     if (weir_srt_streamid_parse(streamid ? streamid : "", n, id) < 0)
@@ -250,35 +284,23 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
                        : "only publishing is served: m=bidirectional refused");
     else if (strcmp(id->app, "live") != 0)
         r = refuse(ns, remote, SRT_REJX_NOTFOUND, "application is not \"live\"");
+    else if ((r = listen_name(srv, ns, remote, id, name)) == 0 &&
+             srv->settings.on_duplicate == WEIR_INGEST_DUP_REJECT) {
+        weir_stream *old = weir_bus_find(srv->bus, name);
+        if (old) {
+            weir_stream_unref(old);
+            r = refuse(ns, remote, SRT_REJX_CONFLICT, "stream already has a publisher");
+        }
+    }
+    memset(id, 0, sizeof *id);
     free(id);
-    return r;
+    return r < 0 ? -1 : 0;
 }
 
 /* ---- authorisation ---------------------------------------------------------- */
 
-/* The loop: the auth function said which stream this key publishes. */
-static void auth_done(void *arg, int result, const char *stream)
-{
-    conn *c = arg;
-    pthread_mutex_lock(&c->mu);
-    c->auth_state = 1;
-    c->auth_result = result;
-    if (result >= 0 && snprintf(c->auth_stream, sizeof c->auth_stream, "%s", stream ? stream : "")
-                           >= (int)sizeof c->auth_stream)
-        c->auth_result = AVERROR(EINVAL);
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    conn_unref(c);
-}
-
-/* The loop: ask.  The connection may have stopped meanwhile (shutdown). */
-static void auth_on_loop(void *arg)
-{
-    conn *c = arg;
-    if (atomic_load(&c->stop) || c->auth(c->auth_ctx, c->id.key, auth_done, c) < 0)
-        auth_done(c, AVERROR(EACCES), NULL);
-}
-
+/* The connection's thread.  The handshake usually left the answer in the
+ * key table; otherwise (the store was slow, or busy) wait for it here. */
 static int authorize(conn *c)
 {
     weir_srt_server *srv = c->srv;
@@ -293,28 +315,13 @@ static int authorize(conn *c)
         memcpy(c->name, c->id.key, strlen(c->id.key) + 1);  /* valid: at most 64 bytes */
         return 0;
     }
-    atomic_fetch_add(&c->refs, 1);
-    if ((r = weir_loop_post(c->loop, auth_on_loop, c)) < 0) {
-        conn_unref(c);
-        c->why = "cannot reach the loop";
-        return r;
+    for (;;) {
+        int64_t left = deadline - weir_clock_mono_us();
+        r = weir_srt_auth_check(srv->keys, c->id.key, FFMAX(left, 0), 0, &c->stop, c->name);
+        if (r != AVERROR(EBUSY) || left <= 0 || atomic_load(&c->stop))
+            break;
+        usleep(TAKEOVER_RETRY_US);      /* every check slot taken: our own thread waits */
     }
-    pthread_mutex_lock(&c->mu);
-    while (!c->auth_state && !atomic_load(&c->stop) && weir_clock_mono_us() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
-    r = c->auth_state ? c->auth_result : atomic_load(&c->stop) ? AVERROR_EXIT
-                                                                : AVERROR(ETIMEDOUT);
-    if (r >= 0)
-        memcpy(c->name, c->auth_stream, sizeof c->name);
-    pthread_mutex_unlock(&c->mu);
     if (r < 0)
         c->why = r == AVERROR(EACCES) ? "unknown or revoked stream key"
                : r == AVERROR_EXIT ? "stopped" : "key store unavailable";
@@ -890,20 +897,14 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
 
     if (!c)
         goto fail;
-    atomic_init(&c->refs, 1);
     c->srv = srv;
     c->sock = ns;
     c->eid = -1;
-    c->loop = srv->loop;
-    c->auth = srv->auth;
-    c->auth_ctx = srv->auth_ctx;
     c->origin = AV_NOPTS_VALUE;
     c->held_first_ms = INT64_MAX;
     c->held_last_ms = INT64_MIN;
     c->last_rx_us = weir_clock_mono_us();
     remote_of(sa, c->remote, sizeof c->remote);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
     memset(sid, 0, sizeof sid);
     /* on_listen already vetted it; parse again for our copy. */
     if (srt_getsockflag(ns, SRTO_STREAMID, sid, &len) < 0 ||
@@ -925,7 +926,7 @@ fail:
     if (c) {
         if (c->eid >= 0)
             srt_epoll_release(c->eid);
-        conn_unref(c);
+        conn_free(c);
     }
 }
 
@@ -944,7 +945,7 @@ static void reap(weir_srt_server *srv, int all)
         pthread_join(c->thread, NULL);
         *pp = c->next;
         atomic_fetch_sub(&srv->nconns, 1);
-        conn_unref(c);
+        conn_free(c);
     }
 }
 
@@ -998,8 +999,9 @@ static int listen_socket(weir_srt_server *srv, const char *addr, int port)
         (r = set_int(srv->lsn, SRTO_LATENCY, (int)srv->latency_ms)) < 0)
         return r;
     if (srv->passphrase[0] &&
-        srt_setsockflag(srv->lsn, SRTO_PASSPHRASE, srv->passphrase,
-                        (int)strlen(srv->passphrase)) < 0)
+        (srt_setsockflag(srv->lsn, SRTO_PASSPHRASE, srv->passphrase,
+                         (int)strlen(srv->passphrase)) < 0 ||
+         (r = set_int(srv->lsn, SRTO_PBKEYLEN, srv->pbkeylen)) < 0))
         return AVERROR(EINVAL);     /* inherited by every accepted socket */
     if (srt_listen_callback(srv->lsn, on_listen, srv) < 0 ||
         srt_bind(srv->lsn, (struct sockaddr *)&sin, sizeof sin) < 0 ||
@@ -1010,6 +1012,11 @@ static int listen_socket(weir_srt_server *srv, const char *addr, int port)
     if ((srv->eid = srt_epoll_create()) < 0 || srt_epoll_add_usock(srv->eid, srv->lsn, &events) < 0)
         return AVERROR(EIO);
     return 0;
+}
+
+static int post_to_loop(void *loop, void (*fn)(void *arg), void *arg)
+{
+    return weir_loop_post(loop, fn, arg);
 }
 
 int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
@@ -1032,11 +1039,25 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
                        WL_SECRET("passphrase", opts->passphrase));
         goto fail;
     }
+    if (opts->pbkeylen != 0 && opts->pbkeylen != 16 && opts->pbkeylen != 24 &&
+        opts->pbkeylen != 32) {
+        weir_log_error("srt", "srt.pbkeylen must be 0 (auto), 16, 24 or 32",
+                       WL_INT("pbkeylen", opts->pbkeylen));
+        goto fail;
+    }
     srv->loop = opts->loop;
     srv->bus = opts->bus;
     srv->settings = *opts->settings;
-    srv->auth = opts->auth;
-    srv->auth_ctx = opts->auth_ctx;
+    srv->pbkeylen = opts->pbkeylen;
+    srv->auth_wait_us = opts->auth_wait_ms < 0 ? 0
+                        : 1000 * (opts->auth_wait_ms ? opts->auth_wait_ms : DEFAULT_AUTH_WAIT_MS);
+    if (srv->settings.auth == WEIR_INGEST_AUTH_KEYS &&
+        (r = weir_srt_auth_new(&(weir_srt_auth_opts){
+             .post = post_to_loop, .post_ctx = opts->loop, .auth = opts->auth,
+             .auth_ctx = opts->auth_ctx, .ttl_us = AUTH_TTL_US,
+             .max_inflight = AUTH_MAX_INFLIGHT, .budget_us = srv->auth_wait_us,
+         }, &srv->keys)) < 0)
+        goto fail;
     memcpy(srv->passphrase, opts->passphrase ? opts->passphrase : "", plen + 1);
     srv->latency_ms = opts->latency_ms > 0 ? opts->latency_ms : DEFAULT_LATENCY_MS;
     srv->max_connections = opts->max_connections > 0 ? opts->max_connections
@@ -1057,6 +1078,7 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
     weir_log_info("srt", "listening", WL_INT("port", srv->port),
                   WL_STR("auth", srv->settings.auth == WEIR_INGEST_AUTH_OPEN ? "open" : "keys"),
                   WL_BOOL("encrypted", srv->passphrase[0] != '\0'),
+                  WL_INT("pbkeylen", srv->pbkeylen),
                   WL_INT("latency_ms", srv->latency_ms));
     *out = srv;
     return 0;
@@ -1084,6 +1106,7 @@ void weir_srt_server_free(weir_srt_server *srv)
     if (srv->lsn != SRT_INVALID_SOCK)
         srt_close(srv->lsn);
     reap(srv, 1);
+    weir_srt_auth_close(srv->keys);     /* answers still in flight hold their own reference */
     memset(srv->passphrase, 0, sizeof srv->passphrase);
     free(srv);
     srt_cleanup();

@@ -1,27 +1,100 @@
 /*
  * Real SRT publishers against weir's SRT server, in process: ffmpeg
- * (-f mpegts srt://...?streamid=#!::r=live/<key>,m=publish) and
- * srt-live-transmit (Haivision's own tool, plain live/<key> stream id) push
- * a short clip; a subscriber on the bus checks codecs, that the first packet
- * is a keyframe, that DTS never goes back on any track, and that the stream
- * has RTMP's form (avcC/hvcC and length-prefixed NAL units, an ASC and raw
- * AAC frames), H.264 and HEVC.  Also: a caller
- * asking to play (m=request) is refused before it connects, ingest.auth=keys
- * goes through the auth function on the loop and never logs the key, and a
- * passphrase-protected listener takes an encrypted publisher, and random
- * bytes close the connection with one log line.  srt-live-transmit does not
- * exit at the end of its input, so it runs with an exit timer (-t:6).
+ * (-f mpegts srt://...?streamid=#!::r=live/<key>,m=publish, H.264 and HEVC),
+ * srt-live-transmit (Haivision's own tool, plain live/<key> stream id) and
+ * GStreamer's srtsink push a short clip; a subscriber on the bus checks
+ * codecs, that the first packet is a keyframe, that DTS never goes back on
+ * any track, and that the stream has RTMP's form (avcC/hvcC and
+ * length-prefixed NAL units, an ASC and raw AAC frames).
+ *
+ * Refusals happen inside the handshake, with SRT reject reasons: m=request,
+ * a wrong key (SRT_REJX_UNAUTHORIZED), a second publisher on a live name
+ * (SRT_REJX_CONFLICT), a wrong or missing passphrase (libsrt's own
+ * BADSECRET / UNSECURE).  The exact reason is read by a libsrt caller in
+ * process; ffmpeg and srt-live-transmit show only that they were refused.
+ * Also: ingest.auth=keys goes through the auth function on the loop and never
+ * logs the key, a passphrase-protected listener takes an encrypted
+ * publisher, and random bytes close the connection with one log line.
+ * srt-live-transmit does not exit at the end of its input, so it runs with
+ * an exit timer (-t:6).
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <srt/access_control.h>
+#include <srt/srt.h>
+
 #include "ingest/ingest.h"
 #include "tests/integration/bus_watch.h"
+
+/* A second caller, on a thread while the loop runs: either libsrt in
+ * process (which tells the exact reject reason the handshake carried) or a
+ * command whose output is kept.  Started at once, or once the watched
+ * stream is live (a duplicate publisher). */
+typedef struct caller {
+    int port;
+    const char *streamid;       /* libsrt caller */
+    const char *passphrase;     /* or NULL */
+    const char *cmd_fmt;        /* or a command, %d = port */
+    int when_live;
+    pthread_t thread;
+    int started;
+    atomic_int done;
+    int connected, reason;      /* libsrt caller: srt_getrejectreason */
+    int pbkeylen;               /* libsrt caller, connected: the key length in use */
+    char out[8192];             /* command: its stdout and stderr */
+} caller;
+
+static void *caller_main(void *arg)
+{
+    caller *k = arg;
+
+    if (k->cmd_fmt) {
+        char cmd[1024];
+        size_t n = 0;
+        snprintf(cmd, sizeof cmd, k->cmd_fmt, k->port);
+        FILE *f = popen(cmd, "r");
+        if (f) {
+            while (n < sizeof k->out - 1 && fgets(k->out + n, (int)(sizeof k->out - n), f))
+                n = strlen(k->out);
+            pclose(f);
+        }
+    } else {
+        SRTSOCKET sock = srt_create_socket();
+        int live = SRTT_LIVE;
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)k->port) };
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        srt_setsockflag(sock, SRTO_TRANSTYPE, &live, sizeof live);
+        srt_setsockflag(sock, SRTO_STREAMID, k->streamid, (int)strlen(k->streamid));
+        if (k->passphrase)
+            srt_setsockflag(sock, SRTO_PASSPHRASE, k->passphrase, (int)strlen(k->passphrase));
+        if (srt_connect(sock, (struct sockaddr *)&sin, sizeof sin) == SRT_ERROR) {
+            k->reason = srt_getrejectreason(sock);
+        } else {
+            int len = sizeof k->pbkeylen;
+            k->connected = 1;
+            srt_getsockflag(sock, SRTO_PBKEYLEN, &k->pbkeylen, &len);
+        }
+        srt_close(sock);
+    }
+    atomic_store(&k->done, 1);
+    return NULL;
+}
+
+static void caller_start(caller *k, int port)
+{
+    k->port = port;
+    cr_assert_eq(pthread_create(&k->thread, NULL, caller_main, k), 0);
+    k->started = 1;
+}
 
 typedef struct peer_run {
     weir_loop *loop;
@@ -33,6 +106,7 @@ typedef struct peer_run {
     int child_status, child_done;
     bus_watch w;                /* what arrived */
     int auth_calls;
+    caller *k;                  /* optional second caller */
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -49,8 +123,12 @@ static void on_tick(weir_timer *t)
     bus_watch_poll(&p->w);
     if (!p->child_done && waitpid(p->child, &p->child_status, WNOHANG) == p->child)
         p->child_done = 1;
-    /* Done when the peer exited and the stream ended (or never came). */
-    if (p->child_done && (p->w.eof || (!p->w.sub && weir_srt_server_publishers(p->srt) == 0))) {
+    if (p->k && !p->k->started && p->w.packets[0] > 0)
+        caller_start(p->k, weir_srt_server_port(p->srt));
+    /* Done when the peer exited and the stream ended (or never came), and
+     * the second caller, if any, is through. */
+    if (p->child_done && (p->w.eof || (!p->w.sub && weir_srt_server_publishers(p->srt) == 0)) &&
+        (!p->k || (p->k->started && atomic_load(&p->k->done)))) {
         stop(p);
         return;
     }
@@ -95,14 +173,17 @@ static void capture(void *arg, const char *line, size_t len)
     fwrite(line, 1, len, stderr);
 }
 
-static void run_peer(peer_run *p, const char *name, int auth, const char *passphrase,
-                     const char *cmd_fmt)
+static int next_pbkeylen;       /* srt.pbkeylen of the next run's server */
+
+static void run_peer_with(peer_run *p, const char *name, int auth, const char *passphrase,
+                          const char *cmd_fmt, caller *k)
 {
     weir_ingest_settings settings = { .auth = auth, .max_publishers = 8 };
     char cmd[2048];
 
     memset(p, 0, sizeof *p);
     p->name = name;
+    p->k = k;
     weir_log_set_sink(capture, NULL);
     cr_assert_not_null(p->loop = weir_loop_new(NULL));
     cr_assert_not_null(p->bus = weir_bus_new());
@@ -111,16 +192,22 @@ static void run_peer(peer_run *p, const char *name, int auth, const char *passph
     cr_assert_eq(weir_srt_server_new(&(weir_srt_opts){
         .loop = p->loop, .bus = p->bus, .settings = &settings, .addr = "127.0.0.1", .port = 0,
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
+        .pbkeylen = next_pbkeylen,
     }, &p->srt), 0);
+    next_pbkeylen = 0;
     snprintf(cmd, sizeof cmd, cmd_fmt, weir_srt_server_port(p->srt));
     p->child = peer_spawn(cmd);
     cr_assert_geq(p->child, 0);
+    if (k && !k->when_live)
+        caller_start(k, weir_srt_server_port(p->srt));
     weir_timer_start(p->loop, &p->tick, 10000, on_tick);
     weir_timer_start(p->loop, &p->guard, 60 * 1000000, on_guard);
     weir_loop_run(p->loop);
     weir_timer_stop(&p->tick);
     weir_timer_stop(&p->guard);
     peer_reap(p->child, &p->child_done, &p->child_status);
+    if (k && k->started)
+        pthread_join(k->thread, NULL);
     bus_watch_close(&p->w);
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
@@ -132,6 +219,12 @@ static void run_peer(peer_run *p, const char *name, int auth, const char *passph
  * (configurationVersion 1) and every packet a run of 4-byte lengths and NAL
  * units; AAC extradata is an AudioSpecificConfig and no packet carries an
  * ADTS header; no MPEG-TS stream_type left in codec_tag. */
+static void run_peer(peer_run *p, const char *name, int auth, const char *passphrase,
+                     const char *cmd_fmt)
+{
+    run_peer_with(p, name, auth, passphrase, cmd_fmt, NULL);
+}
+
 static void check_iso_form(const peer_run *p, const char *who)
 {
     for (int t = 0; t < p->w.ntracks && t < BUS_WATCH_TRACKS; t++) {
@@ -231,15 +324,139 @@ Test(srt_peers, keys_auth_and_key_never_logged, .timeout = 90)
     cr_assert_null(strstr(logbuf, "s3cretKey42"), "the stream key was logged:\n%s", logbuf);
 }
 
-Test(srt_peers, wrong_key_is_refused, .timeout = 60)
+/* Refused inside the handshake (SRT_REJX_UNAUTHORIZED, in the log as
+ * reject=1401), so the connection is never accepted.  The libsrt caller
+ * sees the reason; it retries the same wrong key after ffmpeg, and the
+ * answer is reused rather than asked again. */
+Test(srt_peers, wrong_key_is_refused_at_the_handshake, .timeout = 60)
 {
     peer_run p;
-    run_peer(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
-             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/wrongKey99,m=publish'");
-    cr_assert_eq(p.auth_calls, 1);
+    caller k = { .streamid = "#!::r=live/wrongKey99,m=publish", .when_live = 0 };
+
+    run_peer_with(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/wrongKey99,m=publish'", &k);
+    cr_assert(!WIFEXITED(p.child_status) || WEXITSTATUS(p.child_status) != 0,
+              "ffmpeg published with a wrong key");
     cr_assert_not(p.w.subscribed);
-    cr_assert_not_null(strstr(logbuf, "unknown or revoked stream key"), "%s", logbuf);
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJX_UNAUTHORIZED, "reject reason %d", k.reason);
+    cr_assert_eq(p.auth_calls, 1, "the key store was asked %d times", p.auth_calls);
+    cr_assert_not_null(strstr(logbuf, "reason=\"unknown or revoked stream key\" reject=1401"),
+                       "%s", logbuf);
+    cr_assert_null(strstr(logbuf, "closing connection"), "accepted, then closed:\n%s", logbuf);
     cr_assert_null(strstr(logbuf, "wrongKey99"), "the stream key was logged:\n%s", logbuf);
+}
+
+/* A second publisher on a live name: SRT_REJX_CONFLICT inside the
+ * handshake, for libsrt and for srt-live-transmit (whose log says the
+ * application refused it; it retries until its -t timer), while the first
+ * publisher carries on. */
+Test(srt_peers, duplicate_publisher_is_refused_at_the_handshake, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "live/dup", .when_live = 1 };
+
+    run_peer_with(&p, "dup", WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"
+                  " -preset ultrafast -g 25 -c:a aac -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/dup'", &k);
+    check_h264_aac(&p, "first publisher");
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJX_CONFLICT, "reject reason %d", k.reason);
+    cr_assert_not_null(strstr(logbuf, "reason=\"stream already has a publisher\" reject=1409"),
+                       "%s", logbuf);
+}
+
+Test(srt_peers, duplicate_srt_live_transmit_sees_the_refusal, .timeout = 90)
+{
+    peer_run p;
+    caller k = {
+        .cmd_fmt = "head -c 2000000 /dev/urandom | timeout 10 srt-live-transmit -a:no -t:2"
+                   " -chunk 1316 file://con 'srt://127.0.0.1:%d?streamid=live/dup2' 2>&1",
+        .when_live = 1,
+    };
+
+    run_peer_with(&p, "dup2", WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"
+                  " -preset ultrafast -g 25 -c:a aac -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/dup2'", &k);
+    check_h264_aac(&p, "first publisher");
+    cr_assert_not_null(strstr(k.out, "REJECT"), "srt-live-transmit said:\n%s", k.out);
+    cr_assert_not_null(strstr(k.out, "Application-defined rejection reason"), "%s", k.out);
+    cr_assert_not_null(strstr(logbuf, "reject=1409"), "%s", logbuf);
+}
+
+/* A passphrase mismatch is libsrt's own refusal (SRT_REJ_BADSECRET), before
+ * the listen callback: ffmpeg with a wrong passphrase never connects, and
+ * neither does a caller with none (SRT_REJ_UNSECURE). */
+Test(srt_peers, wrong_passphrase_is_refused, .timeout = 60)
+{
+    peer_run p;
+    caller k = { .streamid = "live/enc2", .passphrase = "wrongwrong12", .when_live = 0 };
+
+    run_peer_with(&p, "enc2", WEIR_INGEST_AUTH_OPEN, "correct horse battery",
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=live/enc2&passphrase=wrongwrong12'", &k);
+    cr_assert(!WIFEXITED(p.child_status) || WEXITSTATUS(p.child_status) != 0,
+              "ffmpeg connected with a wrong passphrase");
+    cr_assert_not(p.w.subscribed);
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJ_BADSECRET, "reject reason %d", k.reason);
+    cr_assert_null(strstr(logbuf, "horse"), "the passphrase was logged");
+}
+
+Test(srt_peers, missing_passphrase_is_refused, .timeout = 60)
+{
+    peer_run p;
+    caller k = { .streamid = "live/enc3", .when_live = 0 };
+
+    run_peer_with(&p, "enc3", WEIR_INGEST_AUTH_OPEN, "correct horse battery", "true", &k);
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJ_UNSECURE, "reject reason %d", k.reason);
+}
+
+/* srt.pbkeylen=32: a caller that sets no key length gets AES-256; ffmpeg
+ * publishes through it.  A length SRT does not know is refused at start. */
+Test(srt_peers, pbkeylen, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "live/aes-probe", .passphrase = "correct horse battery" };
+    weir_srt_server *srv = NULL;
+    weir_ingest_settings settings = { .auth = WEIR_INGEST_AUTH_OPEN, .max_publishers = 8 };
+
+    next_pbkeylen = 32;
+    run_peer_with(&p, "aes", WEIR_INGEST_AUTH_OPEN, "correct horse battery",
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=live/aes&passphrase=correct horse battery'",
+                  &k);
+    check_h264_aac(&p, "ffmpeg (AES-256)");
+    cr_assert(k.connected, "reject reason %d", k.reason);
+    cr_assert_eq(k.pbkeylen, 32);
+    weir_bus *bus = weir_bus_new();
+    cr_assert_lt(weir_srt_server_new(&(weir_srt_opts){
+        .bus = bus, .settings = &settings, .addr = "127.0.0.1", .passphrase = "0123456789",
+        .pbkeylen = 20,
+    }, &srv), 0);
+    cr_assert_null(srv);
+    weir_bus_free(bus);
+}
+
+/* GStreamer's srtsink, stream id as its property.  srtsink sends each
+ * buffer as one SRT message, so mpegtsmux must cut 7 TS packets (1316
+ * bytes) per buffer, or larger frames (keyframes) are lost; h264parse
+ * repeats SPS/PPS before keyframes, as live TS should. */
+Test(srt_peers, gstreamer_srtsink, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "gst", WEIR_INGEST_AUTH_OPEN, NULL,
+             "gst-launch-1.0 -q videotestsrc is-live=true num-buffers=75"
+             " ! video/x-raw,width=320,height=240,framerate=25/1"
+             " ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25"
+             " ! h264parse config-interval=-1 ! queue ! mpegtsmux name=m alignment=7"
+             " ! srtsink uri=srt://127.0.0.1:%d streamid='#!::r=live/gst,m=publish'"
+             " audiotestsrc is-live=true num-buffers=141 ! audio/x-raw,rate=48000,channels=2"
+             " ! avenc_aac ! aacparse ! queue ! m.");
+    check_h264_aac(&p, "gst-launch srtsink");
 }
 
 Test(srt_peers, passphrase, .timeout = 90)
