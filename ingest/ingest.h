@@ -115,6 +115,9 @@ typedef struct weir_srt_opts {
     int64_t auth_wait_ms;                   /* the most a handshake waits for the key
                                                store; 0: 100; < 0: never (decide after
                                                accept) */
+    weir_metrics *metrics;                  /* optional: per-publisher link statistics,
+                                               weir_srt_* {stream} */
+    weir_metric_child *rx_bytes;            /* optional: bytes received counter */
 } weir_srt_opts;
 
 /* Binds and starts the SRT thread.  0 and *out (OUT, owned by the caller,

@@ -122,6 +122,45 @@
 
 typedef struct conn conn;
 
+/* One second's view of a publisher's SRT link (srt_bstats), sampled by
+ * the SRT thread. */
+typedef struct srt_sample {
+    double rtt_ms, lost, retrans, dropped, rate_mbps, buffer_ms;
+} srt_sample;
+
+/* Each statistic once: its name in the API's "transport" object, and as a
+ * Prometheus family labelled by stream (a callback family, so a stream's
+ * series go when it ends: no label set outlives its publisher). */
+static const struct srt_stat {
+    const char *api, *metric, *help;
+    weir_metric_type type;
+    size_t offset;                  /* into srt_sample */
+    double scale;                   /* API unit -> the metric's base unit */
+} srt_stats[] = {
+    { "rtt_ms", "weir_srt_rtt_seconds", "Round-trip time to the SRT publisher",
+      WEIR_METRIC_GAUGE, offsetof(srt_sample, rtt_ms), 1e-3 },
+    { "packets_lost", "weir_srt_received_packets_lost_total",
+      "SRT packets found missing on arrival (most are then retransmitted)",
+      WEIR_METRIC_COUNTER, offsetof(srt_sample, lost), 1 },
+    { "packets_retransmitted", "weir_srt_received_packets_retransmitted_total",
+      "Retransmitted SRT packets received", WEIR_METRIC_COUNTER, offsetof(srt_sample, retrans), 1 },
+    { "packets_dropped", "weir_srt_received_packets_dropped_total",
+      "SRT packets given up on, too late to play: media lost",
+      WEIR_METRIC_COUNTER, offsetof(srt_sample, dropped), 1 },
+    { "receive_rate_mbps", "weir_srt_receive_bytes_per_second",
+      "SRT receive rate over the last second", WEIR_METRIC_GAUGE,
+      offsetof(srt_sample, rate_mbps), 1e6 / 8 },
+    { "receive_buffer_ms", "weir_srt_receive_buffer_seconds",
+      "Media in the SRT receive buffer, not yet delivered", WEIR_METRIC_GAUGE,
+      offsetof(srt_sample, buffer_ms), 1e-3 },
+};
+#define NSTATS ((int)(sizeof srt_stats / sizeof srt_stats[0]))
+
+typedef struct stat_arg {
+    weir_srt_server *srv;
+    int i;
+} stat_arg;
+
 /* One demuxer stream on its way to the bus (the connection's thread only). */
 typedef struct track_in {
     int used;                       /* goes on the bus (once its parameters are known) */
@@ -151,7 +190,12 @@ struct weir_srt_server {
     atomic_int quit;
     atomic_int nconns;              /* accepted, not yet reaped */
     atomic_int publishers;
-    conn *conns;                    /* SRT thread only (and free, after the join) */
+    conn *conns;                    /* changed by the SRT thread only, under stats_mu */
+    pthread_mutex_t stats_mu;       /* conns' links, and every conn's sample */
+    int64_t sampled_us;             /* SRT thread */
+    weir_metric *stat_metric[NSTATS];
+    stat_arg stat_args[NSTATS];
+    weir_metric_child *rx_bytes;
 };
 
 struct conn {
@@ -166,6 +210,13 @@ struct conn {
     weir_srt_streamid id;           /* id.key is a secret */
     char name[WEIR_BUS_NAME_MAX + 1];
     const char *why;                /* why it closed, for the one log line */
+    atomic_int publishing;          /* name and stream set: the SRT thread samples it */
+
+    /* statistics */
+    srt_sample sample;              /* under srv->stats_mu */
+    int has_sample;                 /* under srv->stats_mu */
+    uint64_t prev_bytes;            /* SRT thread: for the receive rate */
+    int64_t prev_us;
 
     /* socket reads */
     uint8_t msg[LIVE_PAYLOAD_MAX];
@@ -336,10 +387,29 @@ static void kick(void *arg)
     atomic_store(&((conn *)arg)->stop, 1);
 }
 
+static double stat_value(const srt_sample *s, int i)
+{
+    return *(const double *)((const char *)s + srt_stats[i].offset);
+}
+
+/* Any thread, under the stream's lock (so before weir_stream_end returned:
+ * the connection is alive). */
+static int publisher_stats(void *arg, weir_publisher_stat *out, int max)
+{
+    conn *c = arg;
+    int n = 0;
+
+    pthread_mutex_lock(&c->srv->stats_mu);
+    for (int i = 0; c->has_sample && i < NSTATS && n < max; i++)
+        out[n++] = (weir_publisher_stat){ srt_stats[i].api, stat_value(&c->sample, i) };
+    pthread_mutex_unlock(&c->srv->stats_mu);
+    return n;
+}
+
 static void set_publisher(conn *c, AVRational framerate)
 {
     weir_publisher_info pi = { .protocol = "srt", .framerate = framerate, .kick = kick,
-                               .kick_arg = c };
+                               .kick_arg = c, .stats = publisher_stats, .stats_arg = c };
     snprintf(pi.remote, sizeof pi.remote, "%s", c->remote);
     weir_stream_set_publisher(c->stream, &pi);
 }
@@ -381,6 +451,7 @@ static int claim(conn *c)
     atomic_fetch_add(&srv->publishers, 1);
     c->started_us = weir_clock_mono_us();
     set_publisher(c, (AVRational){ 0, 1 });
+    atomic_store(&c->publishing, 1);
     weir_log_info("srt", "publishing", WL_STR("stream", c->name), WL_STR("remote", c->remote));
     return 0;
 }
@@ -409,6 +480,7 @@ static int srt_read(void *opaque, uint8_t *buf, int size)
             c->msg_off = 0;
             c->last_rx_us = weir_clock_mono_us();
             c->rx_bytes += (uint64_t)n;
+            weir_counter_add(c->srv->rx_bytes, n);
             break;
         }
         if (n < 0 && (srt_getsockstate(c->sock) == SRTS_CONNECTED)) {
@@ -867,6 +939,7 @@ static void *conn_main(void *arg)
         r = demux(c);
     if (c->stream) {
         double secs = (double)(weir_clock_mono_us() - c->started_us) / 1e6;
+        atomic_store(&c->publishing, 0);
         weir_stream_end(c->stream);     /* drops our reference; no kick after this */
         c->stream = NULL;
         weir_log_info("srt", "unpublished", WL_STR("stream", c->name),
@@ -914,8 +987,10 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
         goto fail;     /* the socket is non-blocking, like its listener */
     if (pthread_create(&c->thread, NULL, conn_main, c) != 0)
         goto fail;
+    pthread_mutex_lock(&srv->stats_mu);
     c->next = srv->conns;
     srv->conns = c;
+    pthread_mutex_unlock(&srv->stats_mu);
     atomic_fetch_add(&srv->nconns, 1);
     weir_log_debug("srt", "connection", WL_STR("remote", c->remote));
     return;
@@ -943,10 +1018,71 @@ static void reap(weir_srt_server *srv, int all)
             continue;
         }
         pthread_join(c->thread, NULL);
+        pthread_mutex_lock(&srv->stats_mu);
         *pp = c->next;
+        pthread_mutex_unlock(&srv->stats_mu);
         atomic_fetch_sub(&srv->nconns, 1);
         conn_free(c);
     }
+}
+
+/* The SRT thread, once a second: every publisher's link statistics. */
+static void sample_stats(weir_srt_server *srv)
+{
+    int64_t now = weir_clock_mono_us();
+
+    if (now - srv->sampled_us < 1000000)
+        return;
+    srv->sampled_us = now;
+    for (conn *c = srv->conns; c; c = c->next) {
+        SRT_TRACEBSTATS p;
+        srt_sample s;
+        if (!atomic_load(&c->publishing) || srt_bstats(c->sock, &p, 0) < 0)
+            continue;
+        s = (srt_sample){ .rtt_ms = p.msRTT, .lost = p.pktRcvLossTotal,
+                          .retrans = p.pktRcvRetrans, .dropped = p.pktRcvDropTotal,
+                          .buffer_ms = p.msRcvBuf };
+        /* bits per microsecond = Mbit/s; the first sample averages since connect */
+        if (c->prev_us && now > c->prev_us && p.byteRecvTotal >= c->prev_bytes)
+            s.rate_mbps = (double)(p.byteRecvTotal - c->prev_bytes) * 8 / (double)(now - c->prev_us);
+        else if (!c->prev_us && p.msTimeStamp > 0)
+            s.rate_mbps = (double)p.byteRecvTotal * 8 / ((double)p.msTimeStamp * 1000);
+        c->prev_bytes = p.byteRecvTotal;
+        c->prev_us = now;
+        pthread_mutex_lock(&srv->stats_mu);
+        c->sample = s;
+        c->has_sample = 1;
+        pthread_mutex_unlock(&srv->stats_mu);
+    }
+}
+
+/* The scrape: one sample per publishing connection. */
+static void collect_stat(void *arg, weir_metric *m)
+{
+    const stat_arg *a = arg;
+    weir_srt_server *srv = a->srv;
+
+    pthread_mutex_lock(&srv->stats_mu);
+    for (conn *c = srv->conns; c; c = c->next)
+        if (c->has_sample && atomic_load(&c->publishing))
+            weir_metric_emit(m, (const char *const[]){ c->name, NULL },
+                             stat_value(&c->sample, a->i) * srt_stats[a->i].scale);
+    pthread_mutex_unlock(&srv->stats_mu);
+}
+
+static int register_stats(weir_srt_server *srv, weir_metrics *reg)
+{
+    static const char *const labels[] = { "stream", NULL };
+    int r;
+
+    for (int i = 0; reg && i < NSTATS; i++) {
+        srv->stat_args[i] = (stat_arg){ srv, i };
+        if ((r = weir_metric_callback(reg, srt_stats[i].metric, srt_stats[i].help,
+                                      srt_stats[i].type, labels, collect_stat, &srv->stat_args[i],
+                                      &srv->stat_metric[i])) < 0)
+            return r;
+    }
+    return 0;
 }
 
 static void *srt_main(void *arg)
@@ -972,6 +1108,7 @@ static void *srt_main(void *arg)
                 accept_one(srv, ns, (struct sockaddr *)&ss);
         }
         reap(srv, 0);
+        sample_stats(srv);
     }
     return NULL;
 }
@@ -1029,6 +1166,7 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
         return AVERROR(ENOMEM);
     srv->lsn = SRT_INVALID_SOCK;
     srv->eid = -1;
+    pthread_mutex_init(&srv->stats_mu, NULL);
     srt_startup();
     if (opts->settings->auth == WEIR_INGEST_AUTH_KEYS && !opts->auth) {
         weir_log_error("srt", "ingest.auth=keys needs an auth function");
@@ -1065,6 +1203,11 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
     srv->max_streamid = opts->max_streamid > 0 && opts->max_streamid <= WEIR_SRT_STREAMID_MAX
                         ? opts->max_streamid : WEIR_SRT_STREAMID_MAX;
     srv->idle_ms = opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
+    srv->rx_bytes = opts->rx_bytes;
+    if ((r = register_stats(srv, opts->metrics)) < 0) {
+        weir_log_error("srt", "cannot register the SRT metrics", WL_ERR(r));
+        goto fail;
+    }
     if ((r = listen_socket(srv, opts->addr, opts->port)) < 0) {
         weir_log_error("srt", "cannot listen", WL_INT("port", opts->port),
                        WL_STR("srt_error", srt_getlasterror_str()), WL_ERR(r));
@@ -1099,6 +1242,8 @@ void weir_srt_server_free(weir_srt_server *srv)
     if (!srv)
         return;
     atomic_store(&srv->quit, 1);
+    for (int i = 0; i < NSTATS; i++)
+        weir_metric_unregister(srv->stat_metric[i]);    /* no scrape sees srv after this */
     if (srv->thread_started)
         pthread_join(srv->thread, NULL);
     if (srv->eid >= 0)
@@ -1108,6 +1253,7 @@ void weir_srt_server_free(weir_srt_server *srv)
     reap(srv, 1);
     weir_srt_auth_close(srv->keys);     /* answers still in flight hold their own reference */
     memset(srv->passphrase, 0, sizeof srv->passphrase);
+    pthread_mutex_destroy(&srv->stats_mu);
     free(srv);
     srt_cleanup();
 }
