@@ -19,7 +19,9 @@
  *   the SRT thread (one)       srt_epoll_uwait on the listener (100 ms ticks):
  *                              srt_accept, start a connection thread, reap
  *                              finished ones (pthread_join of a thread that
- *                              already said it is done: no wait).
+ *                              already said it is done: no wait), and once a
+ *                              second sample every publisher's srt_bstats for
+ *                              the API and /metrics.
  *   a thread per connection    authorise, claim the name, demux.  It blocks
  *                              only on its own socket (its own srt_epoll with
  *                              a 200 ms timeout, so it sees `stop`) and on
