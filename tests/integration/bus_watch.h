@@ -1,7 +1,8 @@
 /*
  * tests/integration/bus_watch.h — what the peer tests check on the bus: a
  * subscriber polled from a loop timer records each track's codec, whether
- * its first packet was a keyframe, packet counts, DTS going backwards, and
+ * its first packet was a keyframe, packet counts, DTS going backwards (and
+ * its largest step forward), and
  * the stream's form: extradata, H.264/HEVC packets that are not exactly a
  * run of 4-byte length-prefixed NAL units, AAC packets with an ADTS header.
  */
@@ -29,6 +30,7 @@ typedef struct bus_watch {
     int packets[BUS_WATCH_TRACKS];
     int first_key[BUS_WATCH_TRACKS];    /* first packet of the track was a keyframe */
     int dts_backwards;
+    int64_t max_gap[BUS_WATCH_TRACKS];  /* largest DTS step between consecutive packets */
     int64_t bytes;
     int extradata_size[BUS_WATCH_TRACKS];
     uint8_t extradata[BUS_WATCH_TRACKS][8];     /* the first bytes */
@@ -62,6 +64,8 @@ static inline void bus_watch_drain(bus_watch *w)
                 w->first_key[t] = !!(pkt->flags & AV_PKT_FLAG_KEY);
             else if (pkt->dts < w->last_dts[t])
                 w->dts_backwards++;
+            else if (pkt->dts - w->last_dts[t] > w->max_gap[t])
+                w->max_gap[t] = pkt->dts - w->last_dts[t];
             w->last_dts[t] = pkt->dts;
             w->packets[t]++;
             if ((w->codec[t] == AV_CODEC_ID_H264 || w->codec[t] == AV_CODEC_ID_HEVC) &&

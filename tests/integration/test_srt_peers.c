@@ -20,6 +20,7 @@
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -89,6 +90,85 @@ static void *caller_main(void *arg)
     return NULL;
 }
 
+/* A lossy link without privileges: a UDP relay on a thread that forwards
+ * between the publisher and the server and drops `loss` of the datagrams
+ * each way (a seeded generator, so runs repeat).  The publisher is the
+ * first address that sends to it. */
+typedef struct relay {
+    int fd_pub, fd_srv, port;
+    struct sockaddr_in srv, pub;
+    int have_pub;
+    double loss;
+    uint32_t rng;
+    atomic_int stop;
+    pthread_t thread;
+    uint64_t forwarded, dropped;
+} relay;
+
+static int relay_drop(relay *r)
+{
+    r->rng = r->rng * 1664525u + 1013904223u;
+    return (double)(r->rng >> 8) / (double)(1u << 24) < r->loss;
+}
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    uint8_t buf[2048];
+
+    while (!atomic_load(&r->stop)) {
+        struct pollfd fds[2] = { { r->fd_pub, POLLIN, 0 }, { r->fd_srv, POLLIN, 0 } };
+        if (poll(fds, 2, 50) <= 0)
+            continue;
+        if (fds[0].revents & POLLIN) {
+            socklen_t len = sizeof r->pub;
+            ssize_t n = recvfrom(r->fd_pub, buf, sizeof buf, 0, (struct sockaddr *)&r->pub, &len);
+            r->have_pub = 1;
+            if (n > 0 && !relay_drop(r) &&
+                sendto(r->fd_srv, buf, (size_t)n, 0, (struct sockaddr *)&r->srv, sizeof r->srv) > 0)
+                r->forwarded++;
+            else if (n > 0)
+                r->dropped++;
+        }
+        if (fds[1].revents & POLLIN) {
+            ssize_t n = recv(r->fd_srv, buf, sizeof buf, 0);
+            if (n > 0 && r->have_pub && !relay_drop(r) &&
+                sendto(r->fd_pub, buf, (size_t)n, 0, (struct sockaddr *)&r->pub, sizeof r->pub) > 0)
+                r->forwarded++;
+            else if (n > 0)
+                r->dropped++;
+        }
+    }
+    return NULL;
+}
+
+static void relay_start(relay *r, int server_port, double loss)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t len = sizeof a;
+
+    memset(r, 0, sizeof *r);
+    r->loss = loss;
+    r->rng = 12345;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    r->srv = a;
+    r->srv.sin_port = htons((uint16_t)server_port);
+    cr_assert_geq(r->fd_pub = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    cr_assert_geq(r->fd_srv = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    cr_assert_eq(bind(r->fd_pub, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(r->fd_pub, (struct sockaddr *)&a, &len), 0);
+    r->port = ntohs(a.sin_port);
+    cr_assert_eq(pthread_create(&r->thread, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(relay *r)
+{
+    atomic_store(&r->stop, 1);
+    pthread_join(r->thread, NULL);
+    close(r->fd_pub);
+    close(r->fd_srv);
+}
+
 static void caller_start(caller *k, int port)
 {
     k->port = port;
@@ -107,6 +187,8 @@ typedef struct peer_run {
     bus_watch w;                /* what arrived */
     int auth_calls;
     caller *k;                  /* optional second caller */
+    weir_publisher_stat stats[8];   /* the publisher's SRT statistics, last seen live */
+    int nstats;
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -121,6 +203,13 @@ static void on_tick(weir_timer *t)
     peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
 
     bus_watch_poll(&p->w);
+    if (p->w.sub && !p->w.eof) {
+        weir_stream *s = weir_bus_find(p->bus, p->name);
+        int n = s ? weir_stream_publisher_stats(s, p->stats, 8) : 0;
+        if (n > 0)
+            p->nstats = n;
+        weir_stream_unref(s);
+    }
     if (!p->child_done && waitpid(p->child, &p->child_status, WNOHANG) == p->child)
         p->child_done = 1;
     if (p->k && !p->k->started && p->w.packets[0] > 0)
@@ -173,13 +262,22 @@ static void capture(void *arg, const char *line, size_t len)
     fwrite(line, 1, len, stderr);
 }
 
-static int next_pbkeylen;       /* srt.pbkeylen of the next run's server */
+/* Knobs for the next run_peer_with: the server's srt.pbkeylen and address,
+ * a lossy relay in front of it (the command's %d is then the relay's port),
+ * a prefix for the command (ip netns exec ...). */
+static int next_pbkeylen;
+static const char *next_addr;
+static double next_relay_loss;
+static const char *next_prefix;
+static relay *last_relay;
 
 static void run_peer_with(peer_run *p, const char *name, int auth, const char *passphrase,
                           const char *cmd_fmt, caller *k)
 {
     weir_ingest_settings settings = { .auth = auth, .max_publishers = 8 };
-    char cmd[2048];
+    char cmd[2048], fmt[2048];
+    static relay rl;
+    int relayed = next_relay_loss > 0;
 
     memset(p, 0, sizeof *p);
     p->name = name;
@@ -190,12 +288,17 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
     p->w.bus = p->bus;
     p->w.name = p->name;
     cr_assert_eq(weir_srt_server_new(&(weir_srt_opts){
-        .loop = p->loop, .bus = p->bus, .settings = &settings, .addr = "127.0.0.1", .port = 0,
+        .loop = p->loop, .bus = p->bus, .settings = &settings, .port = 0,
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
-        .pbkeylen = next_pbkeylen,
+        .pbkeylen = next_pbkeylen, .addr = next_addr ? next_addr : "127.0.0.1",
     }, &p->srt), 0);
+    if (relayed)
+        relay_start(&rl, weir_srt_server_port(p->srt), next_relay_loss);
+    snprintf(fmt, sizeof fmt, "%s%s", next_prefix ? next_prefix : "", cmd_fmt);
+    snprintf(cmd, sizeof cmd, fmt, relayed ? rl.port : weir_srt_server_port(p->srt));
     next_pbkeylen = 0;
-    snprintf(cmd, sizeof cmd, cmd_fmt, weir_srt_server_port(p->srt));
+    next_addr = next_prefix = NULL;
+    next_relay_loss = 0;
     p->child = peer_spawn(cmd);
     cr_assert_geq(p->child, 0);
     if (k && !k->when_live)
@@ -208,6 +311,9 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
     peer_reap(p->child, &p->child_done, &p->child_status);
     if (k && k->started)
         pthread_join(k->thread, NULL);
+    if (relayed)
+        relay_stop(&rl);
+    last_relay = relayed ? &rl : NULL;
     bus_watch_close(&p->w);
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
@@ -477,4 +583,130 @@ Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
              " 'srt://127.0.0.1:%d?streamid=live/junk'");
     cr_assert_eq(p.w.ntracks, 0, "garbage became %d tracks", p.w.ntracks);
     cr_assert_not_null(strstr(logbuf, "no audio or video track"), "%s", logbuf);
+}
+
+/* ---- lossy links ------------------------------------------------------------------- */
+
+static double stat_of(const peer_run *p, const char *name)
+{
+    for (int i = 0; i < p->nstats; i++)
+        if (!strcmp(p->stats[i].name, name))
+            return p->stats[i].value;
+    return -1;
+}
+
+/* 4 s, 100 video frames, 2 s GOPs, constant 1.5 Mbit/s (filler NAL units:
+ * about 600 SRT packets). */
+#define FF_4S "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
+              " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"         \
+              " -preset ultrafast -g 50 -bf 2 -b:v 1500k -minrate 1500k -maxrate 1500k"     \
+              " -bufsize 750k -x264-params nal-hrd=cbr -c:a aac -f mpegts "
+
+/* What a lossy link must not break: every frame in the middle of the clip
+ * (the largest DTS step is one frame: 40 ms of video at 25 fps, one 21.3 ms
+ * AAC frame; ffmpeg's last 0.4 s never leave it, clean link or not, as
+ * srt-live-transmit receiving the same clip shows: 90 of 100 frames),
+ * timestamps in order, the form, and the loss really happened
+ * (SRT counted losses and retransmissions). */
+static void check_survived(const peer_run *p, const peer_run *clean, const char *who)
+{
+    fprintf(stderr, "%s: %d video / %d audio packets (clean link: %d / %d), largest DTS steps"
+            " %lld / %lld ms; SRT lost %.0f, retransmitted %.0f, dropped %.0f; rtt %.1f ms\n",
+            who, p->w.packets[0], p->w.packets[1], clean->w.packets[0], clean->w.packets[1],
+            (long long)p->w.max_gap[0], (long long)p->w.max_gap[1], stat_of(p, "packets_lost"),
+            stat_of(p, "packets_retransmitted"), stat_of(p, "packets_dropped"),
+            stat_of(p, "rtt_ms"));
+    check_h264_aac(p, who);
+    cr_assert_leq(p->w.max_gap[0], 41, "%s: a video frame went missing", who);
+    cr_assert_leq(p->w.max_gap[1], 22, "%s: an audio frame went missing", who);
+    cr_assert_geq(p->w.packets[0], clean->w.packets[0] - 5, "%s: video packets", who);
+    cr_assert_gt(stat_of(p, "packets_lost"), 0, "%s: SRT saw no loss", who);
+    cr_assert_gt(stat_of(p, "packets_retransmitted"), 0, "%s: nothing retransmitted", who);
+}
+
+/* Without privileges: a relay dropping 10% of the datagrams each way, after
+ * the same clip through it without loss. */
+Test(srt_peers, lossy_link_relay, .timeout = 120)
+{
+    peer_run clean, p;
+
+    next_relay_loss = 1e-9;
+    run_peer(&clean, "lossy", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_4S "'srt://127.0.0.1:%d?streamid=live/lossy'");
+    check_h264_aac(&clean, "ffmpeg through the relay");
+    cr_assert_leq(clean.w.max_gap[0], 41, "a video frame went missing on a clean link");
+    next_relay_loss = 0.10;
+    run_peer(&p, "lossy", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_4S "'srt://127.0.0.1:%d?streamid=live/lossy'");
+    cr_assert_not_null(last_relay);
+    cr_assert_gt(last_relay->dropped, 40, "the relay dropped %llu datagrams",
+                 (unsigned long long)last_relay->dropped);
+    check_survived(&p, &clean, "ffmpeg through 10% loss");
+}
+
+/* The kernel's lossy link: the publisher in a network namespace behind a
+ * veth pair with tc netem (20 ms delay, 5% loss) on both ends.  Needs
+ * CAP_NET_ADMIN and the sch_netem module; skipped, with the reason,
+ * otherwise. */
+static const char *netns_setup(const char *ns, const char *host_if, const char *ns_if, int net)
+{
+    char cmd[1024];
+
+#define STEP(why, ...)                                                      \
+    do {                                                                    \
+        snprintf(cmd, sizeof cmd, __VA_ARGS__);                             \
+        if (system(cmd) != 0)                                               \
+            return why;                                                     \
+    } while (0)
+    STEP("cannot create a network namespace (needs root or CAP_SYS_ADMIN)",
+         "ip netns add %s >/dev/null 2>&1", ns);
+    STEP("cannot create a veth pair", "ip link add %s type veth peer name %s >/dev/null 2>&1 &&"
+         " ip link set %s netns %s", host_if, ns_if, ns_if, ns);
+    STEP("cannot configure the veth pair",
+         "ip addr add 10.231.%d.1/30 dev %s && ip link set %s up &&"
+         " ip netns exec %s ip addr add 10.231.%d.2/30 dev %s &&"
+         " ip netns exec %s ip link set %s up && ip netns exec %s ip link set lo up",
+         net, host_if, host_if, ns, net, ns_if, ns, ns_if, ns);
+    STEP("tc netem is not available here (kernel module sch_netem)",
+         "tc qdisc add dev %s root netem delay 20ms loss 5%% >/dev/null 2>&1 &&"
+         " ip netns exec %s tc qdisc add dev %s root netem delay 20ms loss 5%% >/dev/null 2>&1",
+         host_if, ns, ns_if);
+#undef STEP
+    return NULL;
+}
+
+static void netns_teardown(const char *ns, const char *host_if)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ip netns del %s >/dev/null 2>&1; ip link del %s >/dev/null 2>&1",
+             ns, host_if);
+    if (system(cmd) < 0)
+        fprintf(stderr, "could not remove network namespace %s\n", ns);
+}
+
+Test(srt_peers, lossy_link_netem, .timeout = 120)
+{
+    peer_run p, clean;
+    char ns[32], host_if[16], ns_if[16], addr[32], prefix[64], fmt[512];
+    int net = (int)(getpid() % 250) + 1;
+    const char *why;
+
+    snprintf(ns, sizeof ns, "weirsrt%d", (int)getpid());
+    snprintf(host_if, sizeof host_if, "ws%dh", (int)getpid() % 10000000);
+    snprintf(ns_if, sizeof ns_if, "ws%dn", (int)getpid() % 10000000);
+    if ((why = netns_setup(ns, host_if, ns_if, net))) {
+        netns_teardown(ns, host_if);
+        fprintf(stderr, "srt_peers::lossy_link_netem skipped: %s\n", why);
+        cr_skip_test("%s", why);
+    }
+    snprintf(addr, sizeof addr, "10.231.%d.1", net);
+    snprintf(prefix, sizeof prefix, "ip netns exec %s ", ns);
+    snprintf(fmt, sizeof fmt, FF_4S "'srt://%s:%%d?streamid=live/netem'", addr);
+    next_addr = addr;
+    next_prefix = prefix;
+    run_peer(&p, "netem", WEIR_INGEST_AUTH_OPEN, NULL, fmt);
+    netns_teardown(ns, host_if);
+    run_peer(&clean, "netem", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_4S "'srt://127.0.0.1:%d?streamid=live/netem'");
+    check_survived(&p, &clean, "ffmpeg through netem");
 }
