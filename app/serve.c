@@ -28,7 +28,7 @@ typedef struct server {
     weir_bus *bus;
     weir_metrics *metrics;          /* the process-wide registry */
     weir_metric *rx, *tx;           /* weir_{received,sent}_bytes_total{protocol} */
-    weir_metric_child *http_rx, *http_tx, *rtmp_rx;
+    weir_metric_child *http_rx, *http_tx, *rtmp_rx, *srt_rx;
     weir_http *http;
     weir_packager *packager;
     weir_origin *origin;
@@ -75,6 +75,7 @@ static int register_io_metrics(server *srv)
     srv->http_rx = weir_metric_with(srv->rx, (const char *const[]){ "http", NULL });
     srv->http_tx = weir_metric_with(srv->tx, (const char *const[]){ "http", NULL });
     srv->rtmp_rx = weir_metric_with(srv->rx, (const char *const[]){ "rtmp", NULL });
+    srv->srt_rx = weir_metric_with(srv->rx, (const char *const[]){ "srt", NULL });
     return 0;
 }
 
@@ -207,6 +208,10 @@ int weir_cmd_serve(const weir_cli *cli)
             .max_connections = srv.settings.ingest.srt_max_connections,
             .max_streamid = srv.settings.ingest.srt_max_streamid,
             .idle_timeout_ms = srv.settings.ingest.srt_idle_timeout,
+            .pbkeylen = weir_ingest_srt_pbkeylen(&srv.settings.ingest),
+            .auth_wait_ms = srv.settings.ingest.srt_auth_wait ? srv.settings.ingest.srt_auth_wait
+                                                               : -1,
+            .metrics = srv.metrics, .rx_bytes = srv.srt_rx,
         }, &srv.srt) < 0)
         goto out;
 

@@ -637,6 +637,18 @@ int weir_stream_kick(weir_stream *s)
     return r;
 }
 
+int weir_stream_publisher_stats(weir_stream *s, weir_publisher_stat *out, int max)
+{
+    int n = 0;
+
+    /* Under the lock, like kick: stats_arg outlives the call. */
+    pthread_mutex_lock(&s->lock);
+    if (!s->ended && s->publisher.stats && max > 0)
+        n = s->publisher.stats(s->publisher.stats_arg, out, max);
+    pthread_mutex_unlock(&s->lock);
+    return n < 0 ? 0 : n > max ? max : n;
+}
+
 void weir_stream_end(weir_stream *s)
 {
     pthread_mutex_lock(&s->lock);

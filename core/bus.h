@@ -193,6 +193,13 @@ int weir_stream_write(weir_stream *s, const AVPacket *pkt);
  * called by weir_stream_kick() from any thread, with the stream's lock held
  * (so never after weir_stream_end returned): it must only ask the publisher
  * to stop (e.g. weir_loop_post) and return, calling no bus function. */
+/* One transport statistic of a publisher: name is a static string
+ * ("rtt_ms", "packets_lost", ...). */
+typedef struct weir_publisher_stat {
+    const char *name;
+    double value;
+} weir_publisher_stat;
+
 typedef struct weir_publisher_info {
     char protocol[16];          /* "rtmp", "srt", ... */
     char remote[64];            /* peer address "1.2.3.4:5678" */
@@ -200,6 +207,13 @@ typedef struct weir_publisher_info {
     AVRational framerate;       /* {0,1} when unknown */
     void (*kick)(void *arg);
     void *kick_arg;
+    /* Optional: the transport's statistics (SRT's RTT, loss, ...).  Called
+     * like kick: from weir_stream_publisher_stats, any thread, with the
+     * stream's lock held, never after weir_stream_end returned; fills at
+     * most max entries of out and returns how many; must not block or call
+     * bus functions. */
+    int (*stats)(void *arg, weir_publisher_stat *out, int max);
+    void *stats_arg;
 } weir_publisher_info;
 
 void weir_stream_set_publisher(weir_stream *s, const weir_publisher_info *info);   /* copied */
@@ -220,6 +234,9 @@ int weir_stream_track_get(weir_stream *s, int track, AVCodecParameters *dst,
 /* Asks the publisher to disconnect.  0, or AVERROR(ENOTSUP) when it set no
  * kick function (or the stream ended). */
 int weir_stream_kick(weir_stream *s);
+/* The publisher's transport statistics into out (OUT, at most max): how
+ * many, 0 when it reports none or the stream ended. */
+int weir_stream_publisher_stats(weir_stream *s, weir_publisher_stat *out, int max);
 void weir_stream_end(weir_stream *s);
 
 /* The stream's name; owned by the stream, valid while the caller holds a

@@ -8,6 +8,7 @@
  *   http.h   the HTTP server shared by the origin and the API
  *   bus.h    the stream bus: refcounted AVPackets, one publisher, N subscribers
  *   buf.h    refcounted byte buffers; the objects the packager hands the origin
+ *   nal.h    H.264/HEVC Annex B -> ISO (avcC/hvcC, length-prefixed NAL units)
  *
  * plus the settings that belong to the process as a whole.
  */
@@ -21,6 +22,7 @@
 #include "core/http.h"
 #include "core/bus.h"
 #include "core/buf.h"
+#include "core/nal.h"
 
 #ifndef WEIR_VERSION
 #define WEIR_VERSION "0.0.0"

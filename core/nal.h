@@ -39,7 +39,13 @@ int weir_nal_config_from_annexb(enum AVCodecID codec, const uint8_t *buf, size_t
 /* Converts one Annex B access unit into 4-byte length-prefixed NAL units.
  * Access unit delimiters are dropped; parameter sets are kept in-band (the
  * sample entry is then still correct: decoders accept repeated ones).
- * *out (OUT) is av_malloc'd (with padding) and owned by the caller. */
+ * Without a codec, an AUD is recognised by its exact shape (09 xxx10000 for
+ * H.264, 46 01 xxx10000 for HEVC), which no conforming NAL unit of the other
+ * codec has; the converter below knows the codec and goes by NAL type.
+ * Zero bytes before a start code are not NAL data and are left out.
+ * *out (OUT) is av_malloc'd (with padding) and owned by the caller.
+ * AVERROR_INVALIDDATA when buf is not Annex B (bytes other than zeros
+ * before the first start code) or holds no NAL unit but AUDs. */
 int weir_nal_annexb_to_iso(const uint8_t *buf, size_t len, uint8_t **out, size_t *out_len);
 
 /* Stateful conversion of one track, for ingest and encoders.

@@ -6,6 +6,7 @@
 
 static const char *const auth_modes[] = { "keys", "open", NULL };
 static const char *const duplicate_modes[] = { "reject", "takeover", NULL };
+static const char *const pbkeylens[] = { "0", "16", "24", "32", NULL };
 
 static const weir_conf_key ingest_keys[] = {
     { "rtmp.port", WEIR_CONF_INT, K(rtmp_port), "1935", 1, 65535, NULL,
@@ -36,7 +37,19 @@ static const weir_conf_key ingest_keys[] = {
       "longest SRT stream id accepted (libsrt's own limit is 512)", 0 },
     { "srt.idle_timeout", WEIR_CONF_DURATION, K(srt_idle_timeout), "10s", 1000, 3600000, NULL,
       "an SRT connection that sends nothing for this long is closed", 0 },
+    { "srt.pbkeylen", WEIR_CONF_ENUM, K(srt_pbkeylen), "0", 0, 0, pbkeylens,
+      "AES key length in bytes with srt.passphrase: 0 takes the caller's (16 if it sets none);"
+      " 16, 24 or 32 is offered to callers that set none", 0 },
+    { "srt.auth_wait", WEIR_CONF_DURATION, K(srt_auth_wait), "100ms", 0, 2000, NULL,
+      "longest an SRT handshake waits for the key store (the wait stalls every SRT stream on"
+      " the port); slower answers are decided after accept; 0: always after accept", 0 },
 };
+
+int weir_ingest_srt_pbkeylen(const weir_ingest_settings *s)
+{
+    static const int bytes[] = { 0, 16, 24, 32 };
+    return s->srt_pbkeylen >= 0 && s->srt_pbkeylen < 4 ? bytes[s->srt_pbkeylen] : -1;
+}
 
 const weir_conf_table weir_ingest_conf_table = {
     .module = "ingest",

@@ -35,7 +35,12 @@ typedef struct weir_ingest_settings {
     int64_t srt_max_connections;
     int64_t srt_max_streamid;       /* bytes */
     int64_t srt_idle_timeout;       /* ms */
+    int srt_pbkeylen;               /* index into "0", "16", "24", "32": see weir_ingest_srt_pbkeylen */
+    int64_t srt_auth_wait;          /* ms */
 } weir_ingest_settings;
+
+/* srt.pbkeylen in bytes (0, 16, 24 or 32). */
+int weir_ingest_srt_pbkeylen(const weir_ingest_settings *s);
 
 extern const weir_conf_table weir_ingest_conf_table;
 
@@ -105,6 +110,14 @@ typedef struct weir_srt_opts {
     int64_t max_connections;                /* SRT connections at once, any state; 0: 64 */
     int64_t max_streamid;                   /* bytes, <= 512; 0: 512 */
     int64_t idle_timeout_ms;                /* no data for this long closes; 0: 10000 */
+    int pbkeylen;                           /* AES key bytes with a passphrase: 0 (the
+                                               caller's, else 16), 16, 24, 32 */
+    int64_t auth_wait_ms;                   /* the most a handshake waits for the key
+                                               store; 0: 100; < 0: never (decide after
+                                               accept) */
+    weir_metrics *metrics;                  /* optional: per-publisher link statistics,
+                                               weir_srt_* {stream} */
+    weir_metric_child *rx_bytes;            /* optional: bytes received counter */
 } weir_srt_opts;
 
 /* Binds and starts the SRT thread.  0 and *out (OUT, owned by the caller,

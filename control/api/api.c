@@ -117,7 +117,9 @@ static json_t *stream_json(weir_stream *s)
     weir_stream_info info;
     AVCodecParameters *par = avcodec_parameters_alloc();
     json_t *o, *tracks = json_array(), *codecs = json_array();
+    weir_publisher_stat stats[16];
     double uptime;
+    int n;
 
     weir_stream_info_get(s, &info);
     uptime = (double)info.uptime_us / 1e6;
@@ -143,6 +145,12 @@ static json_t *stream_json(weir_stream *s)
     }
     json_object_set_new(o, "tracks", tracks);
     json_object_set_new(o, "codecs", codecs);
+    if ((n = weir_stream_publisher_stats(s, stats, sizeof stats / sizeof stats[0])) > 0) {
+        json_t *t = json_object();
+        for (int i = 0; t && i < n; i++)
+            json_object_set_new(t, stats[i].name, json_real(stats[i].value));
+        json_object_set_new(o, "transport", t);
+    }
     json_object_set_new(o, "bitrate_out", json_integer(0));
     json_object_set_new(o, "renditions", json_array());
     json_object_set_new(o, "viewers", json_integer(0));

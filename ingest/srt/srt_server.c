@@ -4,61 +4,87 @@
  * Threads and what blocks where:
  *
  *   libsrt's receiver thread   on_listen(): parses the stream id, refuses
- *                              bad ids, wrong modes and overload BEFORE the
- *                              handshake completes (never blocks).
+ *                              bad ids, wrong modes, overload, wrong keys
+ *                              and duplicate publishers BEFORE the handshake
+ *                              completes, with SRT reject reasons.  This
+ *                              thread also receives every live stream on the
+ *                              port, so the only wait is for the key store:
+ *                              answers from the last 5 s are reused, and a
+ *                              new key waits at most srt.auth_wait (100 ms),
+ *                              within srt.auth_wait of waiting per second and
+ *                              8 checks in flight (srt_auth.h).  A key not
+ *                              answered by then is accepted and decided by
+ *                              the connection's thread (refused keys then
+ *                              close after accept, without a reason).
  *   the SRT thread (one)       srt_epoll_uwait on the listener (100 ms ticks):
  *                              srt_accept, start a connection thread, reap
  *                              finished ones (pthread_join of a thread that
- *                              already said it is done: no wait).
+ *                              already said it is done: no wait), and once a
+ *                              second sample every publisher's srt_bstats for
+ *                              the API and /metrics.
  *   a thread per connection    authorise, claim the name, demux.  It blocks
  *                              only on its own socket (its own srt_epoll with
  *                              a 200 ms timeout, so it sees `stop`) and on
- *                              its own condition variable while the loop runs
- *                              the authorisation.  One slow or stuck
+ *                              the key table while the loop runs a key check
+ *                              the handshake did not see answered.  One slow or stuck
  *                              publisher therefore never delays the listener
  *                              or another publisher.  (A thread per
  *                              connection is fine for tens of publishers; a
  *                              single demux thread fed by srt_epoll would
  *                              scale further.)
  *   the loop                   runs the publish-auth function and its done
- *                              callback, which only fills in the answer and
- *                              signals the connection thread.
+ *                              callback, which only fills in the key table
+ *                              and wakes its waiters.
  *
  * A connection's state machine (all on its own thread unless noted):
  *
- *   [listen cb]--refuse (bad id, m!=publish, overload)--> SRT rejects the caller
+ *   [listen cb]--refuse (bad id, m!=publish, overload, key, duplicate)--> SRT rejects
+ *        |                                                            the caller
  *        | accept (SRT thread)
  *        v
  *   AUTHORIZING --open: name valid / keys: done(0)--> CLAIMING
  *        |                                               | weir_bus_publish ok
  *        | refused, timeout, stop                        v
- *        |                                          PROBING --tracks added--> STREAMING
- *        |                             EEXIST+takeover: kick, retry 50 ms x40   |
- *        v                                               | bad TS, codec         | EOF, idle,
- *      CLOSED <----------------------------------------- +---------------------+ kick, stop
+ *        |                                          PROBING --streams found--> HOLDING
+ *        |                             EEXIST+takeover: kick, retry 50 ms x40     |
+ *        |                                               |     every track's      | parameters
+ *        |                                               |     known, or 5 s held  v
+ *        |                                               |                    STREAMING
+ *        v                                               | bad TS, codec          | EOF, idle,
+ *      CLOSED <----------------------------------------- +----------------------+ kick, stop
  *        (weir_stream_end, srt_close, done=1; the SRT thread joins and frees)
+ *
+ *   HOLDING: the bus fixes tracks at the first write, and a track's bus
+ *   parameters (avcC/hvcC, AAC's AudioSpecificConfig) may come only with its
+ *   first keyframe or ADTS frame, so converted packets wait (bounded) until
+ *   every track is known; tracks still unknown after the wait are dropped.
  *
  *   transition               function
  *   -> refused               on_listen
  *   -> AUTHORIZING           accept_one (starts conn_main)
- *   AUTHORIZING -> CLAIMING  authorize (auth_on_loop / auth_done on the loop)
+ *   AUTHORIZING -> CLAIMING  authorize (weir_srt_auth_check; usually answered already)
  *   CLAIMING -> PROBING      claim
- *   PROBING -> STREAMING     open_demuxer, add_tracks
+ *   PROBING -> HOLDING       demux (avformat_find_stream_info), select_tracks
+ *   HOLDING -> STREAMING     on_packet -> start_stream (add_tracks, held packets out)
  *   -> CLOSED                conn_main's exit path, reap
  *
  * Invariants:
  *   1. Only the connection's thread calls bus functions for its stream and
  *      closes its socket; kick (any thread, under the stream lock) only sets
  *      `stop`, which the thread sees within 200 ms.
- *   2. A connection is refcounted: its thread holds one (dropped by reap), an
- *      authorisation posted to the loop holds one.  Loop callbacks touch only
- *      the connection, never the server, so they may run after
- *      weir_srt_server_free (in weir_loop_free's drain).
+ *   2. Loop callbacks touch only the key table (refcounted, one reference per
+ *      check in flight), never a connection or the server, so they may run
+ *      after weir_srt_server_free (in weir_loop_free's drain).  A connection
+ *      is freed by reap once its thread said it is done.
  *   3. Every bus packet has a DTS in 1/1000 that never goes back on its
  *      track, starting near 0 (the first DTS of the connection is the origin).
  *   4. The stream key is never logged.
+ *   5. Bus packets are in the ISO form RTMP delivers: H.264/HEVC as 4-byte
+ *      length-prefixed NAL units under avcC/hvcC, AAC raw under an ASC; a
+ *      video track starts at a keyframe.
  */
 #include "ingest/srt/srt_server.h"
+#include "ingest/srt/srt_auth.h"
 #include "ingest/srt/srt_streamid.h"
 
 #include <arpa/inet.h>
@@ -70,6 +96,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <libavcodec/bsf.h>
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
 #include <srt/access_control.h>
@@ -80,7 +107,10 @@
 #define DEFAULT_IDLE_MS         10000
 #define RECV_TIMEOUT_MS         200     /* how soon a blocked read sees `stop` */
 #define EPOLL_TICK_MS           100
-#define AUTH_TIMEOUT_US         10000000
+#define AUTH_TIMEOUT_US         10000000    /* the connection's thread, after accept */
+#define DEFAULT_AUTH_WAIT_MS    100         /* the handshake: below the default latency */
+#define AUTH_MAX_INFLIGHT       8
+#define AUTH_TTL_US             5000000
 #define PROBE_TIMEOUT_US        10000000    /* connect to first packet on the bus */
 #define PROBE_SIZE              (2 << 20)
 #define ANALYZE_US              (2 * AV_TIME_BASE)
@@ -88,16 +118,70 @@
 #define TAKEOVER_RETRY_US       50000
 #define TAKEOVER_TRIES          40      /* 2 s, as RTMP */
 #define LIVE_PAYLOAD_MAX        1500    /* >= SRT live payload (1456) */
+#define HOLD_MAX_MS             5000    /* media held back while parameters are unknown */
+#define HOLD_MAX_PACKETS        4096
+#define HOLD_MAX_BYTES          (32u << 20)
 
 typedef struct conn conn;
+
+/* One second's view of a publisher's SRT link (srt_bstats), sampled by
+ * the SRT thread. */
+typedef struct srt_sample {
+    double rtt_ms, lost, retrans, dropped, rate_mbps, buffer_ms;
+} srt_sample;
+
+/* Each statistic once: its name in the API's "transport" object, and as a
+ * Prometheus family labelled by stream (a callback family, so a stream's
+ * series go when it ends: no label set outlives its publisher). */
+static const struct srt_stat {
+    const char *api, *metric, *help;
+    weir_metric_type type;
+    size_t offset;                  /* into srt_sample */
+    double scale;                   /* API unit -> the metric's base unit */
+} srt_stats[] = {
+    { "rtt_ms", "weir_srt_rtt_seconds", "Round-trip time to the SRT publisher",
+      WEIR_METRIC_GAUGE, offsetof(srt_sample, rtt_ms), 1e-3 },
+    { "packets_lost", "weir_srt_received_packets_lost_total",
+      "SRT packets found missing on arrival (most are then retransmitted)",
+      WEIR_METRIC_COUNTER, offsetof(srt_sample, lost), 1 },
+    { "packets_retransmitted", "weir_srt_received_packets_retransmitted_total",
+      "Retransmitted SRT packets received", WEIR_METRIC_COUNTER, offsetof(srt_sample, retrans), 1 },
+    { "packets_dropped", "weir_srt_received_packets_dropped_total",
+      "SRT packets given up on, too late to play: media lost",
+      WEIR_METRIC_COUNTER, offsetof(srt_sample, dropped), 1 },
+    { "receive_rate_mbps", "weir_srt_receive_bytes_per_second",
+      "SRT receive rate over the last second", WEIR_METRIC_GAUGE,
+      offsetof(srt_sample, rate_mbps), 1e6 / 8 },
+    { "receive_buffer_ms", "weir_srt_receive_buffer_seconds",
+      "Media in the SRT receive buffer, not yet delivered", WEIR_METRIC_GAUGE,
+      offsetof(srt_sample, buffer_ms), 1e-3 },
+};
+#define NSTATS ((int)(sizeof srt_stats / sizeof srt_stats[0]))
+
+typedef struct stat_arg {
+    weir_srt_server *srv;
+    int i;
+} stat_arg;
+
+/* One demuxer stream on its way to the bus (the connection's thread only). */
+typedef struct track_in {
+    int used;                       /* goes on the bus (once its parameters are known) */
+    int bus;                        /* its bus track; -1 before start or when dropped */
+    int video;
+    int keyed;                      /* video: a keyframe came; earlier packets are dropped */
+    weir_nal_conv *nal;             /* H.264, HEVC: Annex B -> avcC/hvcC + lengths */
+    AVBSFContext *adts;             /* AAC: ADTS -> AudioSpecificConfig + raw frames */
+    AVCodecParameters *par;         /* the bus's parameters; NULL until known */
+} track_in;
 
 struct weir_srt_server {
     weir_loop *loop;
     weir_bus *bus;
     weir_ingest_settings settings;
-    weir_publish_auth_fn auth;
-    void *auth_ctx;
+    weir_srt_auth *keys;            /* ingest.auth=keys: the handshake's key table */
+    int64_t auth_wait_us;           /* the most one handshake waits for the key store */
     char passphrase[80];            /* a secret: never logged */
+    int pbkeylen;                   /* bytes: 0 (the caller's or 16), 16, 24, 32 */
     int64_t latency_ms, max_connections, max_streamid, idle_ms;
 
     SRTSOCKET lsn;
@@ -108,12 +192,16 @@ struct weir_srt_server {
     atomic_int quit;
     atomic_int nconns;              /* accepted, not yet reaped */
     atomic_int publishers;
-    conn *conns;                    /* SRT thread only (and free, after the join) */
+    conn *conns;                    /* changed by the SRT thread only, under stats_mu */
+    pthread_mutex_t stats_mu;       /* conns' links, and every conn's sample */
+    int64_t sampled_us;             /* SRT thread */
+    weir_metric *stat_metric[NSTATS];
+    stat_arg stat_args[NSTATS];
+    weir_metric_child *rx_bytes;
 };
 
 struct conn {
-    atomic_int refs;
-    weir_srt_server *srv;           /* valid while the thread runs (invariant 2) */
+    weir_srt_server *srv;           /* valid while the thread runs */
     SRTSOCKET sock;
     int eid;                        /* this socket alone: reads wait here */
     pthread_t thread;
@@ -124,16 +212,13 @@ struct conn {
     weir_srt_streamid id;           /* id.key is a secret */
     char name[WEIR_BUS_NAME_MAX + 1];
     const char *why;                /* why it closed, for the one log line */
+    atomic_int publishing;          /* name and stream set: the SRT thread samples it */
 
-    /* authorisation rendezvous (loop <-> connection thread) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    weir_loop *loop;
-    weir_publish_auth_fn auth;
-    void *auth_ctx;
-    int auth_state;                 /* 0 waiting, 1 answered */
-    int auth_result;
-    char auth_stream[WEIR_BUS_NAME_MAX + 1];
+    /* statistics */
+    srt_sample sample;              /* under srv->stats_mu */
+    int has_sample;                 /* under srv->stats_mu */
+    uint64_t prev_bytes;            /* SRT thread: for the receive rate */
+    int64_t prev_us;
 
     /* socket reads */
     uint8_t msg[LIVE_PAYLOAD_MAX];
@@ -144,21 +229,23 @@ struct conn {
     /* the stream */
     weir_stream *stream;
     int counted;
-    int track[WEIR_STREAM_MAX_TRACKS * 4];  /* demuxer stream -> bus track, -1: dropped */
-    int ntrack_map;
+    track_in in[WEIR_STREAM_MAX_TRACKS * 4];    /* per demuxer stream */
+    int nin;
+    int started;                    /* tracks added: packets go straight to the bus */
+    AVPacket **held;                /* waiting for every track's parameters */
+    int nheld, held_cap;
+    size_t held_bytes;
+    int64_t held_first_ms, held_last_ms;
     int64_t last_dts[WEIR_STREAM_MAX_TRACKS];
     int64_t origin;                 /* first DTS (ms), AV_NOPTS_VALUE until seen */
-    uint64_t packets, clamped;
+    uint64_t packets, clamped, dropped;
     int64_t started_us;
 };
 
 
-static void conn_unref(conn *c)
+static void conn_free(conn *c)
 {
-    if (atomic_fetch_sub(&c->refs, 1) != 1)
-        return;
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
+    memset(&c->id, 0, sizeof c->id);   /* the key */
     free(c);
 }
 
@@ -189,13 +276,43 @@ static int refuse(SRTSOCKET ns, const char *remote, int reason, const char *why)
     return -1;
 }
 
-/* libsrt's receiver thread.  The stream id carries the key: never logged. */
+/* Which stream the caller would publish, decided inside the handshake.
+ * 0 and name; 1: accept and let the connection's thread finish the key
+ * check; or a refusal (reject reason set, logged). */
+static int listen_name(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
+                       const weir_srt_streamid *id, char name[WEIR_BUS_NAME_MAX + 1])
+{
+    int r;
+
+    if (srv->settings.auth == WEIR_INGEST_AUTH_OPEN) {
+        if (!weir_stream_name_valid(id->key))
+            return refuse(ns, remote, SRT_REJX_BAD_REQUEST,
+                          "bad stream name (1-64 of A-Z a-z 0-9 _ -)");
+        memcpy(name, id->key, strlen(id->key) + 1);     /* valid: at most 64 bytes */
+        return 0;
+    }
+    r = weir_srt_auth_check(srv->keys, id->key, srv->auth_wait_us, 1, NULL, name);
+    switch (r) {
+    case 0:               return 0;
+    case AVERROR(EAGAIN): return 1;     /* still being checked: decided after accept */
+    case AVERROR(EACCES): return refuse(ns, remote, SRT_REJX_UNAUTHORIZED,
+                                        "unknown or revoked stream key");
+    case AVERROR(EBUSY):  return refuse(ns, remote, SRT_REJX_OVERLOAD,
+                                        "too many stream key checks at once");
+    default:              return refuse(ns, remote, SRT_REJX_ISE, "key store unavailable");
+    }
+}
+
+/* libsrt's receiver thread, which also receives every live stream on the
+ * port: nothing here may block for long.  The key check waits at most
+ * srt.auth_wait, within a budget per second (srt_auth.h), and the bus and
+ * counters answer at once.  The stream id carries the key: never logged. */
 static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct sockaddr *peer,
                      const char *streamid)
 {
     weir_srt_server *srv = opaque;
     weir_srt_streamid *id;
-    char remote[64];
+    char remote[64], name[WEIR_BUS_NAME_MAX + 1];
     size_t n = streamid ? strnlen(streamid, WEIR_SRT_STREAMID_MAX + 1) : 0;
     int r = 0;
 
@@ -207,6 +324,8 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
         return refuse(ns, remote, SRT_REJX_BAD_REQUEST, "stream id too long (srt.max_streamid)");
     if (atomic_load(&srv->nconns) >= srv->max_connections)
         return refuse(ns, remote, SRT_REJX_OVERLOAD, "srt.max_connections reached");
+    if (atomic_load(&srv->publishers) >= srv->settings.max_publishers)
+        return refuse(ns, remote, SRT_REJX_OVERLOAD, "ingest.max_publishers reached");
     if (!(id = malloc(sizeof *id)))
         return refuse(ns, remote, SRT_REJX_ISE, "out of memory");
     if (weir_srt_streamid_parse(streamid ? streamid : "", n, id) < 0)
@@ -218,35 +337,23 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
                        : "only publishing is served: m=bidirectional refused");
     else if (strcmp(id->app, "live") != 0)
         r = refuse(ns, remote, SRT_REJX_NOTFOUND, "application is not \"live\"");
+    else if ((r = listen_name(srv, ns, remote, id, name)) == 0 &&
+             srv->settings.on_duplicate == WEIR_INGEST_DUP_REJECT) {
+        weir_stream *old = weir_bus_find(srv->bus, name);
+        if (old) {
+            weir_stream_unref(old);
+            r = refuse(ns, remote, SRT_REJX_CONFLICT, "stream already has a publisher");
+        }
+    }
+    memset(id, 0, sizeof *id);
     free(id);
-    return r;
+    return r < 0 ? -1 : 0;
 }
 
 /* ---- authorisation ---------------------------------------------------------- */
 
-/* The loop: the auth function said which stream this key publishes. */
-static void auth_done(void *arg, int result, const char *stream)
-{
-    conn *c = arg;
-    pthread_mutex_lock(&c->mu);
-    c->auth_state = 1;
-    c->auth_result = result;
-    if (result >= 0 && snprintf(c->auth_stream, sizeof c->auth_stream, "%s", stream ? stream : "")
-                           >= (int)sizeof c->auth_stream)
-        c->auth_result = AVERROR(EINVAL);
-    pthread_cond_signal(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-    conn_unref(c);
-}
-
-/* The loop: ask.  The connection may have stopped meanwhile (shutdown). */
-static void auth_on_loop(void *arg)
-{
-    conn *c = arg;
-    if (atomic_load(&c->stop) || c->auth(c->auth_ctx, c->id.key, auth_done, c) < 0)
-        auth_done(c, AVERROR(EACCES), NULL);
-}
-
+/* The connection's thread.  The handshake usually left the answer in the
+ * key table; otherwise (the store was slow, or busy) wait for it here. */
 static int authorize(conn *c)
 {
     weir_srt_server *srv = c->srv;
@@ -261,28 +368,13 @@ static int authorize(conn *c)
         memcpy(c->name, c->id.key, strlen(c->id.key) + 1);  /* valid: at most 64 bytes */
         return 0;
     }
-    atomic_fetch_add(&c->refs, 1);
-    if ((r = weir_loop_post(c->loop, auth_on_loop, c)) < 0) {
-        conn_unref(c);
-        c->why = "cannot reach the loop";
-        return r;
+    for (;;) {
+        int64_t left = deadline - weir_clock_mono_us();
+        r = weir_srt_auth_check(srv->keys, c->id.key, FFMAX(left, 0), 0, &c->stop, c->name);
+        if (r != AVERROR(EBUSY) || left <= 0 || atomic_load(&c->stop))
+            break;
+        usleep(TAKEOVER_RETRY_US);      /* every check slot taken: our own thread waits */
     }
-    pthread_mutex_lock(&c->mu);
-    while (!c->auth_state && !atomic_load(&c->stop) && weir_clock_mono_us() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-    }
-    r = c->auth_state ? c->auth_result : atomic_load(&c->stop) ? AVERROR_EXIT
-                                                                : AVERROR(ETIMEDOUT);
-    if (r >= 0)
-        memcpy(c->name, c->auth_stream, sizeof c->name);
-    pthread_mutex_unlock(&c->mu);
     if (r < 0)
         c->why = r == AVERROR(EACCES) ? "unknown or revoked stream key"
                : r == AVERROR_EXIT ? "stopped" : "key store unavailable";
@@ -297,10 +389,29 @@ static void kick(void *arg)
     atomic_store(&((conn *)arg)->stop, 1);
 }
 
+static double stat_value(const srt_sample *s, int i)
+{
+    return *(const double *)((const char *)s + srt_stats[i].offset);
+}
+
+/* Any thread, under the stream's lock (so before weir_stream_end returned:
+ * the connection is alive). */
+static int publisher_stats(void *arg, weir_publisher_stat *out, int max)
+{
+    conn *c = arg;
+    int n = 0;
+
+    pthread_mutex_lock(&c->srv->stats_mu);
+    for (int i = 0; c->has_sample && i < NSTATS && n < max; i++)
+        out[n++] = (weir_publisher_stat){ srt_stats[i].api, stat_value(&c->sample, i) };
+    pthread_mutex_unlock(&c->srv->stats_mu);
+    return n;
+}
+
 static void set_publisher(conn *c, AVRational framerate)
 {
     weir_publisher_info pi = { .protocol = "srt", .framerate = framerate, .kick = kick,
-                               .kick_arg = c };
+                               .kick_arg = c, .stats = publisher_stats, .stats_arg = c };
     snprintf(pi.remote, sizeof pi.remote, "%s", c->remote);
     weir_stream_set_publisher(c->stream, &pi);
 }
@@ -342,6 +453,7 @@ static int claim(conn *c)
     atomic_fetch_add(&srv->publishers, 1);
     c->started_us = weir_clock_mono_us();
     set_publisher(c, (AVRational){ 0, 1 });
+    atomic_store(&c->publishing, 1);
     weir_log_info("srt", "publishing", WL_STR("stream", c->name), WL_STR("remote", c->remote));
     return 0;
 }
@@ -370,6 +482,7 @@ static int srt_read(void *opaque, uint8_t *buf, int size)
             c->msg_off = 0;
             c->last_rx_us = weir_clock_mono_us();
             c->rx_bytes += (uint64_t)n;
+            weir_counter_add(c->srv->rx_bytes, n);
             break;
         }
         if (n < 0 && (srt_getsockstate(c->sock) == SRTS_CONNECTED)) {
@@ -406,6 +519,190 @@ static int codec_ok(enum AVCodecID id)
     return 0;
 }
 
+/* ---- from MPEG-TS form to the bus's form ------------------------------------------ *
+ *
+ * MPEG-TS carries H.264/HEVC as Annex B and AAC as ADTS; the bus carries what
+ * RTMP and MP4 carry (avcC/hvcC and length-prefixed NAL units, an
+ * AudioSpecificConfig and raw AAC frames), so nothing downstream knows which
+ * protocol fed a stream.  H.264/HEVC go through a weir_nal_conv, AAC through
+ * libavcodec's aac_adtstoasc; the rest passes as demuxed.  A track's bus
+ * parameters are known when its converter has seen the parameter sets (the
+ * TS demuxer usually extracted them already) or the first ADTS header. */
+
+static int track_set_par(track_in *t, const AVCodecParameters *par, const uint8_t *extradata,
+                         size_t extradata_len)
+{
+    AVCodecParameters *p = avcodec_parameters_alloc();
+    int r = AVERROR(ENOMEM);
+
+    if (!p || (r = avcodec_parameters_copy(p, par)) < 0)
+        goto fail;
+    p->codec_tag = 0;           /* the TS stream_type: meaningless off MPEG-TS */
+    if (extradata) {
+        av_freep(&p->extradata);
+        p->extradata_size = 0;
+        if (!(p->extradata = av_mallocz(extradata_len + AV_INPUT_BUFFER_PADDING_SIZE)))
+            goto fail;
+        memcpy(p->extradata, extradata, extradata_len);
+        p->extradata_size = (int)extradata_len;
+    }
+    t->par = p;
+    return 0;
+fail:
+    avcodec_parameters_free(&p);
+    return r;
+}
+
+static int track_open(track_in *t, const AVStream *st)
+{
+    const AVCodecParameters *par = st->codecpar;
+    const AVBitStreamFilter *f;
+    int r;
+
+    t->bus = -1;
+    t->video = par->codec_type == AVMEDIA_TYPE_VIDEO;
+    switch (par->codec_id) {
+    case AV_CODEC_ID_H264:
+    case AV_CODEC_ID_HEVC:
+        return weir_nal_conv_new(par, &t->nal);
+    case AV_CODEC_ID_AAC:
+        if (!(f = av_bsf_get_by_name("aac_adtstoasc")))
+            return AVERROR_BSF_NOT_FOUND;
+        if ((r = av_bsf_alloc(f, &t->adts)) < 0 ||
+            (r = avcodec_parameters_copy(t->adts->par_in, par)) < 0)
+            return r;
+        t->adts->time_base_in = st->time_base;
+        if ((r = av_bsf_init(t->adts)) < 0)
+            return r;
+        if (t->adts->par_out->extradata_size >= 2)     /* the demuxer had an ASC */
+            return track_set_par(t, t->adts->par_out, NULL, 0);
+        return 0;
+    default:
+        return track_set_par(t, par, NULL, 0);
+    }
+}
+
+static void track_close(track_in *t)
+{
+    weir_nal_conv_free(t->nal);
+    av_bsf_free(&t->adts);
+    avcodec_parameters_free(&t->par);
+    memset(t, 0, sizeof *t);
+}
+
+/* Removes side data of one type (the ASC aac_adtstoasc attaches to its
+ * first packet: the bus carries it as extradata, as RTMP does). */
+static void drop_side_data(AVPacket *pkt, enum AVPacketSideDataType type)
+{
+    int n = 0;
+    for (int i = 0; i < pkt->side_data_elems; i++) {
+        if (pkt->side_data[i].type == type)
+            av_freep(&pkt->side_data[i].data);
+        else
+            pkt->side_data[n++] = pkt->side_data[i];
+    }
+    pkt->side_data_elems = n;
+}
+
+static int adts_packet(track_in *t, AVPacket *pkt)
+{
+    int r;
+
+    if ((r = av_bsf_send_packet(t->adts, pkt)) < 0) {
+        av_packet_unref(pkt);
+        return r;
+    }
+    if ((r = av_bsf_receive_packet(t->adts, pkt)) < 0)
+        return r;       /* EAGAIN: nothing out; other: a bad ADTS frame, consumed */
+    if (!t->par) {
+        size_t n = 0;
+        const uint8_t *asc = av_packet_get_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA, &n);
+        if (asc && n >= 2 && (r = track_set_par(t, t->adts->par_out, asc, n)) < 0)
+            return r;
+    }
+    drop_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA);
+    return 0;
+}
+
+/* pkt in the bus's form, in place.  0; AVERROR(EAGAIN): nothing to write;
+ * AVERROR(ENOMEM); any other error: a malformed packet, dropped. */
+static int track_packet(track_in *t, AVPacket *pkt)
+{
+    int r;
+
+    if (t->adts)
+        return adts_packet(t, pkt);
+    if (!t->nal)
+        return 0;
+    if ((r = weir_nal_conv_packet(t->nal, pkt)) < 0 || t->par)
+        return r;
+    AVCodecParameters *p = avcodec_parameters_alloc();
+    if (!p)
+        return AVERROR(ENOMEM);
+    if (weir_nal_conv_par(t->nal, p) == 0)
+        r = track_set_par(t, p, NULL, 0);
+    avcodec_parameters_free(&p);
+    return r;
+}
+
+/* ---- holding back until every track's parameters are known ------------------------ *
+ *
+ * The bus fixes a stream's tracks at its first write, so packets wait here
+ * until every selected track has its bus parameters, at most HOLD_MAX_MS of
+ * media (or HOLD_MAX_PACKETS / HOLD_MAX_BYTES).  Past that, tracks still
+ * unknown are dropped (logged) and the others start. */
+
+static int hold(conn *c, AVFormatContext *fmt, AVPacket *pkt)
+{
+    AVPacket *h;
+    int64_t ts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+
+    if (c->nheld == c->held_cap) {
+        int cap = c->held_cap ? 2 * c->held_cap : 64;
+        AVPacket **p = av_realloc_array(c->held, (size_t)cap, sizeof *p);
+        if (!p)
+            return AVERROR(ENOMEM);
+        c->held = p;
+        c->held_cap = cap;
+    }
+    if (!(h = av_packet_alloc()))
+        return AVERROR(ENOMEM);
+    av_packet_move_ref(h, pkt);
+    c->held[c->nheld++] = h;
+    c->held_bytes += (size_t)h->size;
+    if (ts != AV_NOPTS_VALUE) {
+        ts = av_rescale_q(ts, fmt->streams[h->stream_index]->time_base, (AVRational){ 1, 1000 });
+        c->held_first_ms = FFMIN(c->held_first_ms, ts);
+        c->held_last_ms = FFMAX(c->held_last_ms, ts);
+    }
+    return 0;
+}
+
+static int hold_full(const conn *c)
+{
+    return c->nheld >= HOLD_MAX_PACKETS || c->held_bytes >= HOLD_MAX_BYTES ||
+           (c->held_last_ms > c->held_first_ms && c->held_last_ms - c->held_first_ms > HOLD_MAX_MS);
+}
+
+static int all_known(const conn *c)
+{
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].used && !c->in[i].par)
+            return 0;
+    return 1;
+}
+
+static void release_held(conn *c)
+{
+    for (int i = 0; i < c->nheld; i++)
+        av_packet_free(&c->held[i]);
+    av_freep(&c->held);
+    c->nheld = c->held_cap = 0;
+    c->held_bytes = 0;
+}
+
+/* ---- the bus side ------------------------------------------------------------------ */
+
 /* Video first (the bus's key track is its first video track anyway). */
 static int add_tracks(conn *c, AVFormatContext *fmt)
 {
@@ -414,38 +711,29 @@ static int add_tracks(conn *c, AVFormatContext *fmt)
     AVRational fps = { 0, 1 };
     int ntracks = 0;
 
-    c->ntrack_map = (int)FFMIN(fmt->nb_streams, sizeof c->track / sizeof c->track[0]);
-    for (int i = 0; i < c->ntrack_map; i++)
-        c->track[i] = -1;
     for (size_t o = 0; o < 2; o++) {
-        for (int i = 0; i < c->ntrack_map; i++) {
-            AVStream *st = fmt->streams[i];
-            const AVCodecParameters *par = st->codecpar;
-            int t;
-            if (par->codec_type != order[o])
+        for (int i = 0; i < c->nin; i++) {
+            track_in *t = &c->in[i];
+            int b;
+            if (!t->used || t->par->codec_type != order[o])
                 continue;
-            if (!codec_ok(par->codec_id)) {
-                c->why = "unsupported codec";
-                weir_log_debug("srt", "codec", WL_STR("codec", avcodec_get_name(par->codec_id)));
-                return AVERROR_PATCHWELCOME;
-            }
-            if ((t = weir_stream_add_track(c->stream, par, (AVRational){ 1, 1000 })) < 0) {
+            if ((b = weir_stream_add_track(c->stream, t->par, (AVRational){ 1, 1000 })) < 0) {
                 c->why = "too many tracks";
-                return t;
+                return b;
             }
-            c->track[i] = t;
-            c->last_dts[t] = INT64_MIN;
+            t->bus = b;
+            c->last_dts[b] = INT64_MIN;
             ntracks++;
-            if (par->codec_type == AVMEDIA_TYPE_VIDEO && !v) {
-                v = par;
-                fps = st->avg_frame_rate;
-            } else if (par->codec_type == AVMEDIA_TYPE_AUDIO && !a) {
-                a = par;
+            if (t->video && !v) {
+                v = t->par;
+                fps = fmt->streams[i]->avg_frame_rate;
+            } else if (!t->video && !a) {
+                a = t->par;
             }
         }
     }
     if (!ntracks) {
-        c->why = "no audio or video track in the MPEG-TS";
+        c->why = "no track's codec parameters within 5 s of media";
         return AVERROR_INVALIDDATA;
     }
     if (fps.num > 0 && fps.den > 0)
@@ -462,8 +750,8 @@ static int write_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
 {
     int t, r;
 
-    if (pkt->stream_index < 0 || pkt->stream_index >= c->ntrack_map ||
-        (t = c->track[pkt->stream_index]) < 0)
+    if (pkt->stream_index < 0 || pkt->stream_index >= c->nin ||
+        (t = c->in[pkt->stream_index].bus) < 0)
         return 0;
     if (pkt->dts == AV_NOPTS_VALUE)
         pkt->dts = pkt->pts;
@@ -488,6 +776,92 @@ static int write_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
     if ((r = weir_stream_write(c->stream, pkt)) < 0)
         return r;
     c->packets++;
+    return 0;
+}
+
+/* The wait is over: tracks still unknown are dropped, the rest go on the
+ * bus, and what was held is written in the order it arrived. */
+static int start_stream(conn *c, AVFormatContext *fmt)
+{
+    int r = 0;
+
+    for (int i = 0; i < c->nin; i++) {
+        track_in *t = &c->in[i];
+        if (t->used && !t->par) {
+            weir_log_warn("srt", "track dropped: its codec parameters never came",
+                          WL_STR("stream", c->name),
+                          WL_STR("codec", avcodec_get_name(fmt->streams[i]->codecpar->codec_id)));
+            t->used = 0;
+        }
+    }
+    if ((r = add_tracks(c, fmt)) < 0)
+        return r;
+    c->started = 1;
+    c->deadline_us = 0;         /* from here only idle and stop end it */
+    for (int i = 0; i < c->nheld && r >= 0; i++)
+        r = write_packet(c, fmt, c->held[i]);
+    release_held(c);
+    return r;
+}
+
+/* One demuxed packet: converted, then held or written. */
+static int on_packet(conn *c, AVFormatContext *fmt, AVPacket *pkt)
+{
+    track_in *t;
+    int r;
+
+    if (pkt->stream_index < 0 || pkt->stream_index >= c->nin ||
+        !(t = &c->in[pkt->stream_index])->used || (c->started && t->bus < 0))
+        return 0;
+    if (t->video && !t->keyed) {
+        if (!(pkt->flags & AV_PKT_FLAG_KEY)) {
+            c->dropped++;       /* undecodable without the keyframe before it */
+            return 0;
+        }
+        t->keyed = 1;
+    }
+    if ((r = track_packet(t, pkt)) == AVERROR(EAGAIN))
+        return 0;
+    if (r == AVERROR(ENOMEM))
+        return r;
+    if (r < 0) {
+        c->dropped++;           /* malformed: lose it, keep the stream */
+        return 0;
+    }
+    if (c->started)
+        return write_packet(c, fmt, pkt);
+    if ((r = hold(c, fmt, pkt)) < 0)
+        return r;
+    return all_known(c) || hold_full(c) ? start_stream(c, fmt) : 0;
+}
+
+/* The demuxer's audio and video streams, each with its converter. */
+static int select_tracks(conn *c, AVFormatContext *fmt)
+{
+    int n = 0, r;
+
+    c->nin = (int)FFMIN(fmt->nb_streams, sizeof c->in / sizeof c->in[0]);
+    for (int i = 0; i < c->nin; i++) {
+        const AVCodecParameters *par = fmt->streams[i]->codecpar;
+        c->in[i].bus = -1;
+        if (par->codec_type != AVMEDIA_TYPE_VIDEO && par->codec_type != AVMEDIA_TYPE_AUDIO)
+            continue;
+        if (!codec_ok(par->codec_id)) {
+            c->why = "unsupported codec";
+            weir_log_debug("srt", "codec", WL_STR("codec", avcodec_get_name(par->codec_id)));
+            return AVERROR_PATCHWELCOME;
+        }
+        if ((r = track_open(&c->in[i], fmt->streams[i])) < 0) {
+            c->why = "cannot set up the track's conversion";
+            return r;
+        }
+        c->in[i].used = 1;
+        n++;
+    }
+    if (!n) {
+        c->why = "no audio or video track in the MPEG-TS";
+        return AVERROR_INVALIDDATA;
+    }
     return 0;
 }
 
@@ -520,26 +894,29 @@ static int demux(conn *c)
         c->why = c->why ? c->why : "cannot read the MPEG-TS stream info";
         goto fail;
     }
-    if ((r = add_tracks(c, fmt)) < 0)
+    if ((r = select_tracks(c, fmt)) < 0)
         goto fail;
-    c->deadline_us = 0;     /* from here only idle and stop end it */
     while ((r = av_read_frame(fmt, pkt)) >= 0) {
-        r = write_packet(c, fmt, pkt);
+        r = on_packet(c, fmt, pkt);
         av_packet_unref(pkt);
-        if (r < 0) {
-            c->why = r == AVERROR(EPIPE) ? "stream ended on the bus" : "bus write failed";
+        if (r < 0)
             goto fail;
-        }
+    }
+    if (r == AVERROR_EOF && !c->started && c->nheld) {
+        int e = start_stream(c, fmt);   /* a clip shorter than the wait */
+        if (e < 0)
+            r = e;
     }
     if (r == AVERROR_EXIT && !c->why)
         c->why = atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
 fail:
-    if (r == AVERROR_EOF && c->deadline_us) {
+    if (r == AVERROR_EOF && !c->started) {
         r = AVERROR_INVALIDDATA;    /* the publisher left before any media */
         c->why = "no audio or video track in the MPEG-TS";
     }
     if (r < 0 && !c->why && r != AVERROR_EOF)
-        c->why = "bad MPEG-TS";
+        c->why = r == AVERROR(EPIPE) ? "stream ended on the bus"
+               : r == AVERROR(ENOMEM) ? "out of memory" : "bad MPEG-TS";
     av_packet_free(&pkt);
     avformat_close_input(&fmt);
     if (pb) {
@@ -547,6 +924,9 @@ fail:
         avio_context_free(&pb);
     }
     av_free(iobuf);
+    release_held(c);
+    for (int i = 0; i < c->nin; i++)
+        track_close(&c->in[i]);
     return r == AVERROR_EOF ? 0 : r;
 }
 
@@ -561,12 +941,13 @@ static void *conn_main(void *arg)
         r = demux(c);
     if (c->stream) {
         double secs = (double)(weir_clock_mono_us() - c->started_us) / 1e6;
+        atomic_store(&c->publishing, 0);
         weir_stream_end(c->stream);     /* drops our reference; no kick after this */
         c->stream = NULL;
         weir_log_info("srt", "unpublished", WL_STR("stream", c->name),
                       WL_STR("remote", c->remote), WL_DOUBLE("seconds", secs),
                       WL_UINT("packets", c->packets), WL_UINT("bytes", c->rx_bytes),
-                      WL_UINT("dts_clamped", c->clamped),
+                      WL_UINT("dts_clamped", c->clamped), WL_UINT("dropped", c->dropped),
                       WL_STR("reason", r < 0 && c->why ? c->why : "publisher left"));
     }
     if (r < 0 && (!c->counted || !c->why))
@@ -591,18 +972,14 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
 
     if (!c)
         goto fail;
-    atomic_init(&c->refs, 1);
     c->srv = srv;
     c->sock = ns;
     c->eid = -1;
-    c->loop = srv->loop;
-    c->auth = srv->auth;
-    c->auth_ctx = srv->auth_ctx;
     c->origin = AV_NOPTS_VALUE;
+    c->held_first_ms = INT64_MAX;
+    c->held_last_ms = INT64_MIN;
     c->last_rx_us = weir_clock_mono_us();
     remote_of(sa, c->remote, sizeof c->remote);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
     memset(sid, 0, sizeof sid);
     /* on_listen already vetted it; parse again for our copy. */
     if (srt_getsockflag(ns, SRTO_STREAMID, sid, &len) < 0 ||
@@ -612,8 +989,10 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
         goto fail;     /* the socket is non-blocking, like its listener */
     if (pthread_create(&c->thread, NULL, conn_main, c) != 0)
         goto fail;
+    pthread_mutex_lock(&srv->stats_mu);
     c->next = srv->conns;
     srv->conns = c;
+    pthread_mutex_unlock(&srv->stats_mu);
     atomic_fetch_add(&srv->nconns, 1);
     weir_log_debug("srt", "connection", WL_STR("remote", c->remote));
     return;
@@ -624,7 +1003,7 @@ fail:
     if (c) {
         if (c->eid >= 0)
             srt_epoll_release(c->eid);
-        conn_unref(c);
+        conn_free(c);
     }
 }
 
@@ -641,10 +1020,71 @@ static void reap(weir_srt_server *srv, int all)
             continue;
         }
         pthread_join(c->thread, NULL);
+        pthread_mutex_lock(&srv->stats_mu);
         *pp = c->next;
+        pthread_mutex_unlock(&srv->stats_mu);
         atomic_fetch_sub(&srv->nconns, 1);
-        conn_unref(c);
+        conn_free(c);
     }
+}
+
+/* The SRT thread, once a second: every publisher's link statistics. */
+static void sample_stats(weir_srt_server *srv)
+{
+    int64_t now = weir_clock_mono_us();
+
+    if (now - srv->sampled_us < 1000000)
+        return;
+    srv->sampled_us = now;
+    for (conn *c = srv->conns; c; c = c->next) {
+        SRT_TRACEBSTATS p;
+        srt_sample s;
+        if (!atomic_load(&c->publishing) || srt_bstats(c->sock, &p, 0) < 0)
+            continue;
+        s = (srt_sample){ .rtt_ms = p.msRTT, .lost = p.pktRcvLossTotal,
+                          .retrans = p.pktRcvRetrans, .dropped = p.pktRcvDropTotal,
+                          .buffer_ms = p.msRcvBuf };
+        /* bits per microsecond = Mbit/s; the first sample averages since connect */
+        if (c->prev_us && now > c->prev_us && p.byteRecvTotal >= c->prev_bytes)
+            s.rate_mbps = (double)(p.byteRecvTotal - c->prev_bytes) * 8 / (double)(now - c->prev_us);
+        else if (!c->prev_us && p.msTimeStamp > 0)
+            s.rate_mbps = (double)p.byteRecvTotal * 8 / ((double)p.msTimeStamp * 1000);
+        c->prev_bytes = p.byteRecvTotal;
+        c->prev_us = now;
+        pthread_mutex_lock(&srv->stats_mu);
+        c->sample = s;
+        c->has_sample = 1;
+        pthread_mutex_unlock(&srv->stats_mu);
+    }
+}
+
+/* The scrape: one sample per publishing connection. */
+static void collect_stat(void *arg, weir_metric *m)
+{
+    const stat_arg *a = arg;
+    weir_srt_server *srv = a->srv;
+
+    pthread_mutex_lock(&srv->stats_mu);
+    for (conn *c = srv->conns; c; c = c->next)
+        if (c->has_sample && atomic_load(&c->publishing))
+            weir_metric_emit(m, (const char *const[]){ c->name, NULL },
+                             stat_value(&c->sample, a->i) * srt_stats[a->i].scale);
+    pthread_mutex_unlock(&srv->stats_mu);
+}
+
+static int register_stats(weir_srt_server *srv, weir_metrics *reg)
+{
+    static const char *const labels[] = { "stream", NULL };
+    int r;
+
+    for (int i = 0; reg && i < NSTATS; i++) {
+        srv->stat_args[i] = (stat_arg){ srv, i };
+        if ((r = weir_metric_callback(reg, srt_stats[i].metric, srt_stats[i].help,
+                                      srt_stats[i].type, labels, collect_stat, &srv->stat_args[i],
+                                      &srv->stat_metric[i])) < 0)
+            return r;
+    }
+    return 0;
 }
 
 static void *srt_main(void *arg)
@@ -670,6 +1110,7 @@ static void *srt_main(void *arg)
                 accept_one(srv, ns, (struct sockaddr *)&ss);
         }
         reap(srv, 0);
+        sample_stats(srv);
     }
     return NULL;
 }
@@ -697,8 +1138,9 @@ static int listen_socket(weir_srt_server *srv, const char *addr, int port)
         (r = set_int(srv->lsn, SRTO_LATENCY, (int)srv->latency_ms)) < 0)
         return r;
     if (srv->passphrase[0] &&
-        srt_setsockflag(srv->lsn, SRTO_PASSPHRASE, srv->passphrase,
-                        (int)strlen(srv->passphrase)) < 0)
+        (srt_setsockflag(srv->lsn, SRTO_PASSPHRASE, srv->passphrase,
+                         (int)strlen(srv->passphrase)) < 0 ||
+         (r = set_int(srv->lsn, SRTO_PBKEYLEN, srv->pbkeylen)) < 0))
         return AVERROR(EINVAL);     /* inherited by every accepted socket */
     if (srt_listen_callback(srv->lsn, on_listen, srv) < 0 ||
         srt_bind(srv->lsn, (struct sockaddr *)&sin, sizeof sin) < 0 ||
@@ -711,6 +1153,11 @@ static int listen_socket(weir_srt_server *srv, const char *addr, int port)
     return 0;
 }
 
+static int post_to_loop(void *loop, void (*fn)(void *arg), void *arg)
+{
+    return weir_loop_post(loop, fn, arg);
+}
+
 int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
 {
     weir_srt_server *srv = calloc(1, sizeof *srv);
@@ -721,6 +1168,7 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
         return AVERROR(ENOMEM);
     srv->lsn = SRT_INVALID_SOCK;
     srv->eid = -1;
+    pthread_mutex_init(&srv->stats_mu, NULL);
     srt_startup();
     if (opts->settings->auth == WEIR_INGEST_AUTH_KEYS && !opts->auth) {
         weir_log_error("srt", "ingest.auth=keys needs an auth function");
@@ -731,11 +1179,25 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
                        WL_SECRET("passphrase", opts->passphrase));
         goto fail;
     }
+    if (opts->pbkeylen != 0 && opts->pbkeylen != 16 && opts->pbkeylen != 24 &&
+        opts->pbkeylen != 32) {
+        weir_log_error("srt", "srt.pbkeylen must be 0 (auto), 16, 24 or 32",
+                       WL_INT("pbkeylen", opts->pbkeylen));
+        goto fail;
+    }
     srv->loop = opts->loop;
     srv->bus = opts->bus;
     srv->settings = *opts->settings;
-    srv->auth = opts->auth;
-    srv->auth_ctx = opts->auth_ctx;
+    srv->pbkeylen = opts->pbkeylen;
+    srv->auth_wait_us = opts->auth_wait_ms < 0 ? 0
+                        : 1000 * (opts->auth_wait_ms ? opts->auth_wait_ms : DEFAULT_AUTH_WAIT_MS);
+    if (srv->settings.auth == WEIR_INGEST_AUTH_KEYS &&
+        (r = weir_srt_auth_new(&(weir_srt_auth_opts){
+             .post = post_to_loop, .post_ctx = opts->loop, .auth = opts->auth,
+             .auth_ctx = opts->auth_ctx, .ttl_us = AUTH_TTL_US,
+             .max_inflight = AUTH_MAX_INFLIGHT, .budget_us = srv->auth_wait_us,
+         }, &srv->keys)) < 0)
+        goto fail;
     memcpy(srv->passphrase, opts->passphrase ? opts->passphrase : "", plen + 1);
     srv->latency_ms = opts->latency_ms > 0 ? opts->latency_ms : DEFAULT_LATENCY_MS;
     srv->max_connections = opts->max_connections > 0 ? opts->max_connections
@@ -743,6 +1205,11 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
     srv->max_streamid = opts->max_streamid > 0 && opts->max_streamid <= WEIR_SRT_STREAMID_MAX
                         ? opts->max_streamid : WEIR_SRT_STREAMID_MAX;
     srv->idle_ms = opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
+    srv->rx_bytes = opts->rx_bytes;
+    if ((r = register_stats(srv, opts->metrics)) < 0) {
+        weir_log_error("srt", "cannot register the SRT metrics", WL_ERR(r));
+        goto fail;
+    }
     if ((r = listen_socket(srv, opts->addr, opts->port)) < 0) {
         weir_log_error("srt", "cannot listen", WL_INT("port", opts->port),
                        WL_STR("srt_error", srt_getlasterror_str()), WL_ERR(r));
@@ -756,6 +1223,7 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
     weir_log_info("srt", "listening", WL_INT("port", srv->port),
                   WL_STR("auth", srv->settings.auth == WEIR_INGEST_AUTH_OPEN ? "open" : "keys"),
                   WL_BOOL("encrypted", srv->passphrase[0] != '\0'),
+                  WL_INT("pbkeylen", srv->pbkeylen),
                   WL_INT("latency_ms", srv->latency_ms));
     *out = srv;
     return 0;
@@ -776,6 +1244,8 @@ void weir_srt_server_free(weir_srt_server *srv)
     if (!srv)
         return;
     atomic_store(&srv->quit, 1);
+    for (int i = 0; i < NSTATS; i++)
+        weir_metric_unregister(srv->stat_metric[i]);    /* no scrape sees srv after this */
     if (srv->thread_started)
         pthread_join(srv->thread, NULL);
     if (srv->eid >= 0)
@@ -783,7 +1253,9 @@ void weir_srt_server_free(weir_srt_server *srv)
     if (srv->lsn != SRT_INVALID_SOCK)
         srt_close(srv->lsn);
     reap(srv, 1);
+    weir_srt_auth_close(srv->keys);     /* answers still in flight hold their own reference */
     memset(srv->passphrase, 0, sizeof srv->passphrase);
+    pthread_mutex_destroy(&srv->stats_mu);
     free(srv);
     srt_cleanup();
 }

@@ -1,12 +1,16 @@
 /*
  * tests/integration/bus_watch.h — what the peer tests check on the bus: a
  * subscriber polled from a loop timer records each track's codec, whether
- * its first packet was a keyframe, packet counts, and DTS going backwards.
+ * its first packet was a keyframe, packet counts, DTS going backwards (and
+ * its largest step forward), and
+ * the stream's form: extradata, H.264/HEVC packets that are not exactly a
+ * run of 4-byte length-prefixed NAL units, AAC packets with an ADTS header.
  */
 #ifndef WEIR_TEST_BUS_WATCH_H
 #define WEIR_TEST_BUS_WATCH_H
 
 #include <signal.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,8 +30,28 @@ typedef struct bus_watch {
     int packets[BUS_WATCH_TRACKS];
     int first_key[BUS_WATCH_TRACKS];    /* first packet of the track was a keyframe */
     int dts_backwards;
+    int64_t max_gap[BUS_WATCH_TRACKS];  /* largest DTS step between consecutive packets */
     int64_t bytes;
+    int extradata_size[BUS_WATCH_TRACKS];
+    uint8_t extradata[BUS_WATCH_TRACKS][8];     /* the first bytes */
+    uint32_t codec_tag[BUS_WATCH_TRACKS];
+    int not_iso[BUS_WATCH_TRACKS];      /* H.264/HEVC packets not length-prefixed */
+    int adts[BUS_WATCH_TRACKS];         /* AAC packets starting with the 0xFFF sync */
 } bus_watch;
+
+/* 1 if the packet is exactly a run of (4-byte big-endian length, NAL unit). */
+static inline int bus_watch_iso(const uint8_t *p, int size)
+{
+    int off = 0;
+    while (size - off >= 4) {
+        uint32_t n = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                     (uint32_t)p[off + 2] << 8 | p[off + 3];
+        if (n == 0 || n > (uint32_t)(size - off - 4))
+            return 0;
+        off += 4 + (int)n;
+    }
+    return off == size && size > 0;
+}
 
 static inline void bus_watch_drain(bus_watch *w)
 {
@@ -40,8 +64,16 @@ static inline void bus_watch_drain(bus_watch *w)
                 w->first_key[t] = !!(pkt->flags & AV_PKT_FLAG_KEY);
             else if (pkt->dts < w->last_dts[t])
                 w->dts_backwards++;
+            else if (pkt->dts - w->last_dts[t] > w->max_gap[t])
+                w->max_gap[t] = pkt->dts - w->last_dts[t];
             w->last_dts[t] = pkt->dts;
             w->packets[t]++;
+            if ((w->codec[t] == AV_CODEC_ID_H264 || w->codec[t] == AV_CODEC_ID_HEVC) &&
+                !bus_watch_iso(pkt->data, pkt->size))
+                w->not_iso[t]++;
+            if (w->codec[t] == AV_CODEC_ID_AAC && pkt->size >= 2 && pkt->data[0] == 0xff &&
+                (pkt->data[1] & 0xf0) == 0xf0)
+                w->adts[t]++;
             w->bytes += pkt->size;
         }
         av_packet_unref(pkt);
@@ -64,8 +96,14 @@ static inline void bus_watch_poll(bus_watch *w)
     }
     if (w->sub) {
         w->ntracks = weir_sub_ntracks(w->sub);
-        for (int i = 0; i < w->ntracks && i < BUS_WATCH_TRACKS; i++)
-            w->codec[i] = weir_sub_codecpar(w->sub, i, NULL)->codec_id;
+        for (int i = 0; i < w->ntracks && i < BUS_WATCH_TRACKS; i++) {
+            const AVCodecParameters *par = weir_sub_codecpar(w->sub, i, NULL);
+            w->codec[i] = par->codec_id;
+            w->codec_tag[i] = par->codec_tag;
+            w->extradata_size[i] = par->extradata_size;
+            memcpy(w->extradata[i], par->extradata ? par->extradata : (const uint8_t *)"",
+                   (size_t)FFMIN(par->extradata_size, 8));
+        }
         bus_watch_drain(w);
     }
 }

@@ -1,25 +1,180 @@
 /*
  * Real SRT publishers against weir's SRT server, in process: ffmpeg
- * (-f mpegts srt://...?streamid=#!::r=live/<key>,m=publish) and
- * srt-live-transmit (Haivision's own tool, plain live/<key> stream id) push
- * a short clip; a subscriber on the bus checks codecs, that the first packet
- * is a keyframe, and that DTS never goes back on any track.  Also: a caller
- * asking to play (m=request) is refused before it connects, ingest.auth=keys
- * goes through the auth function on the loop and never logs the key, and a
- * passphrase-protected listener takes an encrypted publisher, and random
- * bytes close the connection with one log line.  srt-live-transmit does not
- * exit at the end of its input, so it runs with an exit timer (-t:6).
+ * (-f mpegts srt://...?streamid=#!::r=live/<key>,m=publish, H.264 and HEVC),
+ * srt-live-transmit (Haivision's own tool, plain live/<key> stream id) and
+ * GStreamer's srtsink push a short clip; a subscriber on the bus checks
+ * codecs, that the first packet is a keyframe, that DTS never goes back on
+ * any track, and that the stream has RTMP's form (avcC/hvcC and
+ * length-prefixed NAL units, an ASC and raw AAC frames).
+ *
+ * Refusals happen inside the handshake, with SRT reject reasons: m=request,
+ * a wrong key (SRT_REJX_UNAUTHORIZED), a second publisher on a live name
+ * (SRT_REJX_CONFLICT), a wrong or missing passphrase (libsrt's own
+ * BADSECRET / UNSECURE).  The exact reason is read by a libsrt caller in
+ * process; ffmpeg and srt-live-transmit show only that they were refused.
+ * Also: ingest.auth=keys goes through the auth function on the loop and never
+ * logs the key, a passphrase-protected listener takes an encrypted
+ * publisher, and random bytes close the connection with one log line.
+ * srt-live-transmit does not exit at the end of its input, so it runs with
+ * an exit timer (-t:6).
  */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <srt/access_control.h>
+#include <srt/srt.h>
+
 #include "ingest/ingest.h"
 #include "tests/integration/bus_watch.h"
+
+/* A second caller, on a thread while the loop runs: either libsrt in
+ * process (which tells the exact reject reason the handshake carried) or a
+ * command whose output is kept.  Started at once, or once the watched
+ * stream is live (a duplicate publisher). */
+typedef struct caller {
+    int port;
+    const char *streamid;       /* libsrt caller */
+    const char *passphrase;     /* or NULL */
+    const char *cmd_fmt;        /* or a command, %d = port */
+    int when_live;
+    pthread_t thread;
+    int started;
+    atomic_int done;
+    int connected, reason;      /* libsrt caller: srt_getrejectreason */
+    int pbkeylen;               /* libsrt caller, connected: the key length in use */
+    char out[8192];             /* command: its stdout and stderr */
+} caller;
+
+static void *caller_main(void *arg)
+{
+    caller *k = arg;
+
+    if (k->cmd_fmt) {
+        char cmd[1024];
+        size_t n = 0;
+        snprintf(cmd, sizeof cmd, k->cmd_fmt, k->port);
+        FILE *f = popen(cmd, "r");
+        if (f) {
+            while (n < sizeof k->out - 1 && fgets(k->out + n, (int)(sizeof k->out - n), f))
+                n = strlen(k->out);
+            pclose(f);
+        }
+    } else {
+        SRTSOCKET sock = srt_create_socket();
+        int live = SRTT_LIVE;
+        struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)k->port) };
+        inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+        srt_setsockflag(sock, SRTO_TRANSTYPE, &live, sizeof live);
+        srt_setsockflag(sock, SRTO_STREAMID, k->streamid, (int)strlen(k->streamid));
+        if (k->passphrase)
+            srt_setsockflag(sock, SRTO_PASSPHRASE, k->passphrase, (int)strlen(k->passphrase));
+        if (srt_connect(sock, (struct sockaddr *)&sin, sizeof sin) == SRT_ERROR) {
+            k->reason = srt_getrejectreason(sock);
+        } else {
+            int len = sizeof k->pbkeylen;
+            k->connected = 1;
+            srt_getsockflag(sock, SRTO_PBKEYLEN, &k->pbkeylen, &len);
+        }
+        srt_close(sock);
+    }
+    atomic_store(&k->done, 1);
+    return NULL;
+}
+
+/* A lossy link without privileges: a UDP relay on a thread that forwards
+ * between the publisher and the server and drops `loss` of the datagrams
+ * each way (a seeded generator, so runs repeat).  The publisher is the
+ * first address that sends to it. */
+typedef struct relay {
+    int fd_pub, fd_srv, port;
+    struct sockaddr_in srv, pub;
+    int have_pub;
+    double loss;
+    uint32_t rng;
+    atomic_int stop;
+    pthread_t thread;
+    uint64_t forwarded, dropped;
+} relay;
+
+static int relay_drop(relay *r)
+{
+    r->rng = r->rng * 1664525u + 1013904223u;
+    return (double)(r->rng >> 8) / (double)(1u << 24) < r->loss;
+}
+
+static void *relay_main(void *arg)
+{
+    relay *r = arg;
+    uint8_t buf[2048];
+
+    while (!atomic_load(&r->stop)) {
+        struct pollfd fds[2] = { { r->fd_pub, POLLIN, 0 }, { r->fd_srv, POLLIN, 0 } };
+        if (poll(fds, 2, 50) <= 0)
+            continue;
+        if (fds[0].revents & POLLIN) {
+            socklen_t len = sizeof r->pub;
+            ssize_t n = recvfrom(r->fd_pub, buf, sizeof buf, 0, (struct sockaddr *)&r->pub, &len);
+            r->have_pub = 1;
+            if (n > 0 && !relay_drop(r) &&
+                sendto(r->fd_srv, buf, (size_t)n, 0, (struct sockaddr *)&r->srv, sizeof r->srv) > 0)
+                r->forwarded++;
+            else if (n > 0)
+                r->dropped++;
+        }
+        if (fds[1].revents & POLLIN) {
+            ssize_t n = recv(r->fd_srv, buf, sizeof buf, 0);
+            if (n > 0 && r->have_pub && !relay_drop(r) &&
+                sendto(r->fd_pub, buf, (size_t)n, 0, (struct sockaddr *)&r->pub, sizeof r->pub) > 0)
+                r->forwarded++;
+            else if (n > 0)
+                r->dropped++;
+        }
+    }
+    return NULL;
+}
+
+static void relay_start(relay *r, int server_port, double loss)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    socklen_t len = sizeof a;
+
+    memset(r, 0, sizeof *r);
+    r->loss = loss;
+    r->rng = 12345;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    r->srv = a;
+    r->srv.sin_port = htons((uint16_t)server_port);
+    cr_assert_geq(r->fd_pub = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    cr_assert_geq(r->fd_srv = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    cr_assert_eq(bind(r->fd_pub, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(getsockname(r->fd_pub, (struct sockaddr *)&a, &len), 0);
+    r->port = ntohs(a.sin_port);
+    cr_assert_eq(pthread_create(&r->thread, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(relay *r)
+{
+    atomic_store(&r->stop, 1);
+    pthread_join(r->thread, NULL);
+    close(r->fd_pub);
+    close(r->fd_srv);
+}
+
+static void caller_start(caller *k, int port)
+{
+    k->port = port;
+    cr_assert_eq(pthread_create(&k->thread, NULL, caller_main, k), 0);
+    k->started = 1;
+}
 
 typedef struct peer_run {
     weir_loop *loop;
@@ -31,6 +186,9 @@ typedef struct peer_run {
     int child_status, child_done;
     bus_watch w;                /* what arrived */
     int auth_calls;
+    caller *k;                  /* optional second caller */
+    weir_publisher_stat stats[8];   /* the publisher's SRT statistics, last seen live */
+    int nstats;
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -45,10 +203,21 @@ static void on_tick(weir_timer *t)
     peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
 
     bus_watch_poll(&p->w);
+    if (p->w.sub && !p->w.eof) {
+        weir_stream *s = weir_bus_find(p->bus, p->name);
+        int n = s ? weir_stream_publisher_stats(s, p->stats, 8) : 0;
+        if (n > 0)
+            p->nstats = n;
+        weir_stream_unref(s);
+    }
     if (!p->child_done && waitpid(p->child, &p->child_status, WNOHANG) == p->child)
         p->child_done = 1;
-    /* Done when the peer exited and the stream ended (or never came). */
-    if (p->child_done && (p->w.eof || (!p->w.sub && weir_srt_server_publishers(p->srt) == 0))) {
+    if (p->k && !p->k->started && p->w.packets[0] > 0)
+        caller_start(p->k, weir_srt_server_port(p->srt));
+    /* Done when the peer exited and the stream ended (or never came), and
+     * the second caller, if any, is through. */
+    if (p->child_done && (p->w.eof || (!p->w.sub && weir_srt_server_publishers(p->srt) == 0)) &&
+        (!p->k || (p->k->started && atomic_load(&p->k->done)))) {
         stop(p);
         return;
     }
@@ -93,37 +262,97 @@ static void capture(void *arg, const char *line, size_t len)
     fwrite(line, 1, len, stderr);
 }
 
-static void run_peer(peer_run *p, const char *name, int auth, const char *passphrase,
-                     const char *cmd_fmt)
+/* Knobs for the next run_peer_with: the server's srt.pbkeylen and address,
+ * a lossy relay in front of it (the command's %d is then the relay's port),
+ * a prefix for the command (ip netns exec ...). */
+static int next_pbkeylen;
+static const char *next_addr;
+static double next_relay_loss;
+static const char *next_prefix;
+static relay *last_relay;
+
+static void run_peer_with(peer_run *p, const char *name, int auth, const char *passphrase,
+                          const char *cmd_fmt, caller *k)
 {
     weir_ingest_settings settings = { .auth = auth, .max_publishers = 8 };
-    char cmd[2048];
+    char cmd[2048], fmt[2048];
+    static relay rl;
+    int relayed = next_relay_loss > 0;
 
     memset(p, 0, sizeof *p);
     p->name = name;
+    p->k = k;
     weir_log_set_sink(capture, NULL);
     cr_assert_not_null(p->loop = weir_loop_new(NULL));
     cr_assert_not_null(p->bus = weir_bus_new());
     p->w.bus = p->bus;
     p->w.name = p->name;
     cr_assert_eq(weir_srt_server_new(&(weir_srt_opts){
-        .loop = p->loop, .bus = p->bus, .settings = &settings, .addr = "127.0.0.1", .port = 0,
+        .loop = p->loop, .bus = p->bus, .settings = &settings, .port = 0,
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
+        .pbkeylen = next_pbkeylen, .addr = next_addr ? next_addr : "127.0.0.1",
     }, &p->srt), 0);
-    snprintf(cmd, sizeof cmd, cmd_fmt, weir_srt_server_port(p->srt));
+    if (relayed)
+        relay_start(&rl, weir_srt_server_port(p->srt), next_relay_loss);
+    snprintf(fmt, sizeof fmt, "%s%s", next_prefix ? next_prefix : "", cmd_fmt);
+    snprintf(cmd, sizeof cmd, fmt, relayed ? rl.port : weir_srt_server_port(p->srt));
+    next_pbkeylen = 0;
+    next_addr = next_prefix = NULL;
+    next_relay_loss = 0;
     p->child = peer_spawn(cmd);
     cr_assert_geq(p->child, 0);
+    if (k && !k->when_live)
+        caller_start(k, weir_srt_server_port(p->srt));
     weir_timer_start(p->loop, &p->tick, 10000, on_tick);
     weir_timer_start(p->loop, &p->guard, 60 * 1000000, on_guard);
     weir_loop_run(p->loop);
     weir_timer_stop(&p->tick);
     weir_timer_stop(&p->guard);
     peer_reap(p->child, &p->child_done, &p->child_status);
+    if (k && k->started)
+        pthread_join(k->thread, NULL);
+    if (relayed)
+        relay_stop(&rl);
+    last_relay = relayed ? &rl : NULL;
     bus_watch_close(&p->w);
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
     weir_bus_free(p->bus);
     weir_log_set_sink(NULL, NULL);
+}
+
+/* The stream has RTMP's form (DESIGN.md §1): video extradata is avcC/hvcC
+ * (configurationVersion 1) and every packet a run of 4-byte lengths and NAL
+ * units; AAC extradata is an AudioSpecificConfig and no packet carries an
+ * ADTS header; no MPEG-TS stream_type left in codec_tag. */
+static void run_peer(peer_run *p, const char *name, int auth, const char *passphrase,
+                     const char *cmd_fmt)
+{
+    run_peer_with(p, name, auth, passphrase, cmd_fmt, NULL);
+}
+
+static void check_iso_form(const peer_run *p, const char *who)
+{
+    for (int t = 0; t < p->w.ntracks && t < BUS_WATCH_TRACKS; t++) {
+        cr_assert_eq(p->w.codec_tag[t], 0, "%s: track %d codec_tag %#x", who, t,
+                     p->w.codec_tag[t]);
+        if (p->w.codec[t] == AV_CODEC_ID_H264 || p->w.codec[t] == AV_CODEC_ID_HEVC) {
+            cr_assert_geq(p->w.extradata_size[t], p->w.codec[t] == AV_CODEC_ID_H264 ? 7 : 23,
+                          "%s: track %d extradata of %d bytes", who, t, p->w.extradata_size[t]);
+            cr_assert_eq(p->w.extradata[t][0], 1, "%s: track %d extradata is not avcC/hvcC"
+                         " (first byte %#x)", who, t, p->w.extradata[t][0]);
+            cr_assert_eq(p->w.not_iso[t], 0, "%s: %d of %d video packets not length-prefixed",
+                         who, p->w.not_iso[t], p->w.packets[t]);
+        }
+        if (p->w.codec[t] == AV_CODEC_ID_AAC) {
+            cr_assert_geq(p->w.extradata_size[t], 2, "%s: AAC without an AudioSpecificConfig",
+                          who);
+            cr_assert_eq(p->w.extradata[t][0] >> 3, 2, "%s: ASC object type %d, not AAC LC",
+                         who, p->w.extradata[t][0] >> 3);
+            cr_assert_eq(p->w.adts[t], 0, "%s: %d of %d AAC packets with an ADTS header", who,
+                         p->w.adts[t], p->w.packets[t]);
+        }
+    }
 }
 
 static void check_h264_aac(const peer_run *p, const char *who)
@@ -138,6 +367,7 @@ static void check_h264_aac(const peer_run *p, const char *who)
     cr_assert_geq(p->w.packets[1], 30, "%s: %d audio packets", who, p->w.packets[1]);
     cr_assert(p->w.first_key[0], "%s: first video packet is not a keyframe", who);
     cr_assert_eq(p->w.dts_backwards, 0, "%s: DTS went backwards %d times", who, p->w.dts_backwards);
+    check_iso_form(p, who);
 }
 
 #define FF_SRC "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
@@ -150,6 +380,23 @@ Test(srt_peers, ffmpeg_access_control_streamid, .timeout = 90)
     run_peer(&p, "cam", WEIR_INGEST_AUTH_OPEN, NULL,
              FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/cam,m=publish'");
     check_h264_aac(&p, "ffmpeg");
+}
+
+Test(srt_peers, ffmpeg_hevc, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "hevc", WEIR_INGEST_AUTH_OPEN, NULL,
+             "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+             " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -pix_fmt yuv420p"
+             " -c:v libx265 -preset ultrafast -x265-params log-level=error -g 25 -c:a aac"
+             " -f mpegts 'srt://127.0.0.1:%d?streamid=live/hevc'");
+    cr_assert(WIFEXITED(p.child_status) && WEXITSTATUS(p.child_status) == 0);
+    cr_assert_eq(p.w.ntracks, 2);
+    cr_assert_eq(p.w.codec[0], AV_CODEC_ID_HEVC);
+    cr_assert_eq(p.w.codec[1], AV_CODEC_ID_AAC);
+    cr_assert_geq(p.w.packets[0], 30, "%d video packets", p.w.packets[0]);
+    cr_assert(p.w.first_key[0]);
+    check_iso_form(&p, "ffmpeg (HEVC)");
 }
 
 Test(srt_peers, srt_live_transmit_plain_streamid, .timeout = 90)
@@ -183,15 +430,139 @@ Test(srt_peers, keys_auth_and_key_never_logged, .timeout = 90)
     cr_assert_null(strstr(logbuf, "s3cretKey42"), "the stream key was logged:\n%s", logbuf);
 }
 
-Test(srt_peers, wrong_key_is_refused, .timeout = 60)
+/* Refused inside the handshake (SRT_REJX_UNAUTHORIZED, in the log as
+ * reject=1401), so the connection is never accepted.  The libsrt caller
+ * sees the reason; it retries the same wrong key after ffmpeg, and the
+ * answer is reused rather than asked again. */
+Test(srt_peers, wrong_key_is_refused_at_the_handshake, .timeout = 60)
 {
     peer_run p;
-    run_peer(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
-             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/wrongKey99,m=publish'");
-    cr_assert_eq(p.auth_calls, 1);
+    caller k = { .streamid = "#!::r=live/wrongKey99,m=publish", .when_live = 0 };
+
+    run_peer_with(&p, "cam3", WEIR_INGEST_AUTH_KEYS, NULL,
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/wrongKey99,m=publish'", &k);
+    cr_assert(!WIFEXITED(p.child_status) || WEXITSTATUS(p.child_status) != 0,
+              "ffmpeg published with a wrong key");
     cr_assert_not(p.w.subscribed);
-    cr_assert_not_null(strstr(logbuf, "unknown or revoked stream key"), "%s", logbuf);
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJX_UNAUTHORIZED, "reject reason %d", k.reason);
+    cr_assert_eq(p.auth_calls, 1, "the key store was asked %d times", p.auth_calls);
+    cr_assert_not_null(strstr(logbuf, "reason=\"unknown or revoked stream key\" reject=1401"),
+                       "%s", logbuf);
+    cr_assert_null(strstr(logbuf, "closing connection"), "accepted, then closed:\n%s", logbuf);
     cr_assert_null(strstr(logbuf, "wrongKey99"), "the stream key was logged:\n%s", logbuf);
+}
+
+/* A second publisher on a live name: SRT_REJX_CONFLICT inside the
+ * handshake, for libsrt and for srt-live-transmit (whose log says the
+ * application refused it; it retries until its -t timer), while the first
+ * publisher carries on. */
+Test(srt_peers, duplicate_publisher_is_refused_at_the_handshake, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "live/dup", .when_live = 1 };
+
+    run_peer_with(&p, "dup", WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"
+                  " -preset ultrafast -g 25 -c:a aac -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/dup'", &k);
+    check_h264_aac(&p, "first publisher");
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJX_CONFLICT, "reject reason %d", k.reason);
+    cr_assert_not_null(strstr(logbuf, "reason=\"stream already has a publisher\" reject=1409"),
+                       "%s", logbuf);
+}
+
+Test(srt_peers, duplicate_srt_live_transmit_sees_the_refusal, .timeout = 90)
+{
+    peer_run p;
+    caller k = {
+        .cmd_fmt = "head -c 2000000 /dev/urandom | timeout 10 srt-live-transmit -a:no -t:2"
+                   " -chunk 1316 file://con 'srt://127.0.0.1:%d?streamid=live/dup2' 2>&1",
+        .when_live = 1,
+    };
+
+    run_peer_with(&p, "dup2", WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"
+                  " -preset ultrafast -g 25 -c:a aac -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/dup2'", &k);
+    check_h264_aac(&p, "first publisher");
+    cr_assert_not_null(strstr(k.out, "REJECT"), "srt-live-transmit said:\n%s", k.out);
+    cr_assert_not_null(strstr(k.out, "Application-defined rejection reason"), "%s", k.out);
+    cr_assert_not_null(strstr(logbuf, "reject=1409"), "%s", logbuf);
+}
+
+/* A passphrase mismatch is libsrt's own refusal (SRT_REJ_BADSECRET), before
+ * the listen callback: ffmpeg with a wrong passphrase never connects, and
+ * neither does a caller with none (SRT_REJ_UNSECURE). */
+Test(srt_peers, wrong_passphrase_is_refused, .timeout = 60)
+{
+    peer_run p;
+    caller k = { .streamid = "live/enc2", .passphrase = "wrongwrong12", .when_live = 0 };
+
+    run_peer_with(&p, "enc2", WEIR_INGEST_AUTH_OPEN, "correct horse battery",
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=live/enc2&passphrase=wrongwrong12'", &k);
+    cr_assert(!WIFEXITED(p.child_status) || WEXITSTATUS(p.child_status) != 0,
+              "ffmpeg connected with a wrong passphrase");
+    cr_assert_not(p.w.subscribed);
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJ_BADSECRET, "reject reason %d", k.reason);
+    cr_assert_null(strstr(logbuf, "horse"), "the passphrase was logged");
+}
+
+Test(srt_peers, missing_passphrase_is_refused, .timeout = 60)
+{
+    peer_run p;
+    caller k = { .streamid = "live/enc3", .when_live = 0 };
+
+    run_peer_with(&p, "enc3", WEIR_INGEST_AUTH_OPEN, "correct horse battery", "true", &k);
+    cr_assert_not(k.connected);
+    cr_assert_eq(k.reason, SRT_REJ_UNSECURE, "reject reason %d", k.reason);
+}
+
+/* srt.pbkeylen=32: a caller that sets no key length gets AES-256; ffmpeg
+ * publishes through it.  A length SRT does not know is refused at start. */
+Test(srt_peers, pbkeylen, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "live/aes-probe", .passphrase = "correct horse battery" };
+    weir_srt_server *srv = NULL;
+    weir_ingest_settings settings = { .auth = WEIR_INGEST_AUTH_OPEN, .max_publishers = 8 };
+
+    next_pbkeylen = 32;
+    run_peer_with(&p, "aes", WEIR_INGEST_AUTH_OPEN, "correct horse battery",
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=live/aes&passphrase=correct horse battery'",
+                  &k);
+    check_h264_aac(&p, "ffmpeg (AES-256)");
+    cr_assert(k.connected, "reject reason %d", k.reason);
+    cr_assert_eq(k.pbkeylen, 32);
+    weir_bus *bus = weir_bus_new();
+    cr_assert_lt(weir_srt_server_new(&(weir_srt_opts){
+        .bus = bus, .settings = &settings, .addr = "127.0.0.1", .passphrase = "0123456789",
+        .pbkeylen = 20,
+    }, &srv), 0);
+    cr_assert_null(srv);
+    weir_bus_free(bus);
+}
+
+/* GStreamer's srtsink, stream id as its property.  srtsink sends each
+ * buffer as one SRT message, so mpegtsmux must cut 7 TS packets (1316
+ * bytes) per buffer, or larger frames (keyframes) are lost; h264parse
+ * repeats SPS/PPS before keyframes, as live TS should. */
+Test(srt_peers, gstreamer_srtsink, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "gst", WEIR_INGEST_AUTH_OPEN, NULL,
+             "gst-launch-1.0 -q videotestsrc is-live=true num-buffers=75"
+             " ! video/x-raw,width=320,height=240,framerate=25/1"
+             " ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25"
+             " ! h264parse config-interval=-1 ! queue ! mpegtsmux name=m alignment=7"
+             " ! srtsink uri=srt://127.0.0.1:%d streamid='#!::r=live/gst,m=publish'"
+             " audiotestsrc is-live=true num-buffers=141 ! audio/x-raw,rate=48000,channels=2"
+             " ! avenc_aac ! aacparse ! queue ! m.");
+    check_h264_aac(&p, "gst-launch srtsink");
 }
 
 Test(srt_peers, passphrase, .timeout = 90)
@@ -212,4 +583,130 @@ Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
              " 'srt://127.0.0.1:%d?streamid=live/junk'");
     cr_assert_eq(p.w.ntracks, 0, "garbage became %d tracks", p.w.ntracks);
     cr_assert_not_null(strstr(logbuf, "no audio or video track"), "%s", logbuf);
+}
+
+/* ---- lossy links ------------------------------------------------------------------- */
+
+static double stat_of(const peer_run *p, const char *name)
+{
+    for (int i = 0; i < p->nstats; i++)
+        if (!strcmp(p->stats[i].name, name))
+            return p->stats[i].value;
+    return -1;
+}
+
+/* 4 s, 100 video frames, 2 s GOPs, constant 1.5 Mbit/s (filler NAL units:
+ * about 600 SRT packets). */
+#define FF_4S "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
+              " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"         \
+              " -preset ultrafast -g 50 -bf 2 -b:v 1500k -minrate 1500k -maxrate 1500k"     \
+              " -bufsize 750k -x264-params nal-hrd=cbr -c:a aac -f mpegts "
+
+/* What a lossy link must not break: every frame in the middle of the clip
+ * (the largest DTS step is one frame: 40 ms of video at 25 fps, one 21.3 ms
+ * AAC frame; ffmpeg's last 0.4 s never leave it, clean link or not, as
+ * srt-live-transmit receiving the same clip shows: 90 of 100 frames),
+ * timestamps in order, the form, and the loss really happened
+ * (SRT counted losses and retransmissions). */
+static void check_survived(const peer_run *p, const peer_run *clean, const char *who)
+{
+    fprintf(stderr, "%s: %d video / %d audio packets (clean link: %d / %d), largest DTS steps"
+            " %lld / %lld ms; SRT lost %.0f, retransmitted %.0f, dropped %.0f; rtt %.1f ms\n",
+            who, p->w.packets[0], p->w.packets[1], clean->w.packets[0], clean->w.packets[1],
+            (long long)p->w.max_gap[0], (long long)p->w.max_gap[1], stat_of(p, "packets_lost"),
+            stat_of(p, "packets_retransmitted"), stat_of(p, "packets_dropped"),
+            stat_of(p, "rtt_ms"));
+    check_h264_aac(p, who);
+    cr_assert_leq(p->w.max_gap[0], 41, "%s: a video frame went missing", who);
+    cr_assert_leq(p->w.max_gap[1], 22, "%s: an audio frame went missing", who);
+    cr_assert_geq(p->w.packets[0], clean->w.packets[0] - 5, "%s: video packets", who);
+    cr_assert_gt(stat_of(p, "packets_lost"), 0, "%s: SRT saw no loss", who);
+    cr_assert_gt(stat_of(p, "packets_retransmitted"), 0, "%s: nothing retransmitted", who);
+}
+
+/* Without privileges: a relay dropping 10% of the datagrams each way, after
+ * the same clip through it without loss. */
+Test(srt_peers, lossy_link_relay, .timeout = 120)
+{
+    peer_run clean, p;
+
+    next_relay_loss = 1e-9;
+    run_peer(&clean, "lossy", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_4S "'srt://127.0.0.1:%d?streamid=live/lossy'");
+    check_h264_aac(&clean, "ffmpeg through the relay");
+    cr_assert_leq(clean.w.max_gap[0], 41, "a video frame went missing on a clean link");
+    next_relay_loss = 0.10;
+    run_peer(&p, "lossy", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_4S "'srt://127.0.0.1:%d?streamid=live/lossy'");
+    cr_assert_not_null(last_relay);
+    cr_assert_gt(last_relay->dropped, 40, "the relay dropped %llu datagrams",
+                 (unsigned long long)last_relay->dropped);
+    check_survived(&p, &clean, "ffmpeg through 10% loss");
+}
+
+/* The kernel's lossy link: the publisher in a network namespace behind a
+ * veth pair with tc netem (20 ms delay, 5% loss) on both ends.  Needs
+ * CAP_NET_ADMIN and the sch_netem module; skipped, with the reason,
+ * otherwise. */
+static const char *netns_setup(const char *ns, const char *host_if, const char *ns_if, int net)
+{
+    char cmd[1024];
+
+#define STEP(why, ...)                                                      \
+    do {                                                                    \
+        snprintf(cmd, sizeof cmd, __VA_ARGS__);                             \
+        if (system(cmd) != 0)                                               \
+            return why;                                                     \
+    } while (0)
+    STEP("cannot create a network namespace (needs root or CAP_SYS_ADMIN)",
+         "ip netns add %s >/dev/null 2>&1", ns);
+    STEP("cannot create a veth pair", "ip link add %s type veth peer name %s >/dev/null 2>&1 &&"
+         " ip link set %s netns %s", host_if, ns_if, ns_if, ns);
+    STEP("cannot configure the veth pair",
+         "ip addr add 10.231.%d.1/30 dev %s && ip link set %s up &&"
+         " ip netns exec %s ip addr add 10.231.%d.2/30 dev %s &&"
+         " ip netns exec %s ip link set %s up && ip netns exec %s ip link set lo up",
+         net, host_if, host_if, ns, net, ns_if, ns, ns_if, ns);
+    STEP("tc netem is not available here (kernel module sch_netem)",
+         "tc qdisc add dev %s root netem delay 20ms loss 5%% >/dev/null 2>&1 &&"
+         " ip netns exec %s tc qdisc add dev %s root netem delay 20ms loss 5%% >/dev/null 2>&1",
+         host_if, ns, ns_if);
+#undef STEP
+    return NULL;
+}
+
+static void netns_teardown(const char *ns, const char *host_if)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ip netns del %s >/dev/null 2>&1; ip link del %s >/dev/null 2>&1",
+             ns, host_if);
+    if (system(cmd) < 0)
+        fprintf(stderr, "could not remove network namespace %s\n", ns);
+}
+
+Test(srt_peers, lossy_link_netem, .timeout = 120)
+{
+    peer_run p, clean;
+    char ns[32], host_if[16], ns_if[16], addr[32], prefix[64], fmt[512];
+    int net = (int)(getpid() % 250) + 1;
+    const char *why;
+
+    snprintf(ns, sizeof ns, "weirsrt%d", (int)getpid());
+    snprintf(host_if, sizeof host_if, "ws%dh", (int)getpid() % 10000000);
+    snprintf(ns_if, sizeof ns_if, "ws%dn", (int)getpid() % 10000000);
+    if ((why = netns_setup(ns, host_if, ns_if, net))) {
+        netns_teardown(ns, host_if);
+        fprintf(stderr, "srt_peers::lossy_link_netem skipped: %s\n", why);
+        cr_skip_test("%s", why);
+    }
+    snprintf(addr, sizeof addr, "10.231.%d.1", net);
+    snprintf(prefix, sizeof prefix, "ip netns exec %s ", ns);
+    snprintf(fmt, sizeof fmt, FF_4S "'srt://%s:%%d?streamid=live/netem'", addr);
+    next_addr = addr;
+    next_prefix = prefix;
+    run_peer(&p, "netem", WEIR_INGEST_AUTH_OPEN, NULL, fmt);
+    netns_teardown(ns, host_if);
+    run_peer(&clean, "netem", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_4S "'srt://127.0.0.1:%d?streamid=live/netem'");
+    check_survived(&p, &clean, "ffmpeg through netem");
 }

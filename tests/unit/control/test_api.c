@@ -164,6 +164,15 @@ Test(api, tokens_through_the_api)
 static int kicked;
 static void kick(void *arg) { (void)arg; kicked++; }
 
+static int transport_stats(void *arg, weir_publisher_stat *out, int max)
+{
+    (void)arg;
+    cr_assert_geq(max, 2);
+    out[0] = (weir_publisher_stat){ "rtt_ms", 12.5 };
+    out[1] = (weir_publisher_stat){ "packets_lost", 3 };
+    return 2;
+}
+
 static weir_stream *publish_h264(const char *name, int with_kick)
 {
     weir_stream *s;
@@ -187,6 +196,7 @@ static weir_stream *publish_h264(const char *name, int with_kick)
     if (with_kick) {
         pi.kick = kick;
         pi.kick_arg = NULL;
+        pi.stats = transport_stats;
     }
     weir_stream_set_publisher(s, &pi);
     return s;
@@ -215,6 +225,12 @@ Test(api, streams_from_the_bus)
     cr_assert_str_eq(json_string_value(json_array_get(one, 1)), "aac");
     one = json_array_get(json_object_get(j, "tracks"), 1);
     cr_assert_eq(json_integer_value(json_object_get(one, "channels")), 2);
+    one = json_object_get(j, "transport");
+    cr_assert_float_eq(json_real_value(json_object_get(one, "rtt_ms")), 12.5, 1e-9);
+    cr_assert_float_eq(json_real_value(json_object_get(one, "packets_lost")), 3, 1e-9);
+    json_decref(j);
+    j = call("GET", "/api/v1/streams/cam2", tok_read, NULL, &status, NULL);
+    cr_assert_null(json_object_get(j, "transport"), "a publisher without statistics");
     json_decref(j);
 
     expect_problem("GET", "/api/v1/streams/none", tok_read, NULL, 404);

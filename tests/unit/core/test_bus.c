@@ -971,3 +971,39 @@ Test(bus, watchers_left_at_free_are_released)
     cr_assert_eq(weir_bus_watch(bus, watcher, &w), 0);
     close_bus();
 }
+
+/* ---- publisher statistics ------------------------------------------------ */
+
+static int stats_calls;
+
+static int some_stats(void *arg, weir_publisher_stat *out, int max)
+{
+    stats_calls++;
+    for (int i = 0; i < 3 && i < max; i++)
+        out[i] = (weir_publisher_stat){ "n", (double)i + *(int *)arg };
+    return 3;
+}
+
+Test(bus, publisher_stats_while_live_only)
+{
+    weir_publisher_stat st[4];
+    int base = 10;
+
+    open_video_stream(0);
+    cr_assert_eq(weir_stream_publisher_stats(stream, st, 4), 0, "no stats function");
+    weir_stream_set_publisher(stream, &(weir_publisher_info){ .protocol = "srt",
+                                                              .stats = some_stats,
+                                                              .stats_arg = &base });
+    cr_assert_eq(weir_stream_publisher_stats(stream, st, 4), 3);
+    cr_assert_float_eq(st[2].value, 12.0, 1e-9);
+    cr_assert_eq(weir_stream_publisher_stats(stream, st, 2), 2, "more than max reported");
+    cr_assert_eq(weir_stream_publisher_stats(stream, st, 0), 0);
+    weir_stream_ref(stream);
+    weir_stream_end(stream);
+    stats_calls = 0;
+    cr_assert_eq(weir_stream_publisher_stats(stream, st, 4), 0);
+    cr_assert_eq(stats_calls, 0, "stats called after the publisher ended");
+    weir_stream_unref(stream);
+    stream = NULL;
+    close_bus();
+}
