@@ -75,6 +75,19 @@ int weir_packager_lookup(void *packager, const char *path, const weir_object_que
 void weir_packager_on_change(weir_packager *pk, void (*fn)(void *arg, const char *name),
                              void *arg);
 
+/* Packages a media file as a VOD asset, blocking (call it from a worker):
+ * every track CMAF can carry is cut into segments as a live stream would
+ * be, and asset_dir gets what a recording gets (init and media segments,
+ * VOD playlists, a static MPD; see pres.h), except asset.json, which
+ * belongs to the caller.  H.264/HEVC in Annex B form (MPEG-TS, raw
+ * streams) are converted.  *duration_ms (OUT, may be NULL): the asset's
+ * length.  progress(arg, percent), if set, is called as the file is read.
+ * 0, AVERROR_INVALIDDATA (not media, or nothing CMAF can carry), or
+ * another AVERROR. */
+int weir_packager_package_file(const char *input, const char *asset_dir,
+                               const weir_packager_settings *settings, int64_t *duration_ms,
+                               void (*progress)(void *arg, int percent), void *arg);
+
 /* Number of live presentations (for tests and the API). */
 size_t weir_packager_count(const weir_packager *p);
 
