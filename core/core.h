@@ -9,6 +9,7 @@
  *   bus.h    the stream bus: refcounted AVPackets, one publisher, N subscribers
  *   buf.h    refcounted byte buffers; the objects the packager hands the origin
  *   nal.h    H.264/HEVC Annex B -> ISO (avcC/hvcC, length-prefixed NAL units)
+ *   norm.h   one demuxed track into the bus form (Annex B, ADTS -> ISO)
  *
  * plus the settings that belong to the process as a whole.
  */
@@ -23,6 +24,7 @@
 #include "core/bus.h"
 #include "core/buf.h"
 #include "core/nal.h"
+#include "core/norm.h"
 
 #ifndef WEIR_VERSION
 #define WEIR_VERSION "0.0.0"

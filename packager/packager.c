@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -131,6 +132,24 @@ static void on_linger_done(weir_timer *t)
     entry_free(e);
 }
 
+/* <data_dir>/vod/<name>-<start unix ms>/: the id is readable, unique per
+ * publish, and only [A-Za-z0-9_-], so it is safe in URLs and paths. */
+static void start_recording(weir_packager *pk, pkg_pres *p)
+{
+    char vod[4096], dir[sizeof vod + WEIR_BUS_NAME_MAX + 40], id[WEIR_BUS_NAME_MAX + 32];
+
+    snprintf(id, sizeof id, "%s-%lld", p->name, (long long)p->created_unix_ms);
+    snprintf(vod, sizeof vod, "%s/vod", pk->data_dir);
+    snprintf(dir, sizeof dir, "%s/%s", vod, id);
+    if (mkdir(vod, 0750) < 0 && errno != EEXIST) {
+        weir_log_error("packager", "cannot record: cannot create data_dir/vod",
+                       WL_STR("path", vod), WL_STR("err", strerror(errno)));
+        return;
+    }
+    if (rec_start(p, dir, id, pk->work, NULL) == 0)
+        weir_log_info("packager", "recording", WL_STR("stream", p->name), WL_STR("asset", id));
+}
+
 static int start_pres(entry *e)
 {
     const AVCodecParameters *pars[WEIR_STREAM_MAX_TRACKS];
@@ -148,7 +167,7 @@ static int start_pres(entry *e)
     e->pres->on_change = e->pk->on_change;
     e->pres->change_arg = e->pk->change_arg;
     if (e->pk->settings->record && e->pk->data_dir && e->pk->work)
-        rec_start(e->pres, e->pk->data_dir, e->pk->work);  /* logged if it fails */
+        start_recording(e->pk, e->pres);
     weir_log_info("packager", "packaging", WL_STR("stream", e->name),
                   WL_INT("tracks", e->pres->ntracks));
     return 0;

@@ -168,7 +168,11 @@ weir_buf *pres_render_vod_mpd(const pkg_pres *p);
  * complete segment; rec_end once, after which the recording finishes on its
  * own (asset.json turns "ready" when every file is written) and p->rec is
  * NULL. */
-int rec_start(pkg_pres *p, const char *data_dir, weir_work *work);
+/* dir: the asset's folder (created by the first write); work NULL: every
+ * write happens at once, on the calling thread.  result NULL: a recording,
+ * which writes its asset.json; otherwise *result gets 0 or an AVERROR once
+ * the last file is written (with work NULL: before rec_end returns). */
+int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int *result);
 void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s);
 void rec_end(pkg_pres *p, int64_t now_unix_ms);
 

@@ -37,6 +37,8 @@ struct pkg_rec {
     int64_t started_unix_ms;
     int64_t duration_ms;
     int inits_written;              /* bit per track */
+    int own_asset_json;             /* write asset.json (recordings; not for files) */
+    int *result;                    /* sync mode: set to 0 or an AVERROR at the end */
 };
 
 typedef struct rec_write {
@@ -85,6 +87,17 @@ static void write_run(void *arg)
 
 static void finish_if_done(pkg_rec *rec);
 
+static void rec_free(pkg_rec *rec)
+{
+    if (rec->own_asset_json)
+        weir_log_info("packager", rec->failed ? "recording failed" : "recording ready",
+                      WL_STR("asset", rec->id), WL_STR("stream", rec->name),
+                      WL_INT("duration_ms", rec->duration_ms));
+    if (rec->result)
+        *rec->result = rec->failed ? AVERROR(EIO) : 0;
+    free(rec);
+}
+
 /* Loop: one write less in flight. */
 static void write_done(void *arg)
 {
@@ -99,11 +112,8 @@ static void write_done(void *arg)
     weir_buf_unref(w->buf);
     rec->pending--;
     if (w->last) {
-        weir_log_info("packager", rec->failed ? "recording failed" : "recording ready",
-                      WL_STR("asset", rec->id), WL_STR("stream", rec->name),
-                      WL_INT("duration_ms", rec->duration_ms));
+        rec_free(rec);
         free(w);
-        free(rec);
         return;
     }
     free(w);
@@ -125,7 +135,7 @@ static void submit(pkg_rec *rec, const char *name, weir_buf *buf, int last)
     w->buf = weir_buf_ref(buf);
     w->last = last;
     rec->pending++;
-    if (weir_work_submit(rec->work, write_run, write_done, w) < 0) {
+    if (!rec->work || weir_work_submit(rec->work, write_run, write_done, w) < 0) {
         /* The pool is full or shutting down (exit): write here. */
         write_run(w);
         write_done(w);
@@ -165,6 +175,10 @@ static void finish_if_done(pkg_rec *rec)
     if (!rec->ended || rec->pending > 0 || rec->finished)
         return;
     rec->finished = 1;
+    if (!rec->own_asset_json) {
+        rec_free(rec);
+        return;
+    }
     b = asset_json(rec, rec->failed ? "failed" : "ready");
     if (!b) {
         weir_log_error("packager", "recording not finished: out of memory",
@@ -176,34 +190,28 @@ static void finish_if_done(pkg_rec *rec)
     weir_buf_unref(b);
 }
 
-int rec_start(pkg_pres *p, const char *data_dir, weir_work *work)
+int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int *result)
 {
     pkg_rec *rec = calloc(1, sizeof *rec);
-    char vod[REC_PATH_MAX];
     weir_buf *b;
 
     if (!rec)
         return AVERROR(ENOMEM);
-    /* The id is the stream name and its start time: readable, unique per
-     * publish, and only [A-Za-z0-9_-] so it is safe in URLs and paths. */
-    snprintf(rec->id, sizeof rec->id, "%s-%" PRId64, p->name, p->created_unix_ms);
-    snprintf(rec->name, sizeof rec->name, "%s", p->name);
-    snprintf(vod, sizeof vod, "%s/vod", data_dir);
-    if (snprintf(rec->dir, sizeof rec->dir, "%s/%s", vod, rec->id) >= (int)sizeof rec->dir ||
-        (mkdir(vod, 0750) < 0 && errno != EEXIST)) {
-        weir_log_error("packager", "cannot record: bad data_dir/vod", WL_STR("path", vod),
-                       WL_STR("err", strerror(errno)));
+    if (snprintf(rec->dir, sizeof rec->dir, "%s", dir) >= (int)sizeof rec->dir) {
         free(rec);
-        return AVERROR(EINVAL);
+        return AVERROR(ENAMETOOLONG);
     }
+    snprintf(rec->id, sizeof rec->id, "%s", id);
+    snprintf(rec->name, sizeof rec->name, "%s", p->name);
     rec->work = work;
+    rec->result = result;
+    rec->own_asset_json = !result;
     rec->started_unix_ms = p->created_unix_ms;
     p->rec = rec;
-    if ((b = asset_json(rec, "recording"))) {
+    if (rec->own_asset_json && (b = asset_json(rec, "recording"))) {
         submit(rec, "asset.json", b, 0);
         weir_buf_unref(b);
     }
-    weir_log_info("packager", "recording", WL_STR("stream", p->name), WL_STR("asset", rec->id));
     return 0;
 }
 

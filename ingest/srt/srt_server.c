@@ -96,7 +96,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libavcodec/bsf.h>
+#include "core/norm.h"
 #include <libavformat/avformat.h>
 #include <libavutil/error.h>
 #include <srt/access_control.h>
@@ -169,9 +169,8 @@ typedef struct track_in {
     int bus;                        /* its bus track; -1 before start or when dropped */
     int video;
     int keyed;                      /* video: a keyframe came; earlier packets are dropped */
-    weir_nal_conv *nal;             /* H.264, HEVC: Annex B -> avcC/hvcC + lengths */
-    AVBSFContext *adts;             /* AAC: ADTS -> AudioSpecificConfig + raw frames */
-    AVCodecParameters *par;         /* the bus's parameters; NULL until known */
+    weir_norm *norm;                /* demuxer form -> bus form (core/norm.h) */
+    const AVCodecParameters *par;   /* the bus's parameters (owned by norm); NULL until known */
 } track_in;
 
 struct weir_srt_server {
@@ -522,126 +521,30 @@ static int codec_ok(enum AVCodecID id)
 /* ---- from MPEG-TS form to the bus's form ------------------------------------------ *
  *
  * MPEG-TS carries H.264/HEVC as Annex B and AAC as ADTS; the bus carries what
- * RTMP and MP4 carry (avcC/hvcC and length-prefixed NAL units, an
- * AudioSpecificConfig and raw AAC frames), so nothing downstream knows which
- * protocol fed a stream.  H.264/HEVC go through a weir_nal_conv, AAC through
- * libavcodec's aac_adtstoasc; the rest passes as demuxed.  A track's bus
- * parameters are known when its converter has seen the parameter sets (the
- * TS demuxer usually extracted them already) or the first ADTS header. */
-
-static int track_set_par(track_in *t, const AVCodecParameters *par, const uint8_t *extradata,
-                         size_t extradata_len)
-{
-    AVCodecParameters *p = avcodec_parameters_alloc();
-    int r = AVERROR(ENOMEM);
-
-    if (!p || (r = avcodec_parameters_copy(p, par)) < 0)
-        goto fail;
-    p->codec_tag = 0;           /* the TS stream_type: meaningless off MPEG-TS */
-    if (extradata) {
-        av_freep(&p->extradata);
-        p->extradata_size = 0;
-        if (!(p->extradata = av_mallocz(extradata_len + AV_INPUT_BUFFER_PADDING_SIZE)))
-            goto fail;
-        memcpy(p->extradata, extradata, extradata_len);
-        p->extradata_size = (int)extradata_len;
-    }
-    t->par = p;
-    return 0;
-fail:
-    avcodec_parameters_free(&p);
-    return r;
-}
+ * RTMP and MP4 carry, so nothing downstream knows which protocol fed a
+ * stream.  core/norm.h converts each track; a track's bus parameters are
+ * known once its converter has seen the parameter sets (the TS demuxer
+ * usually extracted them already) or the first ADTS header. */
 
 static int track_open(track_in *t, const AVStream *st)
 {
-    const AVCodecParameters *par = st->codecpar;
-    const AVBitStreamFilter *f;
-    int r;
-
     t->bus = -1;
-    t->video = par->codec_type == AVMEDIA_TYPE_VIDEO;
-    switch (par->codec_id) {
-    case AV_CODEC_ID_H264:
-    case AV_CODEC_ID_HEVC:
-        return weir_nal_conv_new(par, &t->nal);
-    case AV_CODEC_ID_AAC:
-        if (!(f = av_bsf_get_by_name("aac_adtstoasc")))
-            return AVERROR_BSF_NOT_FOUND;
-        if ((r = av_bsf_alloc(f, &t->adts)) < 0 ||
-            (r = avcodec_parameters_copy(t->adts->par_in, par)) < 0)
-            return r;
-        t->adts->time_base_in = st->time_base;
-        if ((r = av_bsf_init(t->adts)) < 0)
-            return r;
-        if (t->adts->par_out->extradata_size >= 2)     /* the demuxer had an ASC */
-            return track_set_par(t, t->adts->par_out, NULL, 0);
-        return 0;
-    default:
-        return track_set_par(t, par, NULL, 0);
-    }
+    t->video = st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO;
+    return weir_norm_new(st->codecpar, st->time_base, &t->norm);
 }
 
 static void track_close(track_in *t)
 {
-    weir_nal_conv_free(t->nal);
-    av_bsf_free(&t->adts);
-    avcodec_parameters_free(&t->par);
+    weir_norm_free(t->norm);
     memset(t, 0, sizeof *t);
-}
-
-/* Removes side data of one type (the ASC aac_adtstoasc attaches to its
- * first packet: the bus carries it as extradata, as RTMP does). */
-static void drop_side_data(AVPacket *pkt, enum AVPacketSideDataType type)
-{
-    int n = 0;
-    for (int i = 0; i < pkt->side_data_elems; i++) {
-        if (pkt->side_data[i].type == type)
-            av_freep(&pkt->side_data[i].data);
-        else
-            pkt->side_data[n++] = pkt->side_data[i];
-    }
-    pkt->side_data_elems = n;
-}
-
-static int adts_packet(track_in *t, AVPacket *pkt)
-{
-    int r;
-
-    if ((r = av_bsf_send_packet(t->adts, pkt)) < 0) {
-        av_packet_unref(pkt);
-        return r;
-    }
-    if ((r = av_bsf_receive_packet(t->adts, pkt)) < 0)
-        return r;       /* EAGAIN: nothing out; other: a bad ADTS frame, consumed */
-    if (!t->par) {
-        size_t n = 0;
-        const uint8_t *asc = av_packet_get_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA, &n);
-        if (asc && n >= 2 && (r = track_set_par(t, t->adts->par_out, asc, n)) < 0)
-            return r;
-    }
-    drop_side_data(pkt, AV_PKT_DATA_NEW_EXTRADATA);
-    return 0;
 }
 
 /* pkt in the bus's form, in place.  0; AVERROR(EAGAIN): nothing to write;
  * AVERROR(ENOMEM); any other error: a malformed packet, dropped. */
 static int track_packet(track_in *t, AVPacket *pkt)
 {
-    int r;
-
-    if (t->adts)
-        return adts_packet(t, pkt);
-    if (!t->nal)
-        return 0;
-    if ((r = weir_nal_conv_packet(t->nal, pkt)) < 0 || t->par)
-        return r;
-    AVCodecParameters *p = avcodec_parameters_alloc();
-    if (!p)
-        return AVERROR(ENOMEM);
-    if (weir_nal_conv_par(t->nal, p) == 0)
-        r = track_set_par(t, p, NULL, 0);
-    avcodec_parameters_free(&p);
+    int r = weir_norm_packet(t->norm, pkt);
+    t->par = weir_norm_par(t->norm);
     return r;
 }
 
