@@ -12,6 +12,28 @@
  *   LWS_CALLBACK_HTTP_BODY_COMPLETION  body done: run the handler
  *   LWS_CALLBACK_HTTP_DROP_PROTOCOL / CLOSED_HTTP  connection gone
  *
+ * A streaming route (weir_http_route_stream) runs its handler on
+ * LWS_CALLBACK_HTTP and turns the body into sink calls:
+ *
+ *   headers: handler (the body keeps arriving meanwhile)
+ *   HTTP_BODY: to the sink when it is attached, not paused and nothing is
+ *              held; otherwise appended to req->body (held)
+ *   weir_http_body_stream / _resume: held bytes, and end() if the body is
+ *              complete, go out from the conn's `deliver` timer
+ *   rx (lws_rx_flow_control) is off while the sink is paused, or while no
+ *              sink takes bytes and HTTP_STREAM_HOLD_PAUSE are held; see
+ *              rx_update.  (Turning rx off as the headers arrive would be
+ *              simpler, but lws 4.1 then keeps body bytes that came with
+ *              the headers until more arrive: a small body would hang.)
+ *   BODY_COMPLETION: end() at once when nothing is held, else from `deliver`
+ *   closed before end(): gone()
+ *
+ * Invariant: bytes reach the sink in order, because live bytes go straight
+ * through only while nothing is held.  A response made while body bytes are
+ * still unread either drops the rest as it comes (discard; the request
+ * finishes once both the response is written and the body is in) or, past
+ * HTTP_DISCARD_MAX, closes the connection after it (close_after).
+ *
  * HTTP/1.1 only for now: HTTP/2 arrives with TLS (ALPN), and with it the
  * split header/body write the h2 framing needs.
  */
@@ -32,6 +54,17 @@
 #define HTTP_CODES_CACHED   8       /* per route: status -> counter child */
 #define HTTP_INLINE_MAX     (16 * 1024) /* bodies up to this go out with the headers */
 #define HTTP_CHUNK          (1024 * 1024) /* larger ones: one write per WRITEABLE */
+/* Streamed bodies: what may pile up while a sink is not taking bytes.  lws
+ * stops reading when told, so only what it had already read arrives; more
+ * than this means it did not stop, and the connection is dropped. */
+#define HTTP_STREAM_HOLD_MAX (1024 * 1024)
+#define HTTP_STREAM_HOLD_PAUSE (256 * 1024)   /* held bytes that stop reading */
+/* A streamed request answered before its body was read: up to this much of
+ * the rest is read and dropped, so the connection lives on and the client,
+ * still sending, gets to read the answer (closing with unread bytes makes
+ * the kernel reset the connection, and the answer can be lost); past it the
+ * connection closes after the answer. */
+#define HTTP_DISCARD_MAX    (4 * 1024 * 1024)
 
 /* Metric children of one route label, looked up once (loop thread only). */
 typedef struct route_metrics {
@@ -45,6 +78,7 @@ typedef struct route {
     const char *path;
     size_t len;
     int prefix;
+    int stream;                     /* weir_http_route_stream: handler on headers */
     weir_http_handler fn;
     void *arg;
     route_metrics *metrics;
@@ -71,6 +105,19 @@ struct weir_http_req {
     const route *rt;                /* matched route, or NULL */
     extra_header extra[HTTP_EXTRA_MAX];
     int nextra;
+    /* Streaming routes only.  body/body_len above hold bytes not yet given
+     * to the sink. */
+    int64_t body_expected;          /* Content-Length */
+    int64_t body_seen;              /* bytes lws handed us */
+    int body_complete;              /* every byte arrived */
+    const weir_http_body_sink *sink;    /* attached, until end/gone/abort */
+    void *sink_arg;
+    int body_taken;                 /* weir_http_body_stream was called */
+    int body_paused;                /* by the sink */
+    int rx_off;                     /* we told lws to stop reading */
+    int discard;                    /* answered: the rest of the body is dropped */
+    int written;                    /* discard: the response is out, the body is not */
+    int close_after;                /* the response ends the connection */
 };
 
 /* lws per-session data: one per connection. */
@@ -85,6 +132,7 @@ typedef struct conn {
     weir_buf *body;                 /* large body being sent from a shared buffer */
     const uint8_t *body_ptr;        /* next byte to send */
     size_t body_left;
+    weir_timer deliver;             /* streamed body: held bytes to the sink */
     weir_http_req req;
 } conn;
 
@@ -148,10 +196,22 @@ static void req_reset(weir_http_req *req)
     req->rt = NULL;
     req->path[0] = '\0';
     req->method = NULL;
+    req->body_expected = req->body_seen = 0;
+    req->body_complete = 0;
+    req->sink = NULL;
+    req->sink_arg = NULL;
+    req->body_taken = req->body_paused = req->close_after = 0;
+    req->discard = req->written = req->rx_off = 0;
 }
 
 static void conn_unlink(weir_http *http, conn *c)
 {
+    weir_timer_stop(&c->deliver);
+    if (c->req.sink) {
+        const weir_http_body_sink *sink = c->req.sink;
+        c->req.sink = NULL;
+        sink->gone(c->req.sink_arg);
+    }
     if (c->deferred) {
         c->deferred->c = NULL;      /* the answer, when it comes, goes nowhere */
         c->deferred = NULL;
@@ -185,8 +245,26 @@ const char *weir_http_req_path(const weir_http_req *req) { return req->path; }
 
 const void *weir_http_req_body(const weir_http_req *req, size_t *len)
 {
+    if (req->rt && req->rt->stream) {       /* held bytes are not a body */
+        *len = 0;
+        return NULL;
+    }
     *len = req->body_len;
     return req->body;
+}
+
+int64_t weir_http_req_content_length(const weir_http_req *req)
+{
+    char text[32], *end;
+    long long n;
+
+    if (lws_hdr_copy(req->wsi, text, sizeof text, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        return -1;
+    if (text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    n = strtoll(text, &end, 10);
+    return errno || *end ? -1 : (int64_t)n;
 }
 
 int weir_http_req_header(const weir_http_req *req, const char *name, char *buf, size_t cap)
@@ -263,6 +341,27 @@ int weir_http_add_header(weir_http_req *req, const char *name, const char *value
 
 /* ---- responses ------------------------------------------------------- */
 
+static void rx_update(weir_http_req *req);
+
+/* A streamed request is answered: the sink hears no more, and the unread
+ * rest of the body is dropped or the connection closes after the answer. */
+static void stream_answered(weir_http_req *req)
+{
+    if (!req->rt || !req->rt->stream)
+        return;
+    req->sink = NULL;
+    if (req->body_seen >= req->body_expected || req->close_after)
+        return;
+    if (req->body_expected - req->body_seen <= HTTP_DISCARD_MAX) {
+        req->discard = 1;
+        req->body_len = 0;
+        req->body_paused = 0;
+    } else {
+        req->close_after = 1;
+    }
+    rx_update(req);
+}
+
 static int is_head(const weir_http_req *req)
 {
     return req->method && strcmp(req->method, "HEAD") == 0;
@@ -298,7 +397,7 @@ static int build_response(weir_http_req *req, int status, const char *content_ty
                                         (const unsigned char *)req->extra[i].value,
                                         (int)strlen(req->extra[i].value), &p, end))
             goto fail;
-    if (req->http->draining &&
+    if ((req->http->draining || req->close_after) &&
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                      (const unsigned char *)"close", 5, &p, end))
         goto fail;
@@ -325,6 +424,7 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
         return AVERROR(EINVAL);
     req->responded = 1;
     req->status = status;
+    stream_answered(req);
     if ((r = build_response(req, status, content_type, body, len, &buf, &n)) < 0)
         goto fail;
     weir_counter_add(req->http->opts.tx_bytes, (double)n);
@@ -364,6 +464,7 @@ int weir_http_respond_buf(weir_http_req *req, int status, const char *content_ty
         return AVERROR(EINVAL);
     req->responded = 1;
     req->status = status;
+    stream_answered(req);
     if ((r = build_response(req, status, content_type, NULL, len, &buf, &n)) < 0) {
         weir_log_warn("http", "response not sent", WL_STR("path", req->path),
                       WL_INT("status", status), WL_ERR(r));
@@ -434,6 +535,7 @@ weir_http_req *weir_http_resume(weir_http_deferred *d)
     if (!c)
         return NULL;
     c->deferred = NULL;
+    c->req.deferred = 0;            /* it may be deferred again (streaming routes) */
     c->req.resumed = 1;
     return &c->req;
 }
@@ -462,8 +564,8 @@ int weir_http_respond_error(weir_http_req *req, int status, const char *message)
 
 /* ---- routing ---------------------------------------------------------- */
 
-int weir_http_route(weir_http *http, const char *method, const char *path, int prefix,
-                    weir_http_handler fn, void *arg)
+static int route_add(weir_http *http, const char *method, const char *path, int prefix,
+                     int stream, weir_http_handler fn, void *arg)
 {
     route *grown = realloc(http->routes, (http->nroutes + 1) * sizeof *grown);
     if (!grown)
@@ -471,7 +573,7 @@ int weir_http_route(weir_http *http, const char *method, const char *path, int p
     http->routes = grown;
     http->routes[http->nroutes++] = (route){
         .method = method, .path = path, .len = strlen(path),
-        .prefix = prefix, .fn = fn, .arg = arg,
+        .prefix = prefix, .stream = stream, .fn = fn, .arg = arg,
     };
     if (http->requests) {
         route_metrics *m = calloc(1, sizeof *m);
@@ -482,6 +584,18 @@ int weir_http_route(weir_http *http, const char *method, const char *path, int p
         http->routes[http->nroutes - 1].metrics = m;
     }
     return 0;
+}
+
+int weir_http_route(weir_http *http, const char *method, const char *path, int prefix,
+                    weir_http_handler fn, void *arg)
+{
+    return route_add(http, method, path, prefix, 0, fn, arg);
+}
+
+int weir_http_route_stream(weir_http *http, const char *method, const char *path, int prefix,
+                           weir_http_handler fn, void *arg)
+{
+    return route_add(http, method, path, prefix, 1, fn, arg);
 }
 
 static int method_matches(const route *rt, const char *method)
@@ -498,40 +612,58 @@ static int path_matches(const route *rt, const char *path)
     return strcmp(path, rt->path) == 0;
 }
 
+/* The first route for the request's path and method; *path_seen tells 404
+ * from 405 when there is none. */
+static const route *route_find(const weir_http *http, const weir_http_req *req,
+                               int *path_seen)
+{
+    *path_seen = 0;
+    for (size_t i = 0; i < http->nroutes; i++) {
+        const route *rt = &http->routes[i];
+        if (!path_matches(rt, req->path))
+            continue;
+        *path_seen = 1;
+        if (method_matches(rt, req->method))
+            return rt;
+    }
+    return NULL;
+}
+
+/* Runs the route's handler; answers 500 itself when it fails. */
+static void run_handler(weir_http_req *req, const route *rt)
+{
+    int r;
+
+    req->rt = rt;
+    r = rt->fn(req, rt->arg);
+    if (r >= 0 && !req->responded && (req->deferred || req->sink))
+        return;                 /* answered later; see weir_http_resume() */
+    if (r < 0) {
+        weir_log_error("http", "handler failed", WL_STR("method", req->method),
+                       WL_STR("path", req->path), WL_ERR(r));
+        if (!req->responded)
+            weir_http_respond_error(req, 500, "internal error");
+    } else if (!req->responded) {
+        weir_log_error("http", "handler did not respond", WL_STR("path", req->path));
+        weir_http_respond_error(req, 500, "internal error");
+    }
+    req->sink = NULL;           /* failed after taking the body: no more calls */
+    if (req->deferred && conn_of(req)->deferred) {
+        /* Failed after deferring: the handle's holder gets a dead one. */
+        conn_of(req)->deferred->c = NULL;
+        conn_of(req)->deferred = NULL;
+    }
+}
+
 /* Finds the handler and runs it; answers 404/405/500 itself. */
 static void dispatch(weir_http *http, weir_http_req *req)
 {
-    int path_seen = 0;
+    int path_seen;
+    const route *rt = route_find(http, req, &path_seen);
 
-    for (size_t i = 0; i < http->nroutes; i++) {
-        const route *rt = &http->routes[i];
-        int r;
-        if (!path_matches(rt, req->path))
-            continue;
-        path_seen = 1;
-        if (!method_matches(rt, req->method))
-            continue;
-        req->rt = rt;
-        r = rt->fn(req, rt->arg);
-        if (r >= 0 && req->deferred && !req->responded)
-            return;                 /* answered later; see weir_http_resume() */
-        if (r < 0) {
-            weir_log_error("http", "handler failed", WL_STR("method", req->method),
-                           WL_STR("path", req->path), WL_ERR(r));
-            if (!req->responded)
-                weir_http_respond_error(req, 500, "internal error");
-        } else if (!req->responded) {
-            weir_log_error("http", "handler did not respond", WL_STR("path", req->path));
-            weir_http_respond_error(req, 500, "internal error");
-        }
-        if (req->deferred && conn_of(req)->deferred) {
-            /* Failed after deferring: the handle's holder gets a dead one. */
-            conn_of(req)->deferred->c = NULL;
-            conn_of(req)->deferred = NULL;
-        }
-        return;
-    }
-    if (path_seen)
+    if (rt)
+        run_handler(req, rt);
+    else if (path_seen)
         weir_http_respond_error(req, 405, "method not allowed");
     else
         weir_http_respond_error(req, 404, "not found");
@@ -580,10 +712,21 @@ static void account(weir_http *http, weir_http_req *req)
 /* After the response: keep-alive or close.  Returns the callback's result. */
 static int finish(weir_http *http, conn *c, struct lws *wsi)
 {
+    int close_now = c->req.close_after;
+
+    if (c->req.discard && !c->req.body_complete) {
+        c->req.written = 1;         /* on_stream_complete finishes */
+        return 0;
+    }
     if (c->req.responded)
         account(http, &c->req);
     c->in_request = 0;
+    weir_timer_stop(&c->deliver);
+    if (c->req.rx_off)
+        lws_rx_flow_control(wsi, 1);    /* for the next request */
     req_reset(&c->req);
+    if (close_now)
+        return -1;          /* body bytes left unread: they must not become a request */
     if (http->draining) {
         /* The client was told "Connection: close"; make sure it happens
          * even if it does not hang up itself. */
@@ -606,12 +749,203 @@ static const char *request_method(struct lws *wsi)
     return NULL;
 }
 
+/* A request is over for the connection's callback when nothing more will
+ * come from this call: answered and written, or waiting on someone. */
+static int after_handler(weir_http *http, conn *c, struct lws *wsi)
+{
+    weir_http_req *req = &c->req;
+
+    if (!req->responded && (req->deferred || req->sink || req->body_taken))
+        return 0;
+    if (c->out || c->body)
+        return 0;                   /* the response leaves on WRITEABLE */
+    return finish(http, c, wsi);
+}
+
+/* ---- streaming bodies ------------------------------------------------- */
+
+/* Reads the socket or not, as the request now needs. */
+static void rx_update(weir_http_req *req)
+{
+    int off = !req->body_complete && !req->discard && !req->close_after &&
+              (req->body_paused || (!req->sink && req->body_len >= HTTP_STREAM_HOLD_PAUSE));
+    if (off == req->rx_off)
+        return;
+    req->rx_off = off;
+    lws_rx_flow_control(req->wsi, !off);
+}
+
+/* The sink returned an error: no more calls to it; the connection closes,
+ * after the response if one was made (it is queued: sinks answer through
+ * WRITEABLE).  Returns the lws callback result for the current callback. */
+static void stream_abort(conn *c)
+{
+    weir_http_req *req = &c->req;
+
+    req->sink = NULL;
+    if (!req->responded)
+        weir_http_respond_error(req, 500, "internal error");
+}
+
+/* Every byte is in and delivered: the sink's turn to answer. */
+static void stream_end(conn *c)
+{
+    weir_http_req *req = &c->req;
+    const weir_http_body_sink *sink = req->sink;
+
+    req->sink = NULL;
+    sink->end(req->sink_arg, req);
+    if (!req->responded && !req->deferred) {
+        weir_log_error("http", "body sink did not respond", WL_STR("path", req->path));
+        weir_http_respond_error(req, 500, "internal error");
+    }
+}
+
+/* Timer: held bytes, then end() when the body is complete. */
+static void deliver_held(weir_timer *t)
+{
+    conn *c = (conn *)((char *)t - offsetof(conn, deliver));
+    weir_http_req *req = &c->req;
+
+    if (!req->sink || req->body_paused)
+        return;
+    if (req->body_len) {
+        size_t n = req->body_len;
+        req->body_len = 0;          /* the sink may pause and get more held */
+        if (req->sink->data(req->sink_arg, req->body, n) < 0) {
+            stream_abort(c);
+            return;
+        }
+        if (req->body_len)          /* cannot happen: nothing arrives meanwhile */
+            return;
+        rx_update(req);
+    }
+    if (req->sink && req->body_complete)
+        stream_end(c);
+}
+
+static void deliver_soon(conn *c)
+{
+    weir_timer_start(c->req.http->loop, &c->deliver, 0, deliver_held);
+}
+
+int weir_http_body_stream(weir_http_req *req, const weir_http_body_sink *sink, void *arg)
+{
+    conn *c = conn_of(req);
+
+    if (!req->rt || !req->rt->stream || req->body_taken || req->responded || !req->wsi)
+        return AVERROR(EINVAL);
+    req->sink = sink;
+    req->sink_arg = arg;
+    req->body_taken = 1;
+    req->resumed = 1;               /* answers go out on WRITEABLE */
+    rx_update(req);
+    if (req->body_len || req->body_complete)
+        deliver_soon(c);
+    return 0;
+}
+
+void weir_http_body_pause(weir_http_req *req)
+{
+    if (req->body_paused || req->body_complete)
+        return;
+    req->body_paused = 1;
+    rx_update(req);
+}
+
+void weir_http_body_resume(weir_http_req *req)
+{
+    if (!req->body_paused)
+        return;
+    req->body_paused = 0;
+    rx_update(req);
+    if (req->sink && (req->body_len || req->body_complete))
+        deliver_soon(conn_of(req));
+}
+
+/* Headers of a request on a streaming route: hold the body, run the handler. */
+static int on_stream_request(weir_http *http, conn *c, struct lws *wsi, const route *rt)
+{
+    weir_http_req *req = &c->req;
+    char te[32];
+
+    req->rt = rt;
+    if (lws_hdr_copy(wsi, te, sizeof te, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* Chunked uploads would need their own framing here; tus clients
+         * send Content-Length. */
+        req->close_after = 1;
+        weir_http_respond_error(req, 411, "send the body with a Content-Length");
+        return finish(http, c, wsi);
+    }
+    req->body_expected = weir_http_req_content_length(req);
+    if (req->body_expected < 0 && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        req->close_after = 1;
+        weir_http_respond_error(req, 400, "bad Content-Length");
+        return finish(http, c, wsi);
+    }
+    if (req->body_expected < 0)
+        req->body_expected = 0;
+    req->body_complete = req->body_expected == 0;
+    run_handler(req, rt);
+    return after_handler(http, c, wsi);
+}
+
+/* Body bytes for a streaming route.  Returns the lws callback result. */
+static int on_stream_body(weir_http *http, conn *c, const void *in, size_t len)
+{
+    weir_http_req *req = &c->req;
+
+    req->body_seen += (int64_t)len;
+    weir_counter_add(http->opts.rx_bytes, (double)len);
+    if (req->close_after || req->responded)
+        return 0;                   /* answered already: dropped */
+    if (req->sink && !req->body_paused && req->body_len == 0) {
+        if (req->sink->data(req->sink_arg, in, len) < 0)
+            stream_abort(c);
+        return 0;
+    }
+    if (req->body_len + len > HTTP_STREAM_HOLD_MAX) {
+        weir_log_warn("http", "request body not held back; closing", WL_STR("path", req->path));
+        return -1;
+    }
+    if (req->body_len + len > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        unsigned char *grown;
+        while (cap < req->body_len + len)
+            cap *= 2;
+        if (!(grown = realloc(req->body, cap)))
+            return -1;
+        req->body = grown;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, in, len);
+    req->body_len += len;
+    rx_update(req);
+    return 0;
+}
+
+static int on_stream_complete(weir_http *http, conn *c, struct lws *wsi)
+{
+    weir_http_req *req = &c->req;
+
+    req->body_complete = 1;
+    rx_update(req);
+    if (req->discard)
+        return req->written ? finish(http, c, wsi) : 0;
+    if (req->sink && !req->body_paused && req->body_len == 0)
+        stream_end(c);
+    return after_handler(http, c, wsi);
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
 /* Headers are in.  Returns the lws callback result. */
 static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri, size_t len)
 {
     weir_http_req *req = &c->req;
+    const route *rt;
     char clen[32];
-    int has_body;
+    int has_body, path_seen;
 
     req_reset(req);
     req->http = http;
@@ -630,6 +964,8 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
         weir_http_respond_error(req, 405, "method not allowed");
         return finish(http, c, wsi);
     }
+    if ((rt = route_find(http, req, &path_seen)) && rt->stream)
+        return on_stream_request(http, c, wsi, rt);
 
     has_body = lws_hdr_copy(wsi, clen, sizeof clen, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
                strtoll(clen, NULL, 10) > 0;
@@ -651,6 +987,8 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
 static int on_body(weir_http *http, conn *c, const void *in, size_t len)
 {
     weir_http_req *req = &c->req;
+    if (req->rt && req->rt->stream)
+        return on_stream_body(http, c, in, len);
     if (req->body_len + len > (size_t)http->opts.max_body) {
         weir_http_respond_error(req, 413, "request body too large");
         return -1;
@@ -703,6 +1041,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!http || !c)
             return -1;
+        if (c->req.rt && c->req.rt->stream)
+            return on_stream_complete(http, c, wsi);
         dispatch(http, &c->req);
         return (c->req.deferred && !c->req.responded) || c->body ? 0 : finish(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -10,6 +10,9 @@
  *   IDLE --headers--> [BODY: collect up to http.max_body] --> HANDLER
  *   HANDLER --weir_http_respond()--> SENDING --all written--> IDLE (keep-alive)
  *
+ * Streaming routes (uploads) run the handler on the headers and hand the
+ * body over in pieces as it arrives; see "streaming request bodies" below.
+ *
  * A response is built once into one buffer, status line, headers and body
  * together, and goes out in a single lws_write() on HTTP/1.1 (DESIGN.md §3:
  * one write served 1.25-1.35x nginx, two writes 0.73x).  HTTP/2 needs the
@@ -89,12 +92,68 @@ weir_http_deferred *weir_http_defer(weir_http_req *req);
  * weir_http_respond*(), or NULL if the connection closed meanwhile. */
 weir_http_req *weir_http_resume(weir_http_deferred *d);
 
+/* ---- streaming request bodies ------------------------------------------
+ *
+ * Uploads are far larger than http.max_body.  A route added with
+ * weir_http_route_stream() runs its handler as soon as the headers are in,
+ * before any body byte, and max_body does not apply to it.  The body waits
+ * (the server stops reading the socket and holds what it already read)
+ * until the handler takes it with weir_http_body_stream(), at once or on a
+ * request it got back from weir_http_resume() (after asking the database,
+ * say):
+ *
+ *   headers -> handler -+-> [defer ... resume] -> weir_http_body_stream(sink)
+ *                       |        -> data()* -> end(req) -> respond or defer
+ *                       |           pause/resume: backpressure
+ *                       |           the connection drops before end: gone()
+ *                       +-> respond without taking the body
+ *
+ * Once a request is answered its sink hears nothing more.  Body bytes still
+ * unread then are read and dropped when they are few (up to 4 MiB), so the
+ * connection lives on and a client still sending reads the answer; past
+ * that, the answer says "Connection: close" and the connection closes after
+ * it (unread bytes must never be read as the next request).
+ *
+ * Sink calls run on the loop thread and never inside the call that caused
+ * them: weir_http_body_stream() and weir_http_body_resume() deliver held
+ * bytes on a later loop turn.  Once a sink is attached, responses to the
+ * request are written on the next writable turn, as after weir_http_resume().
+ * The request pointer stays valid until end() or gone(). */
+typedef struct weir_http_body_sink {
+    /* Body bytes, in order; p is valid for the call only.  Return 0 to go on,
+     * or a negative AVERROR to stop: no sink call follows, and unless the
+     * sink responded first the server answers 500. */
+    int (*data)(void *arg, const void *p, size_t len);
+    /* Content-Length bytes were delivered (at once, for an empty body).  The
+     * sink must now respond or defer, as a handler does; it hears nothing
+     * more about this request. */
+    void (*end)(void *arg, weir_http_req *req);
+    /* The connection closed before end: the request is gone; no call follows. */
+    void (*gone)(void *arg);
+} weir_http_body_sink;
+
+/* As weir_http_route(), for a streaming route (see above). */
+int weir_http_route_stream(weir_http *http, const char *method, const char *path, int prefix,
+                           weir_http_handler fn, void *arg);
+
+/* Takes the body of a request on a streaming route: sink and arg are
+ * borrowed until end() or gone().  Once per request, before it responded.
+ * 0, or AVERROR(EINVAL) (not a streaming route, already taken or answered). */
+int weir_http_body_stream(weir_http_req *req, const weir_http_body_sink *sink, void *arg);
+/* Backpressure: stop reading the request body from the socket / go on.  A
+ * paused sink gets no data() (end() may still come once everything was
+ * delivered). */
+void weir_http_body_pause(weir_http_req *req);
+void weir_http_body_resume(weir_http_req *req);
+
 /* ---- inside a handler -------------------------------------------------- */
 
 const char *weir_http_req_method(const weir_http_req *req);   /* "GET", ... */
 const char *weir_http_req_path(const weir_http_req *req);     /* decoded, no query */
 /* Request body (POST/PUT/PATCH) or NULL; *len gets its size. */
 const void *weir_http_req_body(const weir_http_req *req, size_t *len);
+/* The request's Content-Length: >= 0, or -1 when it has none (or a bad one). */
+int64_t weir_http_req_content_length(const weir_http_req *req);
 /* Copies a request header value (case-insensitive name) into buf.  Returns
  * its length, or -1 if absent or longer than cap - 1. */
 int weir_http_req_header(const weir_http_req *req, const char *name, char *buf, size_t cap);
