@@ -19,6 +19,7 @@ typedef struct weir_settings {
     weir_packager_settings packager;
     weir_origin_settings origin;
     weir_dbpool_settings db;
+    weir_uploads_settings uploads;
 } weir_settings;
 
 /* Options every subcommand takes. */

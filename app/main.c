@@ -45,6 +45,7 @@ static const struct {
     { &weir_packager_conf_table,  offsetof(weir_settings, packager) },
     { &weir_origin_conf_table,    offsetof(weir_settings, origin) },
     { &weir_dbpool_conf_table,    offsetof(weir_settings, db) },
+    { &weir_uploads_conf_table,   offsetof(weir_settings, uploads) },
 };
 
 int weir_app_load_config(weir_conf *conf, weir_settings *s, const weir_cli *cli)

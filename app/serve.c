@@ -3,7 +3,7 @@
  *
  *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
  *            database (migrations, first key) -> bus -> transcoder (when enabled) ->
- *            packager -> http -> origin -> control -> rtmp -> srt
+ *            packager -> http -> origin -> control (API, uploads) -> rtmp -> srt
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
@@ -77,6 +77,16 @@ static int register_io_metrics(server *srv)
     srv->rtmp_rx = weir_metric_with(srv->rx, (const char *const[]){ "rtmp", NULL });
     srv->srt_rx = weir_metric_with(srv->rx, (const char *const[]){ "srt", NULL });
     return 0;
+}
+
+/* Uploads are packaged like recordings (weir_control_opts.process). */
+static int package_upload(void *arg, const char *input, const char *asset_dir,
+                          int64_t *duration_ms, void (*progress)(void *parg, int percent),
+                          void *parg)
+{
+    const server *srv = arg;
+    return weir_packager_package_file(input, asset_dir, &srv->settings.packager, duration_ms,
+                                      progress, parg);
 }
 
 static void on_drained(void *arg)
@@ -189,6 +199,8 @@ int weir_cmd_serve(const weir_cli *cli)
     srv.control = weir_control_new(&(weir_control_opts){
         .http = srv.http, .work = srv.work, .bus = srv.bus, .db = srv.db,
         .metrics = srv.metrics, .vod_dir = srv.vod_dir,
+        .loop = srv.loop, .data_dir = core->data_dir, .uploads = &srv.settings.uploads,
+        .process = package_upload, .process_arg = &srv,
     });
     if (!srv.control)
         goto out;
@@ -229,6 +241,7 @@ out:
     /* SRT threads first (they post to the loop), then the workers: their
      * completions are posted to the loop, which runs them as it is freed. */
     weir_srt_server_free(srv.srt);
+    weir_control_stop(srv.control);     /* uploads: no new work; processing finishes */
     weir_work_free(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
     weir_packager_free(srv.packager);   /* after the loop ran what was posted to it */

@@ -6,6 +6,7 @@
 #include "control/api/api.h"
 #include "control/keys/keys.h"
 #include "control/metrics/exporter.h"
+#include "control/uploads/uploads.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -18,12 +19,27 @@ struct weir_control {
     weir_api_health health;
     weir_api *api;
     weir_exporter exporter;
+    weir_uploads *uploads;
 };
+
+/* Between the API's exact routes and its prefix (see weir_api_opts.mount). */
+static int mount_uploads(void *arg)
+{
+    weir_control *control = arg;
+    const weir_control_opts *o = &control->opts;
+
+    return weir_uploads_new(&(weir_uploads_opts){
+        .loop = o->loop, .http = o->http, .work = o->work, .db = o->db,
+        .settings = o->uploads, .data_dir = o->data_dir,
+        .process = o->process, .process_arg = o->process_arg,
+    }, &control->uploads);
+}
 
 weir_control *weir_control_new(const weir_control_opts *opts)
 {
     weir_control *control = calloc(1, sizeof *control);
     const weir_clock *clock = opts->clock ? opts->clock : &weir_clock_system;
+    int uploads = opts->http && opts->loop && opts->data_dir && opts->uploads;
 
     if (!control)
         return NULL;
@@ -31,7 +47,9 @@ weir_control *weir_control_new(const weir_control_opts *opts)
     if (weir_api_health_init(&control->health, opts->http, clock) < 0 ||
         weir_api_new(&(weir_api_opts){ .http = opts->http, .work = opts->work,
                                        .db = opts->db, .bus = opts->bus,
-                                       .vod_dir = opts->vod_dir },
+                                       .vod_dir = opts->vod_dir,
+                                       .mount = uploads ? mount_uploads : NULL,
+                                       .mount_arg = control },
                      &control->api) < 0 ||
         weir_exporter_init(&control->exporter, opts->metrics, opts->http, opts->bus,
                            opts->db) < 0) {
@@ -39,7 +57,14 @@ weir_control *weir_control_new(const weir_control_opts *opts)
         weir_control_free(control);
         return NULL;
     }
+    weir_api_set_uploads(control->api, control->uploads);
     return control;
+}
+
+void weir_control_stop(weir_control *control)
+{
+    if (control)
+        weir_uploads_stop(control->uploads);
 }
 
 void weir_control_free(weir_control *control)
@@ -48,14 +73,22 @@ void weir_control_free(weir_control *control)
         return;
     weir_exporter_fini(&control->exporter);
     weir_api_free(control->api);
+    weir_uploads_free(control->uploads);
     free(control);
 }
 
 int weir_control_open_db(const weir_dbpool_settings *settings, const char *data_dir,
                          weir_dbpool **out)
 {
+    /* Every module's schema, in version order. */
+    weir_db_migration migrations[8];
+    size_t n = 0;
     char url[4096];
     int r;
+
+    for (size_t i = 0; i < weir_keys_nmigrations; i++)
+        migrations[n++] = weir_keys_migrations[i];
+    migrations[n++] = weir_uploads_migration;
 
     if (settings->url && *settings->url)
         snprintf(url, sizeof url, "%s", settings->url);
@@ -63,7 +96,7 @@ int weir_control_open_db(const weir_dbpool_settings *settings, const char *data_
         snprintf(url, sizeof url, "sqlite:%s/weir.db", data_dir);
     r = weir_dbpool_open(&(weir_dbpool_opts){
         .url = url, .settings = settings,
-        .migrations = weir_keys_migrations, .nmigrations = weir_keys_nmigrations,
+        .migrations = migrations, .nmigrations = n,
     }, out);
     if (r < 0)
         weir_log_error("control", "cannot open the database", WL_ERR(r));

@@ -16,6 +16,33 @@
 
 typedef struct weir_control weir_control;
 
+/* ---- uploads ------------------------------------------------------------------
+ *
+ * tus 1.0.0 resumable uploads at /api/v1/uploads (control/uploads/): the
+ * bytes go to <data_dir>/uploads/<id>.part, the state to the database, and
+ * each finished upload becomes a VOD asset <data_dir>/vod/<id>/ once the
+ * app's processing function has packaged it (on a thread of its own).
+ */
+typedef struct weir_uploads_settings {
+    int64_t max_size;               /* uploads.max_size: bytes per upload */
+    int64_t min_free;               /* uploads.min_free: bytes the disk keeps free */
+    int64_t expiry;                 /* uploads.expiry: ms an idle upload lives */
+    int64_t url_ttl;                /* uploads.url_ttl: ms a single-use URL lives */
+    int64_t workers;                /* uploads.workers: files processed at once (0: none) */
+    int64_t job_lease;              /* uploads.job_lease: ms a processing claim lasts
+                                       without renewal (a crashed node's job is retaken) */
+} weir_uploads_settings;
+
+extern const weir_conf_table weir_uploads_conf_table;
+
+/* The app's processing: packages the file `input` into asset_dir (which
+ * exists), blocking, on a processing thread.  progress(parg, percent) as it
+ * goes.  *duration_ms (OUT): the asset's length.  0; AVERROR_INVALIDDATA
+ * when the file holds nothing that can be packaged; another AVERROR. */
+typedef int (*weir_upload_process_fn)(void *arg, const char *input, const char *asset_dir,
+                                      int64_t *duration_ms,
+                                      void (*progress)(void *parg, int percent), void *parg);
+
 typedef struct weir_control_opts {
     weir_http *http;                        /* routes are added here */
     weir_work *work;                        /* blocking work (DB) runs here */
@@ -24,10 +51,20 @@ typedef struct weir_control_opts {
     weir_metrics *metrics;                  /* served at /metrics */
     const weir_clock *clock;                /* NULL: system clock */
     const char *vod_dir;                    /* VOD assets, for /api/v1/assets */
+    /* Uploads (all four, or none: no /api/v1/uploads). */
+    weir_loop *loop;
+    const char *data_dir;
+    const weir_uploads_settings *uploads;   /* borrowed; outlives the control plane */
+    weir_upload_process_fn process;         /* NULL: uploads are probed, not packaged */
+    void *process_arg;
 } weir_control_opts;
 
 /* NULL on failure (logged). */
 weir_control *weir_control_new(const weir_control_opts *opts);
+/* Before weir_work_free at shutdown, on the loop thread once the loop has
+ * stopped: uploads take no new work and the processing threads finish their
+ * file and stop.  NULL is fine. */
+void weir_control_stop(weir_control *control);
 void weir_control_free(weir_control *control);
 
 /* Opens the pool for db.url ("" means sqlite:<data_dir>/weir.db) and brings

@@ -5,12 +5,14 @@
 #include "control/api/api.h"
 #include "control/keys/keys.h"
 #include "control/assets/assets.h"
+#include "control/uploads/uploads.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libavutil/error.h>
+#include <openssl/crypto.h>
 
 #define API_PREFIX      "/api/v1/"
 #define PROBLEM_TYPE    "application/problem+json"
@@ -210,12 +212,16 @@ static int kick_stream(api_call *c)
 
 static int list_assets(api_call *c)
 {
-    json_t *arr;
+    json_t *arr, *a;
+    size_t i;
     int r;
     if (!c->api->opts.vod_dir)
         return ok(c, 200, json_pack("{s[]}", "assets"));
     if ((r = weir_assets_list(c->api->opts.vod_dir, &arr)) < 0)
         return r;
+    if (c->api->opts.uploads)
+        json_array_foreach(arr, i, a)
+            weir_uploads_overlay(c->api->opts.uploads, a);
     return ok(c, 200, json_pack("{so}", "assets", arr));
 }
 
@@ -224,17 +230,31 @@ static int get_asset(api_call *c)
     json_t *o;
     if (!c->api->opts.vod_dir || weir_assets_get(c->api->opts.vod_dir, c->param, &o) < 0)
         return problem(c, 404, "no asset with that id");
+    if (c->api->opts.uploads)
+        weir_uploads_overlay(c->api->opts.uploads, o);
     return ok(c, 200, o);
 }
 
 static int delete_asset(api_call *c)
 {
-    int r = c->api->opts.vod_dir ? weir_assets_delete(c->api->opts.vod_dir, c->param)
-                                 : AVERROR(ENOENT);
+    json_t *o = NULL;
+    const char *source;
+    int r = 0;
+
+    if (!c->api->opts.vod_dir || weir_assets_get(c->api->opts.vod_dir, c->param, &o) < 0)
+        return problem(c, 404, "no asset with that id");
+    source = json_string_value(json_object_get(o, "source"));
+    /* An upload's row and partial file go first, so that no PATCH or job
+     * brings the folder back. */
+    if (source && strcmp(source, "upload") == 0 && c->api->opts.uploads)
+        r = weir_uploads_forget(c->api->opts.uploads, c->param);
+    json_decref(o);
+    if (r >= 0)
+        r = weir_assets_delete(c->api->opts.vod_dir, c->param);
     if (r == AVERROR(ENOENT))
         return problem(c, 404, "no asset with that id");
     if (r == AVERROR(EBUSY))
-        return problem(c, 409, "the asset is still being recorded");
+        return problem(c, 409, "the asset is still being recorded or processed");
     if (r < 0)
         return r;
     weir_log_info("api", "asset deleted", WL_STR("asset", c->param));
@@ -329,6 +349,37 @@ static int create_token(api_call *c)
     return r;
 }
 
+/* ---- handlers: single-use upload URLs ------------------------------------- */
+
+static int create_upload_url(api_call *c)
+{
+    char token[WEIR_CRED_LEN + 1], id[9], url[128], expires[WEIR_ISO8601_LEN];
+    json_t *in = NULL;
+    const char *name = NULL;
+    int64_t expires_ms;
+    int r;
+
+    if (!c->api->opts.uploads)
+        return problem(c, 404, "uploads are not served here");
+    if (c->body_len && !(in = body_object(c)))
+        return 0;
+    name = json_string_value(json_object_get(in, "name"));
+    if (name && strlen(name) > WEIR_UPLOAD_NAME_MAX) {
+        json_decref(in);
+        return problem(c, 400, "\"name\" is too long");
+    }
+    r = weir_uploads_url_create(c->api->opts.uploads, name, token, id, &expires_ms);
+    json_decref(in);
+    if (r < 0)
+        return r;
+    snprintf(url, sizeof url, "/api/v1/uploads?token=%s", token);
+    weir_clock_iso8601(expires_ms, expires);
+    r = ok(c, 201, json_pack("{ss ss ss}", "id", id, "url", url, "expires", expires));
+    OPENSSL_cleanse(token, sizeof token);
+    OPENSSL_cleanse(url, sizeof url);
+    return r;
+}
+
 static int revoke_token(api_call *c)
 {
     int r = weir_tokens_revoke(c->api->opts.db, c->param);
@@ -345,6 +396,7 @@ static const api_route routes[] = {
     { "GET",    "/api/v1/assets",         WEIR_SCOPE_READ,  list_assets },
     { "GET",    "/api/v1/assets/{id}",    WEIR_SCOPE_READ,  get_asset },
     { "DELETE", "/api/v1/assets/{id}",    WEIR_SCOPE_WRITE, delete_asset },
+    { "POST",   "/api/v1/uploads/urls",   WEIR_SCOPE_WRITE, create_upload_url },
     { "GET",    "/api/v1/keys",           WEIR_SCOPE_READ,  list_keys },
     { "POST",   "/api/v1/keys",           WEIR_SCOPE_WRITE, create_key },
     { "DELETE", "/api/v1/keys/{name}",    WEIR_SCOPE_WRITE, revoke_key },
@@ -567,8 +619,12 @@ int weir_api_new(const weir_api_opts *opts, weir_api **out)
         return AVERROR(ENOMEM);
     api->opts = *opts;
     if (opts->http) {
+        /* The API's exact paths under a module's mount come before it. */
         if ((r = weir_http_route(opts->http, "GET", "/api/v1/openapi.yaml", 0,
                                  openapi_http, api)) < 0 ||
+            (r = weir_http_route(opts->http, NULL, "/api/v1/uploads/urls", 0,
+                                 api_http, api)) < 0 ||
+            (opts->mount && (r = opts->mount(opts->mount_arg)) < 0) ||
             (r = weir_http_route(opts->http, NULL, API_PREFIX, 1, api_http, api)) < 0) {
             free(api);
             return r;
@@ -576,6 +632,11 @@ int weir_api_new(const weir_api_opts *opts, weir_api **out)
     }
     *out = api;
     return 0;
+}
+
+void weir_api_set_uploads(weir_api *api, struct weir_uploads *uploads)
+{
+    api->opts.uploads = uploads;
 }
 
 void weir_api_free(weir_api *api)

@@ -37,9 +37,17 @@ typedef struct weir_api_opts {
     weir_dbpool *db;
     weir_bus *bus;
     const char *vod_dir;        /* the VOD assets (control/assets) */
+    struct weir_uploads *uploads;   /* NULL: no upload URLs, uploads not in assets */
+    /* Called between the API's own exact routes and its /api/v1/ prefix
+     * route, so that a module can serve paths below /api/v1/ itself (tus
+     * at /api/v1/uploads).  May be NULL. */
+    int (*mount)(void *arg);
+    void *mount_arg;
 } weir_api_opts;
 
 int weir_api_new(const weir_api_opts *opts, weir_api **out);
+/* The uploads module, once mount has made it (NULL is fine). */
+void weir_api_set_uploads(weir_api *api, struct weir_uploads *uploads);
 void weir_api_free(weir_api *api);
 
 /* Runs one call, blocking.  *body_out is malloc'd (caller frees), with its

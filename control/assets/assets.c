@@ -5,9 +5,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavutil/error.h>
@@ -110,7 +112,7 @@ int weir_assets_delete(const char *vod_dir, const char *id)
     if (!weir_asset_id_valid(id) || !(o = load(vod_dir, id)))
         return AVERROR(ENOENT);
     state = json_string_value(json_object_get(o, "state"));
-    if (state && strcmp(state, "recording") == 0)
+    if (state && (strcmp(state, "recording") == 0 || strcmp(state, "processing") == 0))
         r = AVERROR(EBUSY);
     json_decref(o);
     if (r < 0)
@@ -129,5 +131,48 @@ int weir_assets_delete(const char *vod_dir, const char *id)
     closedir(dir);
     if (rmdir(path) < 0 && r == 0)
         r = AVERROR(errno);
+    return r;
+}
+
+int weir_assets_write(const char *vod_dir, const char *id, const json_t *asset)
+{
+    char dir[ASSET_PATH_MAX], path[ASSET_PATH_MAX + 32], tmp[ASSET_PATH_MAX + 32];
+    char *text;
+    size_t len, off = 0;
+    int fd, r = 0;
+
+    if (!weir_asset_id_valid(id))
+        return AVERROR(EINVAL);
+    if (snprintf(dir, sizeof dir, "%s/%s", vod_dir, id) >= (int)sizeof dir)
+        return AVERROR(ENAMETOOLONG);
+    if ((mkdir(vod_dir, 0750) < 0 && errno != EEXIST) || (mkdir(dir, 0750) < 0 && errno != EEXIST))
+        return AVERROR(errno);
+    snprintf(path, sizeof path, "%s/asset.json", dir);
+    snprintf(tmp, sizeof tmp, "%s/.asset.json.tmp", dir);
+    if (!(text = json_dumps(asset, JSON_COMPACT | JSON_REAL_PRECISION(6))))
+        return AVERROR(ENOMEM);
+    len = strlen(text);
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+        r = AVERROR(errno);
+        free(text);
+        return r;
+    }
+    while (off < len && r == 0) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            r = n < 0 ? AVERROR(errno) : AVERROR(EIO);
+        else
+            off += (size_t)n;
+    }
+    free(text);
+    if (r == 0 && fsync(fd) < 0)
+        r = AVERROR(errno);
+    close(fd);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = AVERROR(errno);
+    if (r < 0)
+        unlink(tmp);
     return r;
 }

@@ -2,9 +2,9 @@
  * control/assets/assets.h — the VOD asset catalogue (GET/DELETE
  * /api/v1/assets).
  *
- * For now an asset is a folder <vod_dir>/<id>/ holding asset.json (written
- * by whoever produced it: the packager's recordings) and the asset's
- * playlists and segments.  The folder is the source of truth, so a
+ * An asset is a folder <vod_dir>/<id>/ holding asset.json (written by
+ * whoever produced it: the packager's recordings, control/uploads for
+ * uploaded files) and the asset's playlists and segments.  The folder is the source of truth, so a
  * recording finished during shutdown, or copied in by hand, is listed.
  * Blocking (directory scans, file reads): call from the work pool.
  */
@@ -25,7 +25,12 @@ int weir_assets_list(const char *vod_dir, json_t **out);
 int weir_assets_get(const char *vod_dir, const char *id, json_t **out);
 
 /* Deletes the asset's folder.  AVERROR(ENOENT); AVERROR(EBUSY) while it is
- * still being recorded (state "recording"). */
+ * still being recorded or processed (state "recording" or "processing"). */
 int weir_assets_delete(const char *vod_dir, const char *id);
+
+/* Writes the asset's asset.json (asset is borrowed), creating its folder:
+ * to a temporary name, fsync'd, then renamed, so a reader sees the old or
+ * the new object, whole.  0 or AVERROR. */
+int weir_assets_write(const char *vod_dir, const char *id, const json_t *asset);
 
 #endif

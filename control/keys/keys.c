@@ -75,12 +75,7 @@ static int is_b64url(const char *s, size_t n)
     return 1;
 }
 
-typedef struct cred {
-    char text[WEIR_CRED_LEN + 1];       /* what the person gets */
-    char id[ID_CHARS + 1];
-    unsigned char salt[SALT_BYTES];
-    unsigned char hash[HASH_BYTES];
-} cred;
+typedef weir_cred cred;
 
 static int hash_secret(const unsigned char *salt, const char *secret, unsigned char *out)
 {
@@ -94,7 +89,7 @@ static int hash_secret(const unsigned char *salt, const char *secret, unsigned c
     return ok ? 0 : AVERROR(EIO);
 }
 
-static int cred_make(const char *prefix, cred *c)
+int weir_cred_make(const char *prefix, weir_cred *c)
 {
     unsigned char id[ID_BYTES], secret[SECRET_BYTES];
     char secret_text[SECRET_CHARS + 1];
@@ -115,8 +110,8 @@ static int cred_make(const char *prefix, cred *c)
 }
 
 /* Splits "wk_<id><secret>" after checking its shape.  0 or -1. */
-static int cred_split(const char *prefix, const char *text, char id[ID_CHARS + 1],
-                      const char **secret)
+int weir_cred_split(const char *prefix, const char *text, char id[ID_CHARS + 1],
+                    const char **secret)
 {
     size_t plen = strlen(prefix);
     if (!text || strlen(text) != WEIR_CRED_LEN || strncmp(text, prefix, plen) != 0 ||
@@ -128,8 +123,8 @@ static int cred_split(const char *prefix, const char *text, char id[ID_CHARS + 1
     return 0;
 }
 
-static int cred_matches(const void *salt, size_t salt_len, const void *hash, size_t hash_len,
-                        const char *secret)
+int weir_cred_matches(const void *salt, size_t salt_len, const void *hash, size_t hash_len,
+                      const char *secret)
 {
     unsigned char h[HASH_BYTES];
     if (salt_len != SALT_BYTES || hash_len != HASH_BYTES || hash_secret(salt, secret, h) < 0)
@@ -222,7 +217,7 @@ int weir_keys_create(weir_dbpool *pool, const char *name, const char *note,
 
     if (!weir_stream_name_valid(name))
         return AVERROR(EINVAL);
-    if ((r = cred_make("wk_", &c)) < 0)
+    if ((r = weir_cred_make("wk_", &c)) < 0)
         return r;
     r = cred_insert(pool, "INSERT INTO stream_keys (id, stream, note, salt, hash, created_at)"
                           " VALUES ($1, $2, $3, $4, $5, $6)", &c, name, note ? note : "");
@@ -246,7 +241,7 @@ static int cred_lookup(weir_dbpool *pool, const char *table, const char *col,
     int r, ok = 0;
     int64_t last_used = 0, now = weir_clock_unix_ms();
 
-    if (cred_split(prefix, text, id, &secret) < 0)
+    if (weir_cred_split(prefix, text, id, &secret) < 0)
         return AVERROR(EACCES);
     if ((r = acquire(pool, &db)) < 0)
         return r;
@@ -260,7 +255,7 @@ static int cred_lookup(weir_dbpool *pool, const char *table, const char *col,
         const void *salt = weir_db_col_blob(st, 0, &sl);
         const void *hash = weir_db_col_blob(st, 1, &hl);
         const char *v = weir_db_col_text(st, 2);
-        ok = salt && hash && v && cred_matches(salt, sl, hash, hl, secret);
+        ok = salt && hash && v && weir_cred_matches(salt, sl, hash, hl, secret);
         if (ok)
             snprintf(out, cap, "%s", v);
         last_used = weir_db_col_is_null(st, 3) ? 0 : weir_db_col_int64(st, 3);
@@ -391,7 +386,7 @@ int weir_tokens_create(weir_dbpool *pool, weir_scope scope, const char *name,
 
     if (scope == WEIR_SCOPE_NONE)
         return AVERROR(EINVAL);
-    if ((r = cred_make("wt_", &c)) < 0)
+    if ((r = weir_cred_make("wt_", &c)) < 0)
         return r;
     r = cred_insert(pool, "INSERT INTO api_tokens (id, name, scope, salt, hash, created_at)"
                           " VALUES ($1, $2, $3, $4, $5, $6)", &c, name ? name : "",
