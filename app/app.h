@@ -31,8 +31,13 @@ typedef struct weir_cli {
     int nargs;
     const char *note;               /* --note (keys create) */
     const char *scope;              /* --scope (tokens create) */
-    const char *name;               /* --name (tokens create) */
+    const char *name;               /* --name (tokens create, upload) */
     int json;                       /* --json (list) */
+    const char *server;             /* --server (upload) */
+    const char *token;              /* --token (upload) */
+    const char *resume;             /* --resume (upload) */
+    const char *chunk_size;         /* --chunk-size (upload) */
+    const char *limit_rate;         /* --limit-rate (upload) */
 } weir_cli;
 
 /* Registers every module's table over s, then applies the file and the
@@ -45,5 +50,7 @@ int weir_app_make_dirs(const char *path);
 int weir_cmd_serve(const weir_cli *cli);
 int weir_cmd_keys(const weir_cli *cli);
 int weir_cmd_tokens(const weir_cli *cli);
+/* s: for the default server (http.port). */
+int weir_cmd_upload(const weir_cli *cli, const weir_settings *s);
 
 #endif

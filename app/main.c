@@ -4,6 +4,8 @@
  *   weir serve [-c FILE] [--set section.key=value]...
  *   weir config check FILE [--set ...]
  *   weir config dump [-c FILE] [--set ...]
+ *   weir upload FILE [--name N] [--server URL] [--token T] [--resume URL]
+ *               [--chunk-size SIZE] [--limit-rate RATE]
  *   weir version
  *   weir help
  *
@@ -28,6 +30,10 @@ static const char usage[] =
     "  keys revoke STREAM  the stream's key stops working\n"
     "  tokens create --scope read|write|admin [--name TEXT]   new API token, printed once\n"
     "  tokens list [--json] | tokens revoke ID\n"
+    "  upload FILE [--name NAME] [--server http://HOST:PORT] [--token TOKEN] [--resume URL]\n"
+    "         [--chunk-size 16M] [--limit-rate 10M]\n"
+    "                      upload a media file (tus); prints the asset id.  The token\n"
+    "                      (write scope) may come from $WEIR_TOKEN instead\n"
     "  version             print the version\n"
     "  help                print this help\n"
     "\n"
@@ -101,7 +107,9 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
             }
             cli->sets[cli->nsets++] = argv[i];
         } else if (strcmp(a, "--note") == 0 || strcmp(a, "--scope") == 0 ||
-                   strcmp(a, "--name") == 0) {
+                   strcmp(a, "--name") == 0 || strcmp(a, "--server") == 0 ||
+                   strcmp(a, "--token") == 0 || strcmp(a, "--resume") == 0 ||
+                   strcmp(a, "--chunk-size") == 0 || strcmp(a, "--limit-rate") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "weir: %s needs a value\n", a);
                 return -1;
@@ -110,6 +118,16 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
                 cli->note = argv[i];
             else if (strcmp(a, "--scope") == 0)
                 cli->scope = argv[i];
+            else if (strcmp(a, "--server") == 0)
+                cli->server = argv[i];
+            else if (strcmp(a, "--token") == 0)
+                cli->token = argv[i];
+            else if (strcmp(a, "--resume") == 0)
+                cli->resume = argv[i];
+            else if (strcmp(a, "--chunk-size") == 0)
+                cli->chunk_size = argv[i];
+            else if (strcmp(a, "--limit-rate") == 0)
+                cli->limit_rate = argv[i];
             else
                 cli->name = argv[i];
         } else if (strcmp(a, "--json") == 0) {
@@ -153,6 +171,18 @@ static int cmd_config(const weir_cli *cli)
     return rc;
 }
 
+static int cmd_upload(const weir_cli *cli)
+{
+    weir_settings s = { 0 };
+    weir_conf *conf = weir_conf_new();
+    int rc = 2;
+
+    if (conf && weir_app_load_config(conf, &s, cli) == 0)
+        rc = weir_cmd_upload(cli, &s);
+    weir_conf_free(conf);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     weir_cli cli = { 0 };
@@ -178,6 +208,8 @@ int main(int argc, char **argv)
         rc = weir_cmd_keys(&cli);
     } else if (strcmp(cmd, "tokens") == 0) {
         rc = weir_cmd_tokens(&cli);
+    } else if (strcmp(cmd, "upload") == 0) {
+        rc = cmd_upload(&cli);
     } else {
         fprintf(stderr, "weir: unknown command '%s'\n\n%s", cmd, usage);
         rc = 2;

@@ -118,6 +118,7 @@ struct weir_http_req {
     int discard;                    /* answered: the rest of the body is dropped */
     int written;                    /* discard: the response is out, the body is not */
     int close_after;                /* the response ends the connection */
+    int dispatched;                 /* the handler ran (non-streaming routes) */
 };
 
 /* lws per-session data: one per connection. */
@@ -202,6 +203,7 @@ static void req_reset(weir_http_req *req)
     req->sink_arg = NULL;
     req->body_taken = req->body_paused = req->close_after = 0;
     req->discard = req->written = req->rx_off = 0;
+    req->dispatched = 0;
 }
 
 static void conn_unlink(weir_http *http, conn *c)
@@ -661,6 +663,7 @@ static void dispatch(weir_http *http, weir_http_req *req)
     int path_seen;
     const route *rt = route_find(http, req, &path_seen);
 
+    req->dispatched = 1;
     if (rt)
         run_handler(req, rt);
     else if (path_seen)
@@ -987,6 +990,8 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
 static int on_body(weir_http *http, conn *c, const void *in, size_t len)
 {
     weir_http_req *req = &c->req;
+    if (len == 0)
+        return 0;                   /* lws reports empty bodies too: body stays NULL */
     if (req->rt && req->rt->stream)
         return on_stream_body(http, c, in, len);
     if (req->body_len + len > (size_t)http->opts.max_body) {
@@ -1043,6 +1048,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return -1;
         if (c->req.rt && c->req.rt->stream)
             return on_stream_complete(http, c, wsi);
+        /* lws also completes an empty body ("Content-Length: 0") of a request
+         * that was dispatched on its headers and is still waiting. */
+        if (c->req.dispatched)
+            return 0;
         dispatch(http, &c->req);
         return (c->req.deferred && !c->req.responded) || c->body ? 0 : finish(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -182,14 +182,15 @@ static int detect(const char *path, const AVInputFormat **out, char *reason, siz
     char err[AV_ERROR_MAX_STRING_SIZE];
     int r;
 
+    *out = NULL;                    /* else it is taken as already chosen */
     if ((r = avio_open(&pb, path, AVIO_FLAG_READ)) < 0)
         return r;
     r = av_probe_input_buffer2(pb, out, path, NULL, 0, 0);
     avio_closep(&pb);
-    if (r < 0) {
+    if (r < 0 || !*out) {
         if (r == AVERROR(ENOMEM))
             return r;
-        av_strerror(r, err, sizeof err);
+        av_strerror(r < 0 ? r : AVERROR_INVALIDDATA, err, sizeof err);
         return fail(reason, cap, "not a media file: no container format recognised (%s)", err);
     }
     if (av_match_list((*out)->name, accepted_formats, ',') <= 0)
@@ -200,7 +201,7 @@ static int detect(const char *path, const AVInputFormat **out, char *reason, siz
 int weir_upload_probe(const char *path, json_t **info, char *reason, size_t cap)
 {
     AVFormatContext *fmt = NULL;
-    const AVInputFormat *iformat;
+    const AVInputFormat *iformat = NULL;    /* av_probe_input_buffer2 keeps a set one */
     AVDictionary *opts = NULL;
     char err[AV_ERROR_MAX_STRING_SIZE];
     int r, video = -1, audio = -1, any = 0;
@@ -220,7 +221,8 @@ int weir_upload_probe(const char *path, json_t **info, char *reason, size_t cap)
         if (r == AVERROR(ENOMEM))
             return r;
         av_strerror(r, err, sizeof err);
-        return fail(reason, cap, "the %s file cannot be opened (%s)", iformat->name, err);
+        return fail(reason, cap, "the %s file cannot be opened: truncated or damaged? (%s)",
+                    iformat->name, err);
     }
     if ((r = avformat_find_stream_info(fmt, NULL)) < 0) {
         av_strerror(r, err, sizeof err);

@@ -1009,12 +1009,17 @@ static int tus_http(weir_http_req *req, void *arg)
         if (header(req, "authorization", auth, sizeof auth) == 1 &&
             strncasecmp(auth, "Bearer ", 7) == 0) {
             const char *t = auth + 7;
+            size_t n;
             while (*t == ' ')
                 t++;
-            snprintf(c->bearer, sizeof c->bearer, "%s", t);
+            if ((n = strlen(t)) < sizeof c->bearer)     /* longer: no token of ours */
+                memcpy(c->bearer, t, n + 1);
+            else
+                memcpy(c->bearer, "-", 2);
         }
-        if (!c->bearer[0] && weir_http_req_query(req, "token", text, sizeof text) > 0)
-            snprintf(c->url_token, sizeof c->url_token, "%s", text);
+        if (!c->bearer[0] &&
+            weir_http_req_query(req, "token", c->url_token, sizeof c->url_token) < 0)
+            c->url_token[0] = '\0';
         if (!c->bearer[0] && !c->url_token[0])
             call_fail(c, 401, "send an API token (Authorization: Bearer <token>, write scope) "
                               "or use a single-use upload URL");

@@ -18,13 +18,16 @@ def free_port(kind=socket.SOCK_STREAM):
 
 class Weir:
     """A `weir serve` child on free HTTP, RTMP and SRT ports with its own
-    data_dir, so tests can run side by side.  Later --set in extra win."""
+    data_dir, so tests can run side by side.  Later --set in extra win.
+    data_dir: run on another instance's data_dir (a restart); that instance
+    must not be closed before this one.  port: a given HTTP port (the same
+    as a stopped instance's, say)."""
 
-    def __init__(self, binary, *extra):
+    def __init__(self, binary, *extra, data_dir=None, port=None):
         self.binary = binary
-        self.port = free_port()
+        self.port = port or free_port()
         self.tmp = tempfile.TemporaryDirectory(prefix="weir-it-")
-        self.data_dir = os.path.join(self.tmp.name, "var")
+        self.data_dir = data_dir or os.path.join(self.tmp.name, "var")
         self.out_path = os.path.join(self.tmp.name, "stdout.log")
         self.err_path = os.path.join(self.tmp.name, "stderr.log")
         args = [binary, "serve", "--set", f"http.port={self.port}",

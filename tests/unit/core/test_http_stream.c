@@ -428,3 +428,72 @@ Test(http_stream, a_pause_just_before_the_end_does_not_strand_the_tail)
         teardown_ctx(&s);
     }
 }
+
+/* ---- an empty body on an ordinary route ------------------------------------ */
+
+typedef struct once {
+    weir_loop *loop;
+    weir_http_deferred *d;
+    weir_timer later;
+    int calls;
+} once;
+
+static void answer_later(weir_timer *t)
+{
+    once *o = (once *)((char *)t - offsetof(once, later));
+    weir_http_req *req = weir_http_resume(o->d);
+    if (req)
+        weir_http_respond(req, 200, "text/plain", "once", 4);
+}
+
+static int deferring(weir_http_req *req, void *arg)
+{
+    once *o = arg;
+    o->calls++;
+    if (!(o->d = weir_http_defer(req)))
+        return AVERROR(ENOMEM);
+    weir_timer_start(o->loop, &o->later, 20000, answer_later);
+    return 0;
+}
+
+/* Reads one response on a thread while the loop runs, then stops it. */
+typedef struct reader_arg {
+    sctx *s;
+    int fd;
+} reader_arg;
+
+static void *reader(void *arg)
+{
+    reader_arg *a = arg;
+    if (read_response(a->fd, a->s) < 0)
+        a->s->client_error = 1;
+    weir_loop_post(a->s->loop, stop_loop, a->s->loop);
+    return NULL;
+}
+
+Test(http_stream, a_deferred_post_with_an_empty_body_runs_its_handler_once)
+{
+    /* lws completes "Content-Length: 0" bodies after the headers were
+     * dispatched: that must not run the handler a second time. */
+    sctx s = { 0 };
+    once o = { 0 };
+    reader_arg a = { &s, -1 };
+    pthread_t t;
+    const char *r = "POST /once HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n";
+
+    setup(&s);
+    o.loop = s.loop;
+    cr_assert_eq(weir_http_route(s.http, "POST", "/once", 0, deferring, &o), 0);
+    a.fd = connect_to(&s);
+    cr_assert_geq(a.fd, 0);
+    cr_assert_eq(write_all(a.fd, r, strlen(r)), 0);
+    pthread_create(&t, NULL, reader, &a);
+    weir_loop_run(s.loop);
+    pthread_join(t, NULL);
+    close(a.fd);
+    cr_assert_eq(s.client_error, 0);
+    cr_assert_eq(o.calls, 1);
+    cr_assert(strncmp(s.reply, "HTTP/1.1 200", 12) == 0, "%s", s.reply);
+    cr_assert(strstr(s.reply, "\r\n\r\nonce"), "%s", s.reply);
+    teardown_ctx(&s);
+}
