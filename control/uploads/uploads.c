@@ -615,10 +615,11 @@ static void finalize_done(void *arg);
  * the socket resumed, or the end. */
 static void flush_or_finish(upload_writer *w)
 {
-    int done_receiving = w->ended || w->gone || w->err || !w->req;
+    int done_receiving;
 
     if (w->in_flight || w->finalizing)
-        return;
+        return;                     /* the job owns err, written, out */
+    done_receiving = w->ended || w->gone || w->err || !w->req;
     if (!w->err && w->fill_len && (w->fill_len >= WRITE_CHUNK || done_receiving)) {
         start_write(w);
         return;
