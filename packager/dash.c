@@ -54,9 +54,9 @@ static int timeline(weir_bytes *b, const pkg_track *t, const pkg_span *sp, int n
 
     r = pkg_printf(b,
                    "        <SegmentTemplate timescale=\"%" PRIu32 "\" "
-                   "initialization=\"$RepresentationID$_init.mp4\" "
+                   "initialization=\"$RepresentationID$_i%" PRId64 ".mp4\" "
                    "media=\"$RepresentationID$_$Number$.m4s\" startNumber=\"%" PRId64 "\"",
-                   t->timescale, n > 0 ? sp[0].number : (int64_t)1);
+                   t->timescale, t->first_number, n > 0 ? sp[0].number : t->first_number);
     if (r >= 0 && is_static && n > 0)
         r = pkg_printf(b, " presentationTimeOffset=\"%" PRId64 "\"", sp[0].start_ts);
     if (r >= 0)

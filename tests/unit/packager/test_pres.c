@@ -64,7 +64,7 @@ static pkg_pres *package(clip *c, const weir_packager_settings *cfg, int counts[
         tbs[i] = c->fmt->streams[i]->time_base;
         counts[i] = 0;
     }
-    cr_assert_eq(pres_new("cam1", cfg, pars, tbs, n, T0, &p), 0);
+    cr_assert_eq(pres_new("cam1", cfg, pars, tbs, n, T0, 1, &p), 0);
     while (av_read_frame(c->fmt, pkt) == 0) {
         counts[pkt->stream_index]++;
         now = T0 + av_rescale_q(pkt->dts, c->fmt->streams[pkt->stream_index]->time_base,
@@ -96,7 +96,7 @@ static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
 
     snprintf(path, sizeof path, "/tmp/weir-pres-out-%d.mp4", (int)getpid());
     cr_assert(f = fopen(path, "wb"));
-    snprintf(name, sizeof name, "%s_init.mp4", id);
+    snprintf(name, sizeof name, "%s_i1.mp4", id);
     cr_assert(b = lookup(p, name, &err));
     fwrite(b->data, 1, b->size, f);
     weir_buf_unref(b);
@@ -270,7 +270,7 @@ Test(pres, unsupported_tracks_are_left_out)
     clip_make(&c, "-f lavfi -i sine=sample_rate=48000", "-t 1 -c:a libmp3lame");
     pars[0] = c.fmt->streams[0]->codecpar;
     tbs[0] = c.fmt->streams[0]->time_base;
-    cr_assert_eq(pres_new("x", &settings_2s, pars, tbs, 1, T0, &p), AVERROR(EINVAL));
+    cr_assert_eq(pres_new("x", &settings_2s, pars, tbs, 1, T0, 1, &p), AVERROR(EINVAL));
     cr_assert_null(p);
     clip_free(&c);
 }
