@@ -462,6 +462,8 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
         p->started = 1;
         p->base_ms = ms;
         p->ast_unix_ms = now_unix_ms;
+        /* The first segment starts at this keyframe's presentation time. */
+        p->seg_start_ms = av_rescale_q(pkt->pts - pkt->dts, t->tb, ms_tb);
     }
     ms -= p->base_ms;
     if (ms < 0)
@@ -486,7 +488,10 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
             push_boundary(p, pts_ms, 1);
             p->seg_start_ms = pts_ms;
             p->parts_in_seg = 0;
-        } else if (ms - p->seg_start_ms >= (p->parts_in_seg + 1) * p->settings->part_duration) {
+        } else if (ms + ts_to_ms(t, t->shift_ts) - p->seg_start_ms >=
+                   (p->parts_in_seg + 1) * p->settings->part_duration) {
+            /* (decode time + the composition delay: the same clock as the
+             * segment start, a keyframe's presentation time) */
             push_boundary(p, ms, 0);
             p->parts_in_seg++;
         }
@@ -647,10 +652,13 @@ static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir
                     etag_of(p, tag));
     if (t->nsegs > 0 && n < t->segs[0]->number && n >= t->first_number)
         return AVERROR(ESTALE);
-    /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists. */
+    /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists;
+     * so is the segment being cut (and the next), which low-latency DASH
+     * asks for early (availabilityTimeOffset) and gets part by part. */
     pres_live_edge(t, &edge, &parts);
-    if (p->settings->low_latency && !p->ended && part >= 0 &&
-        ((n == edge && part == parts) || (n == edge + 1 && part == 0)))
+    if (p->settings->low_latency && !p->ended &&
+        ((part >= 0 && ((n == edge && part == parts) || (n == edge + 1 && part == 0))) ||
+         (part < 0 && (n == edge || n == edge + 1))))
         return AVERROR(EAGAIN);
     return AVERROR(ENOENT);
 }

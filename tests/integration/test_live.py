@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from weirtest import Weir, free_port, run_tests  # noqa: E402
 
 WEIR = sys.argv[1]
-SECONDS = 12         # of media pushed; keyframe every second, segments of 1 s
+SECONDS = 20         # of media pushed; keyframe every second, segments of 1 s
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 
 state = {}
@@ -310,6 +310,22 @@ def test_ll_hls_blocking_reload_waits_for_the_part():
     assert h["cache-control"] == "public, max-age=31536000, immutable"
 
 
+def test_ll_dash_streams_the_segment_being_cut():
+    mpd = get("/live/cam1/index.mpd")[2].decode()
+    assert 'availabilityTimeComplete="false"' in mpd and "<ServiceDescription" in mpd
+    msn, part = preload_hint()
+    if part > 0:
+        msn += 1                        # surely not complete by the time we ask
+    t0 = time.monotonic()
+    status, h, body = get(f"/live/cam1/v0_{msn}.m4s")
+    waited = time.monotonic() - t0
+    assert status == 200 and h.get("transfer-encoding") == "chunked", h
+    assert body[4:8] == b"styp"
+    assert waited > 0.2, waited         # it came as the parts were cut
+    status, h, whole = get(f"/live/cam1/v0_{msn}.m4s")
+    assert status == 200 and "transfer-encoding" not in h and whole == body
+
+
 def test_ll_hls_bad_directives():
     msn, part = preload_hint()
     assert get(f"/live/cam1/v0.m3u8?_HLS_msn={msn + 5}")[0] == 400
@@ -388,6 +404,7 @@ if __name__ == "__main__":
                    test_dashboard_page_lists_and_plays_with_local_hls_js,
                    test_ll_hls_playlist_lists_parts,
                    test_ll_hls_blocking_reload_waits_for_the_part,
+                   test_ll_dash_streams_the_segment_being_cut,
                    test_ll_hls_bad_directives,
                    test_ll_hls_holds_many_requests_at_once,
                    test_time_endpoint,

@@ -145,7 +145,7 @@ Test(pres, cuts_aligned_segments_at_keyframes_with_parts)
         if (i < 3) {
             cr_assert_eq(sv->duration_ts, 2 * 90000, "segment %d: %lld", i + 1,
                          (long long)sv->duration_ts);
-            cr_assert_eq(sv->nparts, 4, "2 s / 0.5 s parts");
+            cr_assert_eq(sv->nparts, 4, "2 s / 0.5 s parts: %d", sv->nparts);
         }
         /* The segment is its parts back to back, styp first. */
         size_t total = 0;
@@ -344,6 +344,12 @@ Test(pres, low_latency_lists_parts_hints_and_holds_what_is_not_there_yet)
     cr_assert_eq(err, AVERROR(EAGAIN));
     snprintf(name, sizeof name, "v0_13.%d.m4s", parts + 1);
     cr_assert(!lookup(p, name, &err));
+    cr_assert_eq(err, AVERROR(ENOENT));
+    /* The segment being cut, asked for whole (low-latency DASH), is held:
+     * the origin streams it part by part. */
+    cr_assert(!lookup(p, "v0_13.m4s", &err));
+    cr_assert_eq(err, AVERROR(EAGAIN));
+    cr_assert(!lookup(p, "v0_15.m4s", &err));
     cr_assert_eq(err, AVERROR(ENOENT));
 
     /* Blocking reload. */
