@@ -37,7 +37,8 @@
  *   WAITING --dispatch: its turn and it fits--> ADMITTED
  *   ADMITTED (file) --a live job needs the capacity: preempt--> PREEMPTED
  *   PREEMPTED --dispatch--> ADMITTED
- *   any --weir_pool_leave--> (freed; its reservation returns; dispatch)
+ *   any --weir_pool_release--> RELEASED (its reservation returns; dispatch)
+ *   any --weir_pool_leave--> (released, then freed)
  *
  *   transition               function
  *   NEW -> ADMITTED|WAITING  weir_pool_admit
@@ -95,7 +96,8 @@ struct weir_pool {
 
 const char *weir_pool_state_name(weir_pool_state s)
 {
-    static const char *const names[] = { "new", "waiting", "admitted", "preempted" };
+    static const char *const names[] = { "new", "waiting", "admitted", "preempted",
+                                         "released" };
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
 }
 
@@ -299,6 +301,16 @@ static void preempt_locked(weir_pool *pool, double need)
     }
 }
 
+void weir_pool_release(weir_pool_ticket *t)
+{
+    weir_pool *pool = t->pool;
+    pthread_mutex_lock(&pool->lock);
+    unreserve_locked(pool, t);
+    t->state = WEIR_POOL_RELEASED;
+    dispatch_locked(pool);
+    pthread_mutex_unlock(&pool->lock);
+}
+
 void weir_pool_leave(weir_pool_ticket *t)
 {
     if (!t)
@@ -383,7 +395,7 @@ int weir_pool_admit(weir_pool_ticket *t, const weir_ladder_source *src, weir_lad
     weir_pool *pool = t->pool;
     int ret;
     pthread_mutex_lock(&pool->lock);
-    if (t->cancelled)
+    if (t->cancelled || t->state == WEIR_POOL_RELEASED)
         ret = AVERROR_EXIT;
     else if (t->state == WEIR_POOL_ADMITTED)
         ret = readmit_locked(pool, t, src, plan);

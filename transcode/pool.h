@@ -40,6 +40,7 @@ typedef enum weir_pool_state {
     WEIR_POOL_WAITING,              /* asked; waits for capacity */
     WEIR_POOL_ADMITTED,             /* holds its reservation */
     WEIR_POOL_PREEMPTED,            /* a file job whose capacity went to live jobs */
+    WEIR_POOL_RELEASED,             /* the job ended; nothing reserved */
 } weir_pool_state;
 
 typedef struct weir_pool weir_pool;
@@ -71,8 +72,11 @@ void weir_pool_free(weir_pool *pool);
  * caller until weir_pool_leave. */
 int weir_pool_join(weir_pool *pool, weir_pool_class cls, weir_pool_ticket **out);
 
-/* Gives the ticket's reservation back, admits whoever may now run, and
- * frees the ticket.  NULL is a no-op. */
+/* The job ended: gives the ticket's reservation back for good and admits
+ * whoever may now run.  The ticket stays readable until weir_pool_leave. */
+void weir_pool_release(weir_pool_ticket *t);
+
+/* Releases (if not done yet) and frees the ticket.  NULL is a no-op. */
 void weir_pool_leave(weir_pool_ticket *t);
 
 /* Asks for the capacity plan needs; plan may lose renditions (weir_pool_fit).
