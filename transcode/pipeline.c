@@ -396,6 +396,8 @@ static int64_t us_of(int64_t ts, AVRational tb)
 static void write_packet(weir_pipeline *p, AVPacket *pkt)
 {
     otrack *o = &p->tracks[pkt->stream_index];
+    if (atomic_load(&p->out_err))
+        return;                         /* the sink failed the job: nothing more goes out */
     if (pkt->dts == AV_NOPTS_VALUE ||
         (p->last_written && av_compare_ts(pkt->dts, o->tb, p->last_dts, p->last_tb) < 0)) {
         count(&p->late_drops);
@@ -1472,8 +1474,9 @@ static void file_pick_streams(weir_pipeline *p)
 
 static int file_open(weir_pipeline *p)
 {
-    const char *why = "not a media file libavformat reads";
     int ret = avformat_open_input(&p->fmt, p->input, NULL, NULL);
+    const char *why = ret == AVERROR(ENOENT) || ret == AVERROR(EACCES)
+                      ? "cannot open the file" : "not a media file libavformat reads";
     if (ret >= 0 && (ret = avformat_find_stream_info(p->fmt, NULL)) < 0)
         why = "cannot find the streams";
     if (ret >= 0) {
@@ -1681,7 +1684,7 @@ int weir_pipeline_new(const weir_pipeline_opts *opts, weir_pipeline **out)
     p->ticket = opts->ticket;
     av_strlcpy(p->name, name, sizeof p->name);
     if (!opts->sink)
-        snprintf(p->out_name, sizeof p->out_name, "%s%s", p->name, WEIR_PIPELINE_SUFFIX);
+        snprintf(p->out_name, sizeof p->out_name, "%s%s", name, WEIR_PIPELINE_SUFFIX);
     p->profile = *opts->profile;
     av_strlcpy(p->profile_name, opts->profile_name ? opts->profile_name : "",
                sizeof p->profile_name);
@@ -1740,13 +1743,14 @@ static int wait_for_packets(weir_pipeline *p)
 }
 
 /* The next source packet: 0, AVERROR_EOF, AVERROR_EXIT once stopped, or an
- * error.  A file job first passes the pool's checkpoint. */
+ * error.  A live job stops once it has read what its source queued; a file
+ * job, which always has more, looks before each packet, and passes the
+ * pool's checkpoint. */
 static int next_packet(weir_pipeline *p, AVPacket *pkt)
 {
     for (;;) {
-        if (atomic_load(&p->stopping))
-            return AVERROR_EXIT;
-        if (p->input && p->ticket && weir_pool_checkpoint(p->ticket) < 0)
+        if (p->input && (atomic_load(&p->stopping) ||
+                         (p->ticket && weir_pool_checkpoint(p->ticket) < 0)))
             return AVERROR_EXIT;
         int ret = p->in->read(p, pkt);
         if (ret != AVERROR(EAGAIN))
