@@ -778,3 +778,60 @@ Test(pool, a_file_job_yields_to_a_live_stream)
     weir_bus_unwatch(bus, watcher, NULL);
     weir_bus_free(bus);
 }
+
+/* ---- per-stream profiles -------------------------------------------------------------- */
+
+static int profile_of(void *arg, const char *stream, char *name, size_t cap)
+{
+    (void)arg;
+    if (strcmp(stream, "cam1") == 0)
+        snprintf(name, cap, "low");
+    else if (strcmp(stream, "cam2") == 0)
+        snprintf(name, cap, "bogus");
+    else
+        return AVERROR(ENOENT);          /* no key: the default */
+    return 0;
+}
+
+Test(pool, a_stream_gets_the_profile_its_key_names)
+{
+    char clip[128];
+    publisher pub;
+    int first_key;
+    snprintf(clip, sizeof clip, "%s/src.mp4", dir);
+    make_clip(clip, "0,1", 1.5);
+    weir_bus *bus = weir_bus_new();
+    cr_assert_eq(weir_bus_watch(bus, watcher, NULL), 0);
+    weir_transcoder *t;
+    weir_transcode_settings s = {
+        .enabled = 1, .ladder = "source; a:256x144@300k,preset=ultrafast",
+        .ladder_low = "b:160x90@150k,preset=ultrafast",
+        .ladder_high = "source; a:256x144@300k,preset=ultrafast; b:160x90@150k,preset=ultrafast",
+    };
+    weir_transcoder_opts opts = { .bus = bus, .settings = &s, .segment_duration_ms = 1000,
+                                  .queue_len = 100000, .stream_profile = profile_of };
+    cr_assert_eq(weir_transcoder_new(&opts, &t), 0);
+
+    const char *streams[] = { "cam1", "cam2", "cam3" };
+    const int widths[] = { 160, 320, 320 };     /* low; unknown: default; no key: default */
+    const char *names[] = { "low", "default", "default" };
+    for (int i = 0; i < 3; i++) {
+        char out[64];
+        pub_open(&pub, bus, streams[i], clip);
+        pub_write(&pub, 0);
+        pub_end(&pub);
+        snprintf(out, sizeof out, "%s/abr", streams[i]);
+        wait_output(out);
+        cr_assert_gt(drain(out_sub(out), &first_key), 0);
+        cr_assert_eq(weir_sub_codecpar(out_sub(out), 0, NULL)->width, widths[i], "%s", out);
+        wait_stream_state(t, streams[i], "done");
+        json_t *job = job_by_stream(t, streams[i]);
+        cr_assert_str_eq(json_string_value(json_object_get(json_object_get(job, "ladder"),
+                                                           "profile")), names[i]);
+        json_decref(job);
+    }
+    weir_transcoder_free(t);
+    outs_free();
+    weir_bus_unwatch(bus, watcher, NULL);
+    weir_bus_free(bus);
+}
