@@ -52,8 +52,12 @@ static void print_list(json_t *rows, const char *key_col, int json)
         if (strcmp(key_col, "id") == 0)
             printf("%s %s\n", json_string_value(json_object_get(row, "scope")),
                    json_string_value(json_object_get(row, "name")));
-        else
-            printf("%s\n", json_string_value(json_object_get(row, "note")));
+        else {
+            const char *profile = json_string_value(json_object_get(row, "profile"));
+            printf("%s%s%s%s\n", json_string_value(json_object_get(row, "note")),
+                   profile && *profile ? " [profile " : "", profile && *profile ? profile : "",
+                   profile && *profile ? "]" : "");
+        }
     }
 }
 

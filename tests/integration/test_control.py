@@ -52,6 +52,7 @@ def test_keys_cli():
         assert r.returncode == 0 and KEY.match(r.stdout.strip()), r.stderr
         rows = json.loads(cli(d, "keys", "list", "--json").stdout)
         assert [row["profile"] for row in rows if row["stream"] == "cam2"] == ["low"], rows
+        assert "[profile low]" in cli(d, "keys", "list").stdout
 
 
 def test_tokens_cli():
