@@ -31,7 +31,11 @@ weir_control *weir_control_new(const weir_control_opts *opts)
     if (weir_api_health_init(&control->health, opts->http, clock) < 0 ||
         weir_api_new(&(weir_api_opts){ .http = opts->http, .work = opts->work,
                                        .db = opts->db, .bus = opts->bus,
-                                       .vod_dir = opts->vod_dir },
+                                       .vod_dir = opts->vod_dir,
+                                       .transcode_status = opts->transcode_status,
+                                       .transcode_cancel = opts->transcode_cancel,
+                                       .transcode_arg = opts->transcode_arg,
+                                       .transcode_profiles = opts->transcode_profiles },
                      &control->api) < 0 ||
         weir_exporter_init(&control->exporter, opts->metrics, opts->http, opts->bus,
                            opts->db) < 0) {

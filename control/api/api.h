@@ -37,6 +37,17 @@ typedef struct weir_api_opts {
     weir_dbpool *db;
     weir_bus *bus;
     const char *vod_dir;        /* the VOD assets (control/assets) */
+    /* Transcoding (NULL when it is off): GET /api/v1/transcode/jobs shows
+     * what transcode_status returns (a new reference; any thread), DELETE
+     * /api/v1/transcode/jobs/{id} calls transcode_cancel (0, or
+     * AVERROR(ENOENT) for no such running job).  Both get transcode_arg.
+     * The control plane knows no transcode header: the app wires these. */
+    json_t *(*transcode_status)(void *arg);
+    int (*transcode_cancel)(void *arg, uint64_t id);
+    void *transcode_arg;
+    /* The transcode profiles a stream key may name, NULL-terminated
+     * (POST /api/v1/keys); NULL: any name of 1-15 [a-z0-9_-]. */
+    const char *const *transcode_profiles;
 } weir_api_opts;
 
 int weir_api_new(const weir_api_opts *opts, weir_api **out);
