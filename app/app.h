@@ -30,6 +30,7 @@ typedef struct weir_cli {
     const char **args;              /* remaining positional arguments */
     int nargs;
     const char *note;               /* --note (keys create) */
+    const char *profile;            /* --profile (keys create) */
     const char *scope;              /* --scope (tokens create) */
     const char *name;               /* --name (tokens create, upload) */
     int json;                       /* --json (list) */

@@ -52,8 +52,12 @@ static void print_list(json_t *rows, const char *key_col, int json)
         if (strcmp(key_col, "id") == 0)
             printf("%s %s\n", json_string_value(json_object_get(row, "scope")),
                    json_string_value(json_object_get(row, "name")));
-        else
-            printf("%s\n", json_string_value(json_object_get(row, "note")));
+        else {
+            const char *profile = json_string_value(json_object_get(row, "profile"));
+            printf("%s%s%s%s\n", json_string_value(json_object_get(row, "note")),
+                   profile && *profile ? " [profile " : "", profile && *profile ? profile : "",
+                   profile && *profile ? "]" : "");
+        }
     }
 }
 
@@ -82,10 +86,23 @@ typedef struct creds_kind {
     const char *not_found;          /* revoke of nothing active */
 } creds_kind;
 
+/* 1 if name is a transcode profile (or not given). */
+static int profile_known(const char *name)
+{
+    for (int i = 0; name && weir_transcode_profile_names[i]; i++)
+        if (strcmp(weir_transcode_profile_names[i], name) == 0)
+            return 1;
+    return !name;
+}
+
 static int create_key(const weir_cli *cli, const weir_settings *s, weir_dbpool *db)
 {
     char key[WEIR_CRED_LEN + 1];
-    int r = weir_keys_create(db, cli->args[1], cli->note, key);
+    if (!profile_known(cli->profile)) {
+        fprintf(stderr, "weir: --profile must be default, low or high\n");
+        return AVERROR(EINVAL);
+    }
+    int r = weir_keys_create_with_profile(db, cli->args[1], cli->note, cli->profile, key);
 
     if (r == AVERROR(EINVAL))
         fprintf(stderr, "weir: stream names are 1-64 characters of A-Z a-z 0-9 _ -\n");
@@ -120,7 +137,8 @@ static int create_token(const weir_cli *cli, const weir_settings *s, weir_dbpool
 }
 
 static const creds_kind keys_kind = {
-    .usage = "usage: weir keys create STREAM [--note TEXT] | weir keys list [--json]"
+    .usage = "usage: weir keys create STREAM [--note TEXT] [--profile NAME]"
+             " | weir keys list [--json]"
              " | weir keys revoke STREAM\n",
     .list_key = "stream", .create_args = 2, .create = create_key, .list = weir_keys_list,
     .revoke = weir_keys_revoke, .not_found = "that stream has no active key",

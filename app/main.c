@@ -25,7 +25,8 @@ static const char usage[] =
     "  serve               run the server (built-in defaults are config/weir.yml)\n"
     "  config check FILE   validate a config file; errors name file:line and key\n"
     "  config dump         print the effective configuration as YAML\n"
-    "  keys create STREAM [--note TEXT]   new stream key, printed once on stdout\n"
+    "  keys create STREAM [--note TEXT] [--profile default|low|high]\n"
+    "                      new stream key, printed once on stdout\n"
     "  keys list [--json]  stream keys (never the keys themselves)\n"
     "  keys revoke STREAM  the stream's key stops working\n"
     "  tokens create --scope read|write|admin [--name TEXT]   new API token, printed once\n"
@@ -107,9 +108,10 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
             }
             cli->sets[cli->nsets++] = argv[i];
         } else if (strcmp(a, "--note") == 0 || strcmp(a, "--scope") == 0 ||
-                   strcmp(a, "--name") == 0 || strcmp(a, "--server") == 0 ||
-                   strcmp(a, "--token") == 0 || strcmp(a, "--resume") == 0 ||
-                   strcmp(a, "--chunk-size") == 0 || strcmp(a, "--limit-rate") == 0) {
+                   strcmp(a, "--name") == 0 || strcmp(a, "--profile") == 0 ||
+                   strcmp(a, "--server") == 0 || strcmp(a, "--token") == 0 ||
+                   strcmp(a, "--resume") == 0 || strcmp(a, "--chunk-size") == 0 ||
+                   strcmp(a, "--limit-rate") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "weir: %s needs a value\n", a);
                 return -1;
@@ -118,6 +120,8 @@ static int parse_cli(int argc, char **argv, weir_cli *cli)
                 cli->note = argv[i];
             else if (strcmp(a, "--scope") == 0)
                 cli->scope = argv[i];
+            else if (strcmp(a, "--profile") == 0)
+                cli->profile = argv[i];
             else if (strcmp(a, "--server") == 0)
                 cli->server = argv[i];
             else if (strcmp(a, "--token") == 0)

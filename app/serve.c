@@ -79,6 +79,18 @@ static int register_io_metrics(server *srv)
     return 0;
 }
 
+/* The transcoder asks, on a job's thread, which profile a stream's key
+ * names; transcode and control know nothing of each other. */
+static int stream_profile(void *db, const char *stream, char *name, size_t cap)
+{
+    return weir_keys_profile(db, stream, name, cap);
+}
+
+static int cancel_transcode(void *transcoder, uint64_t id)
+{
+    return weir_transcoder_cancel(transcoder, id);
+}
+
 /* Uploads are packaged like recordings (weir_control_opts.process). */
 static int package_upload(void *arg, const char *input, const char *asset_dir,
                           int64_t *duration_ms, void (*progress)(void *parg, int percent),
@@ -166,6 +178,7 @@ int weir_cmd_serve(const weir_cli *cli)
             .bus = srv.bus, .loop = srv.loop, .settings = &srv.settings.transcode,
             .segment_duration_ms = srv.settings.packager.segment_duration,
             .metrics = srv.metrics,
+            .stream_profile = stream_profile, .stream_profile_arg = srv.db,
         }, &srv.transcoder) < 0)
         goto out;
     if (weir_packager_new(&(weir_packager_opts){
@@ -201,6 +214,10 @@ int weir_cmd_serve(const weir_cli *cli)
         .metrics = srv.metrics, .vod_dir = srv.vod_dir,
         .loop = srv.loop, .data_dir = core->data_dir, .uploads = &srv.settings.uploads,
         .process = package_upload, .process_arg = &srv,
+        .transcode_status = srv.transcoder ? weir_transcoder_status_json : NULL,
+        .transcode_cancel = srv.transcoder ? cancel_transcode : NULL,
+        .transcode_arg = srv.transcoder,
+        .transcode_profiles = weir_transcode_profile_names,
     });
     if (!srv.control)
         goto out;

@@ -51,6 +51,17 @@ typedef struct weir_control_opts {
     weir_metrics *metrics;                  /* served at /metrics */
     const weir_clock *clock;                /* NULL: system clock */
     const char *vod_dir;                    /* VOD assets, for /api/v1/assets */
+    /* Transcoding (NULL when it is off): GET /api/v1/transcode/jobs shows
+     * what transcode_status returns (a new reference; any thread), DELETE
+     * /api/v1/transcode/jobs/{id} calls transcode_cancel (0, or
+     * AVERROR(ENOENT) for no such running job).  Both get transcode_arg.
+     * The control plane knows no transcode header: the app wires these. */
+    json_t *(*transcode_status)(void *arg);
+    int (*transcode_cancel)(void *arg, uint64_t id);
+    void *transcode_arg;
+    /* The transcode profiles a stream key may name, NULL-terminated
+     * (POST /api/v1/keys); NULL: any name of 1-15 [a-z0-9_-]. */
+    const char *const *transcode_profiles;
     /* Uploads (all four, or none: no /api/v1/uploads). */
     weir_loop *loop;
     const char *data_dir;
@@ -115,13 +126,24 @@ typedef enum weir_scope {
  * AVERROR(EINVAL) for a bad name. */
 int weir_keys_create(weir_dbpool *db, const char *name, const char *note,
                      char key_out[WEIR_CRED_LEN + 1]);
+/* The same, for a stream that asks for a transcode profile (NULL or "":
+ * the default, transcode.profile).  The name is not checked against the
+ * profiles (the control plane does not know them; the API and CLI do);
+ * AVERROR(EINVAL) unless it is 0-15 of [a-z0-9_-]. */
+#define WEIR_KEY_PROFILE_MAX 15
+int weir_keys_create_with_profile(weir_dbpool *db, const char *name, const char *note,
+                                  const char *profile, char key_out[WEIR_CRED_LEN + 1]);
+int weir_keys_profile_valid(const char *profile);   /* 1 if the shape is right */
+/* The profile of the stream's active key ("" for the default) into out;
+ * AVERROR(ENOENT) when the stream has no active key. */
+int weir_keys_profile(weir_dbpool *db, const char *name, char *out, size_t cap);
 /* Which stream does this key publish?  0 and name_out filled, or
  * AVERROR(EACCES) for an unknown, malformed or revoked key.  Records the use. */
 int weir_keys_lookup(weir_dbpool *db, const char *key, char *name_out, size_t cap);
 /* AVERROR(ENOENT) if the stream has no active key. */
 int weir_keys_revoke(weir_dbpool *db, const char *name);
-/* A new JSON array of {stream, note, created, last_used, revoked}; never the
- * key or its hash. */
+/* A new JSON array of {stream, note, profile, created, last_used, revoked};
+ * never the key or its hash. */
 int weir_keys_list(weir_dbpool *db, json_t **out);
 /* Number of keys not revoked. */
 int weir_keys_count_active(weir_dbpool *db, int64_t *count);

@@ -53,6 +53,7 @@
 #define HTTP_SERVER_NAME    "weir"
 #define HTTP_CODES_CACHED   8       /* per route: status -> counter child */
 #define HTTP_INLINE_MAX     (16 * 1024) /* bodies up to this go out with the headers */
+#define HTTP_STREAM_QUEUE   32          /* pieces of a streamed response not yet sent */
 #define HTTP_CHUNK          (1024 * 1024) /* larger ones: one write per WRITEABLE */
 /* Streamed bodies: what may pile up while a sink is not taking bytes.  lws
  * stops reading when told, so only what it had already read arrives; more
@@ -130,6 +131,10 @@ typedef struct conn {
     weir_http_deferred *deferred;   /* handle held by whoever answers later */
     unsigned char *out;             /* built response waiting for WRITEABLE */
     size_t out_len;
+    weir_buf *chunks[HTTP_STREAM_QUEUE];    /* streamed response: pieces to send */
+    int nchunks;
+    int streaming;                  /* chunked response in progress */
+    int stream_ended;               /* no more pieces: send the last chunk */
     weir_buf *body;                 /* large body being sent from a shared buffer */
     const uint8_t *body_ptr;        /* next byte to send */
     size_t body_left;
@@ -222,6 +227,10 @@ static void conn_unlink(weir_http *http, conn *c)
     c->out = NULL;
     weir_buf_unref(c->body);
     c->body = NULL;
+    for (int i = 0; i < c->nchunks; i++)
+        weir_buf_unref(c->chunks[i]);
+    c->nchunks = 0;
+    c->streaming = c->stream_ended = 0;
     req_reset(&c->req);
     if (!c->linked)
         return;
@@ -343,6 +352,8 @@ int weir_http_add_header(weir_http_req *req, const char *name, const char *value
 
 /* ---- responses ------------------------------------------------------- */
 
+#define HTTP_CHUNKED ((size_t)-1)     /* build_response: a streamed body */
+
 static void rx_update(weir_http_req *req);
 
 /* A streamed request is answered: the sink hears no more, and the unread
@@ -392,7 +403,10 @@ static int build_response(weir_http_req *req, int status, const char *content_ty
          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
                                       (const unsigned char *)content_type,
                                       (int)strlen(content_type), &p, end)) ||
-        lws_add_http_header_content_length(wsi, len, &p, end))
+        (len != HTTP_CHUNKED && lws_add_http_header_content_length(wsi, len, &p, end)) ||
+        (len == HTTP_CHUNKED &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+                                      (const unsigned char *)"chunked", 7, &p, end)))
         goto fail;
     for (int i = 0; i < req->nextra; i++)
         if (lws_add_http_header_by_name(wsi, (const unsigned char *)req->extra[i].name,
@@ -517,6 +531,108 @@ static int send_body_chunk(weir_http *http, conn *c, struct lws *wsi)
     return 1;
 }
 
+/* ---- streamed responses (chunked) ------------------------------------ */
+
+weir_http_req *weir_http_deferred_req(weir_http_deferred *d)
+{
+    return d->c ? &d->c->req : NULL;
+}
+
+int weir_http_stream_begin(weir_http_req *req, int status, const char *content_type)
+{
+    conn *c = conn_of(req);
+    unsigned char *buf;
+    size_t n;
+    int r;
+
+    if (req->responded || !req->deferred)
+        return AVERROR(EINVAL);
+    if ((r = build_response(req, status, content_type, NULL, HTTP_CHUNKED, &buf, &n)) < 0)
+        return r;
+    req->responded = 1;
+    req->resumed = 1;               /* everything goes out on WRITEABLE */
+    req->status = status;
+    req->sent = n;
+    weir_counter_add(req->http->opts.tx_bytes, (double)n);
+    c->out = buf;
+    c->out_len = n;
+    c->streaming = 1;
+    if (is_head(req))
+        c->stream_ended = 1;        /* headers only */
+    lws_callback_on_writable(req->wsi);
+    return 0;
+}
+
+int weir_http_stream_write(weir_http_req *req, weir_buf *piece)
+{
+    conn *c = conn_of(req);
+
+    if (!c->streaming || c->stream_ended)
+        return AVERROR(EINVAL);
+    if (is_head(req) || piece->size == 0)
+        return 0;
+    if (c->nchunks == HTTP_STREAM_QUEUE)
+        return AVERROR(ENOSPC);
+    c->chunks[c->nchunks++] = weir_buf_ref(piece);
+    lws_callback_on_writable(req->wsi);
+    return 0;
+}
+
+int weir_http_stream_end(weir_http_req *req)
+{
+    conn *c = conn_of(req);
+
+    if (!c->streaming)
+        return AVERROR(EINVAL);
+    c->stream_ended = 1;
+    lws_callback_on_writable(req->wsi);
+    return 0;
+}
+
+/* On WRITEABLE: the next piece as one chunk ("<hex size>\r\n" piece
+ * "\r\n"), or the last chunk.  Returns 1 when the response is done, 0 for
+ * more (or nothing to send yet), -1 on error. */
+static int send_stream_chunk(weir_http *http, conn *c, struct lws *wsi)
+{
+    static const char last[] = "0\r\n\r\n";
+    unsigned char *buf;
+    weir_buf *piece;
+    int head, w;
+
+    if (c->nchunks == 0) {
+        if (!c->stream_ended)
+            return 0;               /* woken again by the next write or the end */
+        unsigned char tail[LWS_PRE + sizeof last];
+        memcpy(tail + LWS_PRE, last, sizeof last - 1);
+        if (lws_write(wsi, tail + LWS_PRE, sizeof last - 1, LWS_WRITE_HTTP_FINAL) < 0)
+            return -1;
+        c->streaming = 0;
+        return 1;
+    }
+    piece = c->chunks[0];
+    memmove(c->chunks, c->chunks + 1, (size_t)--c->nchunks * sizeof *c->chunks);
+    /* Framed in a copy: pieces are parts (tens of KiB), and lws needs the
+     * chunk header and the bytes in one write to keep them together. */
+    buf = malloc(LWS_PRE + 16 + piece->size + 2);
+    if (!buf) {
+        weir_buf_unref(piece);
+        return -1;
+    }
+    head = snprintf((char *)buf + LWS_PRE, 16, "%zx\r\n", piece->size);
+    memcpy(buf + LWS_PRE + head, piece->data, piece->size);
+    memcpy(buf + LWS_PRE + head + piece->size, "\r\n", 2);
+    w = lws_write(wsi, buf + LWS_PRE, (size_t)head + piece->size + 2, LWS_WRITE_HTTP);
+    weir_counter_add(http->opts.tx_bytes, (double)(head + piece->size + 2));
+    c->req.sent += (size_t)head + piece->size + 2;
+    free(buf);
+    weir_buf_unref(piece);
+    if (w < 0)
+        return -1;
+    if (c->nchunks || c->stream_ended)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
 weir_http_deferred *weir_http_defer(weir_http_req *req)
 {
     conn *c = conn_of(req);
@@ -527,6 +643,9 @@ weir_http_deferred *weir_http_defer(weir_http_req *req)
     d->c = c;
     c->deferred = d;
     req->deferred = 1;
+    /* Whoever holds the request bounds its wait (the work pool's job, the
+     * origin's hold timer); lws's own idle timeout must not cut it short. */
+    lws_set_timeout(req->wsi, NO_PENDING_TIMEOUT, 0);
     return d;
 }
 
@@ -638,8 +757,9 @@ static void run_handler(weir_http_req *req, const route *rt)
 
     req->rt = rt;
     r = rt->fn(req, rt->arg);
-    if (r >= 0 && !req->responded && (req->deferred || req->sink))
-        return;                 /* answered later; see weir_http_resume() */
+    if (r >= 0 && ((!req->responded && (req->deferred || req->sink)) ||
+                   (req->deferred && conn_of(req)->streaming)))
+        return;                 /* answered later (or streaming); see weir_http_resume() */
     if (r < 0) {
         weir_log_error("http", "handler failed", WL_STR("method", req->method),
                        WL_STR("path", req->path), WL_ERR(r));
@@ -760,7 +880,7 @@ static int after_handler(weir_http *http, conn *c, struct lws *wsi)
 
     if (!req->responded && (req->deferred || req->sink || req->body_taken))
         return 0;
-    if (c->out || c->body)
+    if (c->out || c->body || c->streaming)
         return 0;                   /* the response leaves on WRITEABLE */
     return finish(http, c, wsi);
 }
@@ -984,7 +1104,8 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
         return 0;       /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     dispatch(http, req);
-    return (req->deferred && !req->responded) || c->body ? 0 : finish(http, c, wsi);
+    return (req->deferred && !req->responded) || c->body || c->streaming ? 0
+                                                                        : finish(http, c, wsi);
 }
 
 static int on_body(weir_http *http, conn *c, const void *in, size_t len)
@@ -1053,22 +1174,28 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (c->req.dispatched)
             return 0;
         dispatch(http, &c->req);
-        return (c->req.deferred && !c->req.responded) || c->body ? 0 : finish(http, c, wsi);
+        return (c->req.deferred && !c->req.responded) || c->body || c->streaming
+               ? 0 : finish(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!http || !c || (!c->out && !c->body))
+        if (!http || !c || (!c->out && !c->body && !c->streaming))
             break;
         if (c->out) {
+            int more = c->body || c->streaming;
             int w = lws_write(wsi, c->out + LWS_PRE, c->out_len,
-                              c->body ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL);
+                              more ? LWS_WRITE_HTTP : LWS_WRITE_HTTP_FINAL);
             free(c->out);
             c->out = NULL;
             if (w < 0)
                 return -1;
-            if (c->body) {
+            if (more) {
                 lws_callback_on_writable(wsi);
                 return 0;
             }
             return finish(http, c, wsi);
+        }
+        if (c->streaming) {
+            int done = send_stream_chunk(http, c, wsi);
+            return done < 0 ? -1 : done ? finish(http, c, wsi) : 0;
         }
         switch (send_body_chunk(http, c, wsi)) {
         case 0:

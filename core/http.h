@@ -178,6 +178,24 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
 int weir_http_respond_buf(weir_http_req *req, int status, const char *content_type,
                           weir_buf *body, size_t off, size_t len);
 
+/* ---- streamed responses ------------------------------------------------
+ *
+ * For a body produced while it is sent (a low-latency DASH segment whose
+ * CMAF chunks are still being cut): Transfer-Encoding: chunked on HTTP/1.1.
+ * The request must have been deferred (weir_http_defer); the handle stays
+ * with the caller, who reaches the request through weir_http_deferred_req
+ * (NULL once the client has gone) and frees the handle with
+ * weir_http_resume when done.  Loop thread only.
+ *
+ *   weir_http_stream_begin(req, 200, type)    status and headers
+ *   weir_http_stream_write(req, piece)*       a reference is queued (at most
+ *                                             32 unsent: AVERROR(ENOSPC))
+ *   weir_http_stream_end(req)                 the last chunk */
+weir_http_req *weir_http_deferred_req(weir_http_deferred *d);
+int weir_http_stream_begin(weir_http_req *req, int status, const char *content_type);
+int weir_http_stream_write(weir_http_req *req, weir_buf *piece);
+int weir_http_stream_end(weir_http_req *req);
+
 /* Compact JSON body; obj is borrowed. */
 int weir_http_respond_json(weir_http_req *req, int status, const json_t *obj);
 /* {"error": message} with the given status. */

@@ -343,6 +343,10 @@ typedef struct held {
     weir_object_query q;
     req_hdrs h;
     weir_timer timer;
+    /* A segment still being cut, streamed part by part (LL-DASH). */
+    int stream;
+    int begun;                      /* headers sent */
+    int64_t next_part;
 } held;
 
 static void held_unlink(weir_origin *o, held *x)
@@ -376,10 +380,83 @@ static void held_answer(held *x, int r, const weir_object *obj)
     free(x);
 }
 
+/* A streamed segment is done (or its client gone): the last chunk, then
+ * the handle and x are freed. */
+static void stream_done(held *x)
+{
+    weir_http_req *req = weir_http_deferred_req(x->d);
+
+    held_unlink(x->o, x);
+    weir_timer_stop(&x->timer);
+    if (req)
+        weir_http_stream_end(req);
+    weir_http_resume(x->d);         /* frees the handle; the stream finishes on its own */
+    free(x);
+}
+
+/* Sends every part of x's segment that exists; ends the stream when the
+ * segment is complete.  Returns 1 when x was answered or freed. */
+static int stream_pump(held *x)
+{
+    weir_origin *o = x->o;
+    weir_http_req *req = weir_http_deferred_req(x->d);
+    char part_path[ORIGIN_PATH_MAX + 24];
+    size_t base = strlen(x->path) - strlen(".m4s");
+
+    if (!req) {                     /* the client went away */
+        stream_done(x);
+        return 1;
+    }
+    for (;;) {
+        weir_object obj = { 0 };
+        int r;
+        snprintf(part_path, sizeof part_path, "%.*s.%lld.m4s", (int)base, x->path,
+                 (long long)x->next_part);
+        r = o->opts.live(o->opts.live_arg, part_path, NULL, &obj);
+        if (r == AVERROR(EAGAIN))
+            return 0;               /* the next part is still being cut */
+        if (r < 0) {
+            /* No such part: past the segment's last one (it is complete), or
+             * the segment never came. */
+            if (x->begun) {
+                stream_done(x);
+            } else {
+                weir_object whole = { 0 };
+                int w = o->opts.live(o->opts.live_arg, x->path, NULL, &whole);
+                held_answer(x, w == AVERROR(EAGAIN) ? AVERROR(ENOENT) : w, &whole);
+                weir_object_clear(&whole);
+            }
+            return 1;
+        }
+        if (!x->begun) {
+            add_cors(o, req, &x->h);
+            weir_http_add_header(req, "Cache-Control", "no-cache");
+            if (weir_http_stream_begin(req, 200, obj.content_type) < 0) {
+                weir_object_clear(&obj);
+                held_answer(x, AVERROR(ENOMEM), NULL);
+                return 1;
+            }
+            x->begun = 1;
+        }
+        r = weir_http_stream_write(req, obj.body);
+        weir_object_clear(&obj);
+        if (r < 0) {                /* a reader this far behind is dropped */
+            stream_done(x);
+            return 1;
+        }
+        x->next_part++;
+        weir_timer_start(o->opts.loop, &x->timer, o->opts.hold_timeout_ms * 1000,
+                         x->timer.fn);
+    }
+}
+
 static void on_hold_timeout(weir_timer *t)
 {
     held *x = (held *)((char *)t - offsetof(held, timer));
-    held_answer(x, AVERROR(EAGAIN), NULL);
+    if (x->begun)
+        stream_done(x);
+    else
+        held_answer(x, AVERROR(EAGAIN), NULL);
 }
 
 void weir_origin_changed(void *arg, const char *name)
@@ -394,6 +471,10 @@ void weir_origin_changed(void *arg, const char *name)
         next = x->next;
         if (strncmp(x->path, name, len) != 0 || x->path[len] != '/')
             continue;
+        if (x->stream) {
+            stream_pump(x);
+            continue;
+        }
         r = o->opts.live(o->opts.live_arg, x->path, &x->q, &obj);
         if (r == AVERROR(EAGAIN))
             continue;
@@ -403,7 +484,15 @@ void weir_origin_changed(void *arg, const char *name)
     }
 }
 
-/* Holds req until the lookup can answer, or the timeout. */
+/* 1 if path names a whole media segment ("cam1/v0_12.m4s", not a part). */
+static int is_segment(const char *path)
+{
+    const char *us = strrchr(path, '_'), *dot = strchr(us ? us : path, '.');
+    return us && dot && strcmp(dot, ".m4s") == 0;
+}
+
+/* Holds req until the lookup can answer, or the timeout.  A segment still
+ * being cut is streamed as its parts come (chunked). */
 static int hold(weir_origin *o, weir_http_req *req, const req_hdrs *h, const char *path,
                 const weir_object_query *q)
 {
@@ -429,6 +518,8 @@ static int hold(weir_origin *o, weir_http_req *req, const req_hdrs *h, const cha
     o->held = x;
     o->nheld++;
     weir_timer_start(o->opts.loop, &x->timer, o->opts.hold_timeout_ms * 1000, on_hold_timeout);
+    if ((x->stream = is_segment(path)))
+        stream_pump(x);
     return 0;
 }
 

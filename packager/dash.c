@@ -48,17 +48,24 @@ static pkg_span *spans_of(const pkg_pres *p, const pkg_track *t, int vod, int *n
 
 /* SegmentTemplate + SegmentTimeline.  A static MPD starts its period at
  * the first listed segment (presentationTimeOffset). */
-static int timeline(weir_bytes *b, const pkg_track *t, const pkg_span *sp, int n, int is_static)
+static int timeline(weir_bytes *b, const pkg_pres *p, const pkg_track *t, const pkg_span *sp,
+                    int n, int is_static)
 {
     int r;
 
     r = pkg_printf(b,
                    "        <SegmentTemplate timescale=\"%" PRIu32 "\" "
-                   "initialization=\"$RepresentationID$_init.mp4\" "
+                   "initialization=\"$RepresentationID$_i%" PRId64 ".mp4\" "
                    "media=\"$RepresentationID$_$Number$.m4s\" startNumber=\"%" PRId64 "\"",
-                   t->timescale, n > 0 ? sp[0].number : (int64_t)1);
+                   t->timescale, t->first_number, n > 0 ? sp[0].number : t->first_number);
     if (r >= 0 && is_static && n > 0)
         r = pkg_printf(b, " presentationTimeOffset=\"%" PRId64 "\"", sp[0].start_ts);
+    /* Low-latency DASH: a segment may be asked for once its first CMAF
+     * chunk (part) exists; the origin streams the rest as it is cut. */
+    if (r >= 0 && !is_static && p->settings->low_latency)
+        r = pkg_printf(b, " availabilityTimeOffset=\"%.3f\" availabilityTimeComplete=\"false\"",
+                       (double)(p->settings->segment_duration - p->settings->part_duration) /
+                           1000.0);
     if (r >= 0)
         r = pkg_printf(b, ">\n          <SegmentTimeline>\n");
     for (int i = 0; i < n && r >= 0; i++) {
@@ -113,7 +120,7 @@ static int adaptation_set(weir_bytes *b, const pkg_pres *p, int video, int id, i
         if (r >= 0) {
             int n;
             pkg_span *sp = spans_of(p, t, vod, &n);
-            r = timeline(b, t, sp, n, vod || p->ended);
+            r = timeline(b, p, t, sp, n, vod || p->ended);
             free(sp);
         }
         if (r >= 0)
@@ -168,6 +175,13 @@ static weir_buf *render_mpd(const pkg_pres *p, int64_t now_unix_ms, int vod)
         duration(listed_ms(p, vod), total);
         r = pkg_printf(&b, " type=\"static\" mediaPresentationDuration=\"%s\">\n", total);
     }
+    if (r >= 0 && !p->ended && !vod && cfg->low_latency)
+        r = pkg_printf(&b, "  <ServiceDescription id=\"0\">\n"
+                       "    <Latency target=\"%lld\" min=\"%lld\" max=\"%lld\"/>\n"
+                       "    <PlaybackRate min=\"0.96\" max=\"1.04\"/>\n"
+                       "  </ServiceDescription>\n",
+                       (long long)(3 * cfg->part_duration), (long long)(2 * cfg->part_duration),
+                       (long long)(cfg->segment_duration + 3 * cfg->part_duration));
     if (r >= 0)
         r = pkg_printf(&b, "  <Period id=\"0\" start=\"PT0S\">\n");
     if (r >= 0)

@@ -52,7 +52,7 @@ static int start(file_job *j, const weir_packager_settings *cfg, const char *dir
         tbs[n] = j->fmt->streams[i]->time_base;
         j->bus[i] = n++;
     }
-    if ((r = pres_new("vod", cfg, pars, tbs, n, 0, &j->pres)) < 0)
+    if ((r = pres_new("vod", cfg, pars, tbs, n, 0, 1, &j->pres)) < 0)
         return r == AVERROR(EINVAL) ? AVERROR_INVALIDDATA : r;
     return rec_start(j->pres, dir, "vod", NULL, result);
 }

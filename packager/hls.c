@@ -118,9 +118,11 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     double skip_until = 6.0 * (double)p->target_s;
     weir_bytes b = { 0 };
     char when[WEIR_ISO8601_LEN];
+    char init[PRES_INIT_NAME_MAX];
     int64_t next_msn;
     int first, n, skipped = 0, next_part, r;
 
+    pres_init_name(p, t, init);
     pres_listed(p, t, &first, &n);
     pres_live_edge(t, &next_msn, &next_part);
     if (skip && ll) {
@@ -143,8 +145,8 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
                        skip_until, 3 * part_target, part_target);
     if (r >= 0)
         r = pkg_printf(&b, "#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n"
-                       "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s_init.mp4\"\n",
-                       n > 0 ? t->segs[first]->number : next_msn, t->id);
+                       "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s\"\n",
+                       n > 0 ? t->segs[first]->number : next_msn, init);
     if (r >= 0 && skipped)
         r = pkg_printf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped);
     for (int i = first + skipped; i < first + n && r >= 0; i++) {
@@ -178,13 +180,15 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
 
 weir_buf *pres_render_vod_media(const pkg_pres *p, const pkg_track *t)
 {
+    char init[PRES_INIT_NAME_MAX];
     weir_bytes b = { 0 };
     int r;
 
+    pres_init_name(p, t, init);
     r = pkg_printf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%" PRId64 "\n"
                    "#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n"
-                   "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s_init.mp4\"\n",
-                   p->target_s, t->nrec ? t->rec[0].number : (int64_t)1, t->id);
+                   "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s\"\n",
+                   p->target_s, t->nrec ? t->rec[0].number : p->first_number, init);
     for (int i = 0; i < t->nrec && r >= 0; i++)
         r = pkg_printf(&b, "#EXTINF:%.5f,\n%s_%" PRId64 ".m4s\n",
                        (double)t->rec[i].duration_ts / t->timescale, t->id, t->rec[i].number);

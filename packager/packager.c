@@ -150,6 +150,16 @@ static void start_recording(weir_packager *pk, pkg_pres *p)
         weir_log_info("packager", "recording", WL_STR("stream", p->name), WL_STR("asset", id));
 }
 
+/* Half-seconds since 2024-01-01: segments last 0.5 s at least, so a name
+ * published again, even after a restart, starts past every number its
+ * earlier presentations used; and it stays below 2^31 until 2058, for
+ * players that keep segment numbers in 32 bits (FFmpeg's DASH demuxer). */
+static int64_t first_number(int64_t now_unix_ms)
+{
+    const int64_t epoch_ms = 1704067200000LL;     /* 2024-01-01T00:00:00Z */
+    return now_unix_ms > epoch_ms ? (now_unix_ms - epoch_ms) / 500 + 1 : 1;
+}
+
 static int start_pres(entry *e)
 {
     const AVCodecParameters *pars[WEIR_STREAM_MAX_TRACKS];
@@ -158,7 +168,8 @@ static int start_pres(entry *e)
 
     for (int i = 0; i < n && i < WEIR_STREAM_MAX_TRACKS; i++)
         pars[i] = weir_sub_codecpar(e->sub, i, &tbs[i]);
-    r = pres_new(e->name, e->pk->settings, pars, tbs, n, weir_clock_unix_ms(), &e->pres);
+    int64_t now = weir_clock_unix_ms();
+    r = pres_new(e->name, e->pk->settings, pars, tbs, n, now, first_number(now), &e->pres);
     if (r < 0) {
         weir_log_warn("packager", "stream not packaged: no track CMAF can carry",
                       WL_STR("stream", e->name), WL_INT("tracks", n));

@@ -12,7 +12,7 @@
  *
  *   /live/<name>/index.m3u8          HLS master (CMAF)
  *   /live/<name>/<track>.m3u8        HLS media playlist, e.g. v0.m3u8, a0.m3u8
- *   /live/<name>/<track>_init.mp4    init segment
+ *   /live/<name>/<track>_i<N>.mp4    init segment (N: the first segment's number)
  *   /live/<name>/<track>_<n>.m4s     media segment n
  *   /live/<name>/<track>_<n>.<k>.m4s part k of segment n (LL-HLS)
  *   /live/<name>/index.mpd           DASH MPD over the same files

@@ -91,7 +91,7 @@ static void track_clear(pkg_track *t)
 
 int pres_new(const char *name, const weir_packager_settings *settings,
              const AVCodecParameters *const *pars, const AVRational *tbs, int ntracks,
-             int64_t now_unix_ms, pkg_pres **out)
+             int64_t now_unix_ms, int64_t first_number, pkg_pres **out)
 {
     pkg_pres *p = calloc(1, sizeof *p);
     int nv = 0, na = 0, r = 0;
@@ -101,6 +101,7 @@ int pres_new(const char *name, const weir_packager_settings *settings,
     snprintf(p->name, sizeof p->name, "%s", name);
     p->settings = settings;
     p->created_unix_ms = now_unix_ms;
+    p->first_number = first_number;
     p->key = -1;
     p->target_s = (settings->segment_duration + 999) / 1000;
     for (int i = 0; i < WEIR_STREAM_MAX_TRACKS; i++)
@@ -128,7 +129,7 @@ int pres_new(const char *name, const weir_packager_settings *settings,
                 goto fail;
             continue;
         }
-        t->next_number = 1;
+        t->first_number = first_number;
         p->map[i] = p->ntracks;
         p->ntracks++;
         if (p->key < 0 && t->is_video)
@@ -189,6 +190,11 @@ int pkg_printf(weir_bytes *b, const char *fmt, ...)
     }
 }
 
+void pres_init_name(const pkg_pres *p, const pkg_track *t, char buf[PRES_INIT_NAME_MAX])
+{
+    snprintf(buf, PRES_INIT_NAME_MAX, "%.15s_i%" PRId64 ".mp4", t->id, p->first_number);
+}
+
 void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n)
 {
     int complete = t->nsegs;
@@ -240,7 +246,7 @@ static pkg_segment *open_segment(pkg_track *t, int64_t start_ts)
         return NULL;
     /* Numbered by the segment boundaries behind it, so every track agrees
      * even if one of them had nothing to put in some segment. */
-    s->number = (int64_t)t->segs_cut + 1;
+    s->number = t->first_number + (int64_t)t->segs_cut;
     s->start_ts = start_ts;
     t->segs[t->nsegs++] = s;
     return s;
@@ -456,6 +462,8 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
         p->started = 1;
         p->base_ms = ms;
         p->ast_unix_ms = now_unix_ms;
+        /* The first segment starts at this keyframe's presentation time. */
+        p->seg_start_ms = av_rescale_q(pkt->pts - pkt->dts, t->tb, ms_tb);
     }
     ms -= p->base_ms;
     if (ms < 0)
@@ -480,7 +488,10 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
             push_boundary(p, pts_ms, 1);
             p->seg_start_ms = pts_ms;
             p->parts_in_seg = 0;
-        } else if (ms - p->seg_start_ms >= (p->parts_in_seg + 1) * p->settings->part_duration) {
+        } else if (ms + ts_to_ms(t, t->shift_ts) - p->seg_start_ms >=
+                   (p->parts_in_seg + 1) * p->settings->part_duration) {
+            /* (decode time + the composition delay: the same clock as the
+             * segment start, a keyframe's presentation time) */
             push_boundary(p, ms, 0);
             p->parts_in_seg++;
         }
@@ -570,7 +581,7 @@ void pres_live_edge(const pkg_track *t, int64_t *msn, int *parts)
     const pkg_segment *last = t->nsegs ? t->segs[t->nsegs - 1] : NULL;
 
     if (!last) {
-        *msn = (int64_t)t->segs_cut + 1;
+        *msn = t->first_number + (int64_t)t->segs_cut;
         *parts = 0;
     } else if (last->complete) {
         *msn = last->number + 1;
@@ -639,12 +650,15 @@ static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir
         return give(out, s->parts[part].buf, type, WEIR_CACHE_IMMUTABLE, 0,
                     p->ast_unix_ms + ts_to_ms(t, s->parts[part].start_ts + s->parts[part].duration_ts),
                     etag_of(p, tag));
-    if (t->nsegs > 0 && n < t->segs[0]->number)
+    if (t->nsegs > 0 && n < t->segs[0]->number && n >= t->first_number)
         return AVERROR(ESTALE);
-    /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists. */
+    /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists;
+     * so is the segment being cut (and the next), which low-latency DASH
+     * asks for early (availabilityTimeOffset) and gets part by part. */
     pres_live_edge(t, &edge, &parts);
-    if (p->settings->low_latency && !p->ended && part >= 0 &&
-        ((n == edge && part == parts) || (n == edge + 1 && part == 0)))
+    if (p->settings->low_latency && !p->ended &&
+        ((part >= 0 && ((n == edge && part == parts) || (n == edge + 1 && part == 0))) ||
+         (part < 0 && (n == edge || n == edge + 1))))
         return AVERROR(EAGAIN);
     return AVERROR(ENOENT);
 }
@@ -653,6 +667,7 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
 {
     int64_t live_age = p->settings->segment_duration / 2, n, part;
     const char *us, *dot;
+    char *end;
     pkg_track *t;
     int r;
 
@@ -678,7 +693,7 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
     }
     if (!(us = strchr(file, '_')) || !(t = find_track(p, file, (size_t)(us - file))))
         return AVERROR(ENOENT);
-    if (strcmp(us, "_init.mp4") == 0)
+    if (us[1] == 'i' && strtoll(us + 2, &end, 10) == p->first_number && strcmp(end, ".mp4") == 0)
         return give(out, t->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
                     0, p->created_unix_ms, etag_of(p, (uint64_t)(t - p->tracks)));
     if (parse_media_name(us + 1, &n, &part) < 0)

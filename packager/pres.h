@@ -77,7 +77,6 @@ typedef struct pkg_track {
     /* Segments, oldest first; the last one may be in progress. */
     pkg_segment **segs;
     int nsegs, capsegs;
-    int64_t next_number;
 
     /* For the playlists. */
     uint64_t bytes_total;
@@ -86,6 +85,7 @@ typedef struct pkg_track {
     int64_t max_segment_ms;
     int64_t frames_total;           /* samples in complete segments */
     uint64_t segs_cut;              /* segment boundaries consumed */
+    int64_t first_number;           /* the presentation's, see pkg_pres */
     weir_buf *playlist;             /* media playlist, rebuilt per segment (per part with LL) */
     weir_buf *playlist_delta;       /* the same, with EXT-X-SKIP (_HLS_skip=YES) */
     pkg_span *rec;                  /* every segment so far, when recording */
@@ -99,6 +99,12 @@ typedef struct pkg_pres {
     int64_t created_unix_ms;
     int64_t ast_unix_ms;            /* wall clock of media time 0 */
 
+    /* Segment numbers start here; the init segments are named after it
+     * (<track>_i<first_number>.mp4).  Live presentations start at their
+     * creation time in half-seconds (packager.c: first_number), so a stream
+     * published again under the same name, even after a restart, never
+     * reuses a URL that caches keep "immutable" for a year. */
+    int64_t first_number;
     pkg_track tracks[WEIR_STREAM_MAX_TRACKS];
     int ntracks;
     int map[WEIR_STREAM_MAX_TRACKS];    /* bus track -> tracks[] index, or -1 */
@@ -132,7 +138,7 @@ typedef struct pkg_pres {
  * AVERROR(ENOMEM). */
 int pres_new(const char *name, const weir_packager_settings *settings,
              const AVCodecParameters *const *pars, const AVRational *tbs, int ntracks,
-             int64_t now_unix_ms, pkg_pres **out /* OUT */);
+             int64_t now_unix_ms, int64_t first_number, pkg_pres **out /* OUT */);
 void pres_free(pkg_pres *p);
 
 /* Feeds one bus packet (borrowed; the presentation takes its own
@@ -142,7 +148,7 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms);
  * playlists ended (EXT-X-ENDLIST, static MPD). */
 int pres_end(pkg_pres *p, int64_t now_unix_ms);
 
-/* The object at `file` ("index.m3u8", "v0.m3u8", "v0_init.mp4",
+/* The object at `file` ("index.m3u8", "v0.m3u8", "v0_i<first_number>.mp4",
  * "v0_12.m4s", "v0_12.3.m4s" (part 3 of segment 12), "index.mpd"); q may be
  * NULL.  See weir_object_lookup_fn for the errors. */
 int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_object *out);
@@ -161,7 +167,7 @@ weir_buf *pres_render_vod_mpd(const pkg_pres *p);
  * shut down, during exit), each to a temporary name then renamed:
  *
  *   <data_dir>/vod/<id>/asset.json          state "recording", then "ready"
- *   <data_dir>/vod/<id>/<track>_init.mp4, <track>_<n>.m4s
+ *   <data_dir>/vod/<id>/<track>_i<first>.mp4, <track>_<n>.m4s
  *   <data_dir>/vod/<id>/index.m3u8, <track>.m3u8, index.mpd    at the end
  *
  * rec_start is called once the tracks are known; rec_segment for each
@@ -182,6 +188,9 @@ void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n);
 /* Where track t stands: the number of the segment being built (or the next
  * one) and how many of its parts exist. */
 void pres_live_edge(const pkg_track *t, int64_t *msn, int *parts);
+/* The init segment's file name, "v0_i<first_number>.mp4". */
+#define PRES_INIT_NAME_MAX 48
+void pres_init_name(const pkg_pres *p, const pkg_track *t, char buf[PRES_INIT_NAME_MAX]);
 /* Peak and average bits per second of a track so far. */
 int64_t pres_track_avg_bps(const pkg_track *t);
 /* Frames per second of a video track so far (0 when unknown). */

@@ -224,7 +224,7 @@ void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s)
     if (!rec)
         return;
     if (!(rec->inits_written & (1 << ti))) {
-        snprintf(name, sizeof name, "%s_init.mp4", t->id);
+        pres_init_name(p, t, name);
         submit(rec, name, t->init, 0);
         rec->inits_written |= 1 << ti;
     }

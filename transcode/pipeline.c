@@ -1,11 +1,18 @@
 /*
  * transcode/pipeline.c — one transcode job (the interface is pipeline.h).
  *
- *   bus "S" --read--> video packet -+-> source rung: the packet as it is ---------------+
+ *   input: bus "S" or a file --read--> video packet -+-> source rung: the packet (ISO form) -------+
  *                                   +-> decoder -> frame: boundary? per encoded rung:   |
- *                                         keep (fps cap)? -> sws -> encoder -> ISO -----+-> interleaver -> bus "S/abr"
- *                     audio packet -+-> copy ------------------------------------------+   (dts order)
- *                                   +-> decoder -> swr -> fifo -> AAC encoder ---------+
+ *                                         keep (fps cap)? -> sws -> encoder -> ISO -----+-> interleaver -> output:
+ *                     audio packet -+-> copy ------------------------------------------+   (dts order)   bus "S/abr"
+ *                                   +-> decoder -> swr -> fifo -> AAC encoder ---------+                 or a sink
+ *
+ * Inputs and outputs plug in as tables (input_ops, output_ops): the bus
+ * subscription or libavformat reading a file; a bus stream or the caller's
+ * sink callbacks.  The rest does not know which.  A live source paces
+ * itself; a file is read as fast as the rung queues drain (they are
+ * bounded), and between packets a file job passes the pool's checkpoint,
+ * where it waits while a live job has taken its capacity.
  *
  * Threads: the job's thread reads, decodes, decides boundaries and
  * decimation, and hands each encoded rung its frames (references, not
@@ -13,20 +20,28 @@
  * encodes on a thread of its own.  Whoever has packets (the job's thread
  * for the source rung and audio, a rung's thread for its video) queues them
  * in the interleaver and lets it write what is due, under one mutex, so one
- * thread at a time writes to S/abr.
+ * thread at a time writes to the output.
  *
  * State machine (weir_pipeline_state):
  *
  *   WAITING --first packet: tracks known, video decoder open--> PROBING
  *   PROBING --first decoded frame (no video: first packet): ladder decided,
- *             encoders open, S/abr published--> RUNNING
+ *             the pool admits it (maybe degraded), encoders open, output
+ *             started--> RUNNING
+ *   PROBING --the pool has no room for a live job (transcode.overload=queue):
+ *             decoder flushed, held packets dropped--> QUEUED
+ *   QUEUED  --a source keyframe after the pool admitted it--> PROBING
  *   RUNNING --the source ended: decoders, encoders and interleaver flushed,
- *             S/abr ended--> DONE
- *   any state --weir_pipeline_stop--> CANCELLED;  --setup error, ENOMEM--> FAILED
+ *             output ended--> DONE
+ *   WAITING, PROBING, QUEUED --the source ended--> DONE (nothing written)
+ *   any state --weir_pipeline_stop--> CANCELLED;  --setup error, ENOMEM,
+ *             a file that does not read, a sink error--> FAILED
  *
  *   transition              function
  *   WAITING -> PROBING      job_start
  *   PROBING -> RUNNING      job_configure
+ *   PROBING -> QUEUED       job_queue
+ *   QUEUED -> PROBING       job_unqueue
  *   RUNNING -> DONE         job_finish
  *
  * Until RUNNING, packets are held (pending) so that the source rung and the
@@ -75,6 +90,8 @@
 #include <libswresample/swresample.h>
 #include <libswscale/swscale.h>
 
+#include <libavformat/avformat.h>
+
 #define MODULE "transcode"
 #define QUEUE_DEFAULT 1024              /* source subscription, packets */
 #define PENDING_MAX 4096                /* packets held before the first frame */
@@ -120,6 +137,7 @@ typedef struct rung {
     double next_due;
     int have_due;
     /* The queue to the rung's thread. */
+    atomic_int_least64_t media_us;      /* the last frame encoded, from the first pts */
     pthread_t thread;
     int running;                        /* thread started and not joined */
     pthread_mutex_t qlock;
@@ -133,26 +151,64 @@ typedef struct rung {
     atomic_uint_least64_t frames, encode_errors;
 } rung;
 
+/* Where packets come from (bus_input, file_input).  All on the job's thread. */
+typedef struct input_ops {
+    const char *kind;                                       /* "live", "file" */
+    int (*open)(weir_pipeline *p);                          /* first thing run does */
+    int (*read)(weir_pipeline *p, AVPacket *pkt);           /* 0, EAGAIN, EOF, or < 0 */
+    int (*ntracks)(weir_pipeline *p);                       /* once a packet was read */
+    const AVCodecParameters *(*codecpar)(weir_pipeline *p, int track, AVRational *tb);
+    AVRational (*framerate)(weir_pipeline *p);              /* {0,1}: unknown */
+    void (*stats)(weir_pipeline *p, weir_sub_stats *st);    /* any thread */
+    void (*close)(weir_pipeline *p);
+} input_ops;
+
+/* Where packets go (bus_output, sink_output). */
+typedef struct output_ops {
+    int (*open)(weir_pipeline *p);                          /* the job's thread */
+    int (*add_track)(weir_pipeline *p, const AVCodecParameters *par, AVRational tb);
+    int (*write)(weir_pipeline *p, const AVPacket *pkt);    /* olock held */
+    void (*end)(weir_pipeline *p);                          /* the job's thread; once */
+} output_ops;
+
 struct weir_pipeline {
+    const input_ops *in;
+    const output_ops *outp;
     weir_bus *bus;
-    weir_stream *src;                   /* our reference */
+    weir_stream *src;                   /* live: our reference */
     weir_sub *sub;
+    char *input;                        /* file: the path */
+    AVFormatContext *fmt;               /* file: open while the job runs */
+    int fmt_map[2];                     /* file: its stream of our track 0, 1; -1: none */
+    int fmt_ntracks;
+    int64_t fmt_start_us, fmt_duration_us;  /* AV_NOPTS_VALUE: unknown */
+    int64_t fmt_size;                   /* bytes; <= 0: unknown */
+    weir_transcode_sink sink;           /* sink output */
+    int sink_tracks;
+    weir_pool_ticket *ticket;           /* NULL: no admission control */
     char name[WEIR_BUS_NAME_MAX + 1];
     char out_name[WEIR_BUS_NAME_MAX + 1];
+    char profile_name[WEIR_LADDER_NAME_MAX + 1];
     weir_ladder_profile profile;
     int64_t segment_ms;
 
     pthread_mutex_t lock;               /* guards wake, stop, plan_json */
     pthread_cond_t cond;
     int wake, stop;
+    atomic_int stopping;                /* stop, for the file loop's quick look */
+    atomic_int out_err;                 /* the output's first error (sink) */
+    atomic_int result;                  /* what run returned, once DONE/FAILED/CANCELLED */
     json_t *plan_json;
     atomic_int state;
+    atomic_int progress;                /* file: percent read; -1: live */
     int64_t started_us;
+    atomic_int_least64_t running_us;    /* when it entered RUNNING; 0: not yet */
 
     /* Everything below belongs to the job's thread. */
     int vin, ain;                       /* source tracks; -1: none */
     AVRational vtb, atb;
-    AVCodecParameters *vpar, *apar;     /* snapshots, owned by the sub */
+    AVCodecParameters *vpar, *apar;     /* snapshots, owned by the sub or the fmt */
+    weir_nal_conv *vconv;               /* file: the source video into the ISO form */
     AVCodecContext *vdec, *adec;
     AVFrame *dframe, *adframe;          /* decoded video, decoded audio */
     AVPacket *opkt;
@@ -203,14 +259,26 @@ struct weir_pipeline {
 
 const char *weir_pipeline_state_name(weir_pipeline_state s)
 {
-    static const char *const names[] = { "waiting", "probing", "running", "done", "failed",
-                                         "cancelled" };
+    static const char *const names[] = { "waiting", "probing", "queued", "running", "done",
+                                         "failed", "cancelled" };
     return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+/* The state as the job's own threads see it. */
+static weir_pipeline_state state_of(weir_pipeline *p)
+{
+    return (weir_pipeline_state)atomic_load(&p->state);
 }
 
 weir_pipeline_state weir_pipeline_get_state(weir_pipeline *p)
 {
-    return (weir_pipeline_state)atomic_load(&p->state);
+    weir_pipeline_state s = state_of(p);
+    if (p->ticket && s < WEIR_PIPELINE_DONE) {
+        weir_pool_state ps = weir_pool_ticket_state(p->ticket);
+        if (ps == WEIR_POOL_WAITING || ps == WEIR_POOL_PREEMPTED)
+            return WEIR_PIPELINE_QUEUED;
+    }
+    return s;
 }
 
 static void count(atomic_uint_least64_t *c)
@@ -328,12 +396,14 @@ static int64_t us_of(int64_t ts, AVRational tb)
 static void write_packet(weir_pipeline *p, AVPacket *pkt)
 {
     otrack *o = &p->tracks[pkt->stream_index];
+    if (atomic_load(&p->out_err))
+        return;                         /* the sink failed the job: nothing more goes out */
     if (pkt->dts == AV_NOPTS_VALUE ||
         (p->last_written && av_compare_ts(pkt->dts, o->tb, p->last_dts, p->last_tb) < 0)) {
         count(&p->late_drops);
         return;
     }
-    if (weir_stream_write(p->out, pkt) < 0) {
+    if (p->outp->write(p, pkt) < 0) {
         count(&p->late_drops);
         return;
     }
@@ -595,6 +665,7 @@ static int encode_rung(weir_pipeline *p, rung *r, AVFrame *f)
         return 0;                       /* invariant 3 */
     }
     count(&r->frames);
+    atomic_store(&r->media_us, us_of(f->pts, p->vtb) - p->first_pts_us);
     return drain_video_encoder(p, r);
 }
 
@@ -919,11 +990,11 @@ static int audio_packet(weir_pipeline *p, AVPacket *pkt)
 /* WAITING -> PROBING: the track list is final once a packet was read. */
 static int job_start(weir_pipeline *p)
 {
-    int n = weir_sub_ntracks(p->sub), ret;
+    int n = p->in->ntracks(p), ret;
     p->vin = p->ain = -1;
     for (int i = 0; i < n; i++) {
         AVRational tb;
-        const AVCodecParameters *par = weir_sub_codecpar(p->sub, i, &tb);
+        const AVCodecParameters *par = p->in->codecpar(p, i, &tb);
         if (par->codec_type == AVMEDIA_TYPE_VIDEO && p->vin < 0) {
             p->vin = i;
             p->vtb = tb;
@@ -943,6 +1014,9 @@ static int job_start(weir_pipeline *p)
             return ret;
         }
         p->seg = av_rescale_q(p->segment_ms, (AVRational){ 1, 1000 }, p->vtb);
+        /* A file may carry Annex B (MPEG-TS): the source rung needs ISO. */
+        if (p->input && (ret = weir_nal_conv_new(p->vpar, &p->vconv)) < 0)
+            return ret;
     }
     atomic_store(&p->state, WEIR_PIPELINE_PROBING);
     return 0;
@@ -951,8 +1025,6 @@ static int job_start(weir_pipeline *p)
 static void describe_source(weir_pipeline *p, const AVFrame *f)
 {
     weir_ladder_source *s = &p->source;
-    weir_stream_info info;
-    weir_stream_info_get(p->src, &info);
     memset(s, 0, sizeof *s);
     if (p->vin >= 0) {
         s->has_video = 1;
@@ -960,7 +1032,7 @@ static void describe_source(weir_pipeline *p, const AVFrame *f)
         s->width = f->width;
         s->height = f->height;
         s->sar = f->sample_aspect_ratio;
-        s->fps = info.publisher.framerate;
+        s->fps = p->in->framerate(p);
         s->vbitrate = p->vpar->bit_rate;
     }
     if (p->ain >= 0) {
@@ -991,7 +1063,7 @@ static int publish_output(weir_pipeline *p)
 
 static int add_track(weir_pipeline *p, const AVCodecParameters *par, AVRational tb)
 {
-    int t = weir_stream_add_track(p->out, par, tb);
+    int t = p->outp->add_track(p, par, tb);
     if (t >= 0) {
         p->tracks[t].tb = tb;
         p->ntracks = t + 1;
@@ -1041,7 +1113,9 @@ static int add_tracks(weir_pipeline *p)
     for (int i = 0; i < p->nrungs && ret >= 0; i++) {
         rung *r = &p->rungs[i];
         if (r->r.source) {
-            if ((ret = avcodec_parameters_copy(par, p->vpar)) >= 0 && par->width <= 0) {
+            ret = p->vconv ? weir_nal_conv_par(p->vconv, par)
+                           : avcodec_parameters_copy(par, p->vpar);
+            if (ret >= 0 && par->width <= 0) {
                 par->width = p->source.width;       /* the decoder knows, ingest did not */
                 par->height = p->source.height;
             }
@@ -1086,7 +1160,57 @@ static int flush_pending(weir_pipeline *p)
     return ret;
 }
 
-/* PROBING -> RUNNING.  f: the first decoded video frame, NULL without video. */
+static void drop_pending(weir_pipeline *p)
+{
+    for (int i = 0; i < p->npending; i++)
+        av_packet_free(&p->pending[i]);
+    p->npending = 0;
+}
+
+/* PROBING -> QUEUED: the pool has no room yet.  Nothing is held or decoded
+ * meanwhile; the source is read and dropped so that it never backs up. */
+static int job_queue(weir_pipeline *p)
+{
+    weir_log_warn(MODULE, "no transcode capacity: the stream waits for a worker",
+                  WL_STR("stream", p->name));
+    drop_pending(p);
+    if (p->vdec)
+        avcodec_flush_buffers(p->vdec);
+    if (p->adec)
+        avcodec_flush_buffers(p->adec);
+    atomic_store(&p->state, WEIR_PIPELINE_QUEUED);
+    return 0;
+}
+
+/* QUEUED -> PROBING when pkt can start the job (a video keyframe; any
+ * packet of an audio-only source) and the pool has admitted it meanwhile.
+ * 1: pkt goes on as the first packet; 0: pkt is dropped. */
+static int job_unqueue(weir_pipeline *p, const AVPacket *pkt)
+{
+    int starts = p->vin >= 0 ? pkt->stream_index == p->vin && (pkt->flags & AV_PKT_FLAG_KEY)
+                             : pkt->stream_index == p->ain;
+    if (!starts || !weir_pool_poll(p->ticket))
+        return 0;
+    weir_log_info(MODULE, "transcode capacity free: the stream starts",
+                  WL_STR("stream", p->name));
+    atomic_store(&p->state, WEIR_PIPELINE_PROBING);
+    return 1;
+}
+
+/* The pool's say: 1 go on (the plan may have lost renditions), 0 queued,
+ * < 0 cancelled while waiting. */
+static int job_admit(weir_pipeline *p)
+{
+    if (!p->ticket)
+        return 1;
+    int ret = weir_pool_admit(p->ticket, &p->source, &p->plan);
+    if (ret == 0)
+        return job_queue(p);
+    return ret;
+}
+
+/* PROBING -> RUNNING (or QUEUED).  f: the first decoded video frame, NULL
+ * without video. */
 static int job_configure(weir_pipeline *p, const AVFrame *f)
 {
     int ret;
@@ -1096,29 +1220,24 @@ static int job_configure(weir_pipeline *p, const AVFrame *f)
                        WL_STR("stream", p->name), WL_ERR(ret));
         return ret;
     }
+    if ((ret = job_admit(p)) <= 0)
+        return ret;
     weir_ladder_plan_log(p->name, &p->plan);
     if ((ret = open_encoders(p)) < 0)
         return ret;
     json_t *plan = weir_ladder_plan_json(&p->source, &p->plan);
+    if (plan && p->profile_name[0])
+        json_object_set_new(plan, "profile", json_string(p->profile_name));
     pthread_mutex_lock(&p->lock);
     p->plan_json = plan;
     pthread_mutex_unlock(&p->lock);
-    if ((ret = publish_output(p)) < 0) {
-        weir_log_error(MODULE, "cannot publish the renditions", WL_STR("stream", p->name),
-                       WL_STR("output", p->out_name), WL_ERR(ret));
-        return ret;
-    }
-    weir_publisher_info info = { .protocol = "transcode" };
-    av_strlcpy(info.encoder, "weir " MODULE, sizeof info.encoder);
-    if (p->nrungs)
-        info.framerate = p->rungs[0].r.fps;
-    weir_stream_set_publisher(p->out, &info);
-    if ((ret = add_tracks(p)) < 0)
+    if ((ret = p->outp->open(p)) < 0 || (ret = add_tracks(p)) < 0)
         return ret;
     for (int i = 0; i < p->nrungs; i++)
         if (p->rungs[i].enc && (ret = rung_start(p, &p->rungs[i])) < 0)
             return ret;
     atomic_store(&p->nrungs_ready, p->nrungs);
+    atomic_store(&p->running_us, av_gettime_relative());
     atomic_store(&p->state, WEIR_PIPELINE_RUNNING);
     return flush_pending(p);
 }
@@ -1150,8 +1269,10 @@ static int video_decoded(weir_pipeline *p, AVFrame *f)
     }
     p->have_last_pts = 1;
     p->last_pts = pts;
-    if (weir_pipeline_get_state(p) == WEIR_PIPELINE_PROBING && (ret = job_configure(p, f)) < 0)
+    if (state_of(p) == WEIR_PIPELINE_PROBING && (ret = job_configure(p, f)) < 0)
         return ret;
+    if (state_of(p) != WEIR_PIPELINE_RUNNING)
+        return 0;                       /* queued: frames the decoder still had */
 
     int64_t us = us_of(pts, p->vtb);
     if (!p->have_first_pts) {
@@ -1190,13 +1311,23 @@ static int hold(weir_pipeline *p, AVPacket *pkt)
 
 static int video_packet(weir_pipeline *p, AVPacket *pkt)
 {
-    int ret;
+    AVPacket *iso = pkt;                /* what the source rung gets */
+    int ret = 0;
     if (pkt->flags & AV_PKT_FLAG_KEY)
         remember_src_key(p, pkt->pts);
-    if (weir_pipeline_get_state(p) == WEIR_PIPELINE_RUNNING)
-        ret = video_packet_passthrough(p, pkt);
-    else
-        ret = hold(p, pkt);
+    if (p->vconv) {
+        if (!(iso = av_packet_clone(pkt)))
+            return AVERROR(ENOMEM);
+        if (weir_nal_conv_packet(p->vconv, iso) < 0) {
+            count(&p->decode_errors);   /* malformed: not passed through */
+            av_packet_free(&iso);
+        }
+    }
+    if (iso)
+        ret = state_of(p) == WEIR_PIPELINE_RUNNING ? video_packet_passthrough(p, iso)
+                                                   : hold(p, iso);
+    if (iso != pkt)
+        av_packet_free(&iso);
     if (ret < 0)
         return ret;
     if (avcodec_send_packet(p->vdec, pkt) < 0) {
@@ -1209,13 +1340,15 @@ static int video_packet(weir_pipeline *p, AVPacket *pkt)
 static int on_packet(weir_pipeline *p, AVPacket *pkt)
 {
     int ret = 0;
+    if (state_of(p) == WEIR_PIPELINE_QUEUED && !job_unqueue(p, pkt))
+        return 0;
     if (pkt->stream_index == p->vin || pkt->stream_index == p->ain)
         note_source(p, pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts,
                     pkt->stream_index == p->vin ? p->vtb : p->atb);
     if (pkt->stream_index == p->vin) {
         ret = video_packet(p, pkt);
     } else if (pkt->stream_index == p->ain) {
-        if (weir_pipeline_get_state(p) == WEIR_PIPELINE_RUNNING)
+        if (state_of(p) == WEIR_PIPELINE_RUNNING)
             ret = audio_packet(p, pkt);
         else if (p->vin < 0) {          /* audio only: nothing to probe */
             if ((ret = job_configure(p, NULL)) >= 0)
@@ -1223,7 +1356,7 @@ static int on_packet(weir_pipeline *p, AVPacket *pkt)
         } else
             ret = hold(p, pkt);
     }
-    if (ret >= 0 && weir_pipeline_get_state(p) == WEIR_PIPELINE_RUNNING)
+    if (ret >= 0 && state_of(p) == WEIR_PIPELINE_RUNNING)
         interleave(p, 0);
     return ret;
 }
@@ -1234,8 +1367,13 @@ static int job_finish(weir_pipeline *p)
     int ret = 0;
     if (p->vdec && avcodec_send_packet(p->vdec, NULL) >= 0)
         ret = drain_decoder(p, p->vdec, p->dframe, video_decoded);
-    if (weir_pipeline_get_state(p) != WEIR_PIPELINE_RUNNING)
-        return ret < 0 ? ret : AVERROR_INVALIDDATA;   /* nothing ever decoded */
+    if (state_of(p) != WEIR_PIPELINE_RUNNING) {
+        if (ret >= 0)
+            weir_log_error(MODULE, "the source ended before a video frame decoded",
+                           WL_STR("stream", p->name), WL_STR("input", p->in->kind),
+                           WL_UINT("decode_errors", atomic_load(&p->decode_errors)));
+        return ret < 0 ? ret : AVERROR_INVALIDDATA;
+    }
     for (int i = 0; i < p->nrungs; i++) {
         int err = rung_join(&p->rungs[i], ret >= 0);
         ret = ret < 0 ? ret : err;
@@ -1257,7 +1395,7 @@ static int job_finish(weir_pipeline *p)
     return ret;
 }
 
-/* ---- the job --------------------------------------------------------------------- */
+/* ---- inputs ---------------------------------------------------------------------- */
 
 static void on_notify(void *arg)
 {
@@ -1268,36 +1406,305 @@ static void on_notify(void *arg)
     pthread_mutex_unlock(&p->lock);
 }
 
+static int bus_open(weir_pipeline *p)
+{
+    (void)p;                            /* subscribed in weir_pipeline_new */
+    return 0;
+}
+
+static int bus_read(weir_pipeline *p, AVPacket *pkt)
+{
+    return weir_sub_read(p->sub, pkt);
+}
+
+static int bus_ntracks(weir_pipeline *p)
+{
+    return weir_sub_ntracks(p->sub);
+}
+
+static const AVCodecParameters *bus_codecpar(weir_pipeline *p, int track, AVRational *tb)
+{
+    return weir_sub_codecpar(p->sub, track, tb);
+}
+
+static AVRational bus_framerate(weir_pipeline *p)
+{
+    weir_stream_info info;
+    weir_stream_info_get(p->src, &info);
+    return info.publisher.framerate;
+}
+
+static void bus_stats(weir_pipeline *p, weir_sub_stats *st)
+{
+    weir_sub_stats_get(p->sub, st);
+}
+
+static void bus_close(weir_pipeline *p)
+{
+    weir_sub_close(p->sub);             /* no notify after this */
+    p->sub = NULL;
+    weir_stream_unref(p->src);
+    p->src = NULL;
+}
+
+static const input_ops bus_input = {
+    .kind = "live", .open = bus_open, .read = bus_read, .ntracks = bus_ntracks,
+    .codecpar = bus_codecpar, .framerate = bus_framerate, .stats = bus_stats,
+    .close = bus_close,
+};
+
+/* Our tracks: the best video stream (not a cover picture), then the best
+ * audio stream; every other stream is discarded by the demuxer. */
+static void file_pick_streams(weir_pipeline *p)
+{
+    AVFormatContext *fmt = p->fmt;
+    int v = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    if (v >= 0 && (fmt->streams[v]->disposition & AV_DISPOSITION_ATTACHED_PIC))
+        v = -1;
+    int a = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, v, NULL, 0);
+    p->fmt_ntracks = 0;
+    if (v >= 0)
+        p->fmt_map[p->fmt_ntracks++] = v;
+    if (a >= 0)
+        p->fmt_map[p->fmt_ntracks++] = a;
+    for (unsigned i = 0; i < fmt->nb_streams; i++)
+        if ((int)i != v && (int)i != a)
+            fmt->streams[i]->discard = AVDISCARD_ALL;
+}
+
+static int file_open(weir_pipeline *p)
+{
+    int ret = avformat_open_input(&p->fmt, p->input, NULL, NULL);
+    const char *why = ret == AVERROR(ENOENT) || ret == AVERROR(EACCES)
+                      ? "cannot open the file" : "not a media file libavformat reads";
+    if (ret >= 0 && (ret = avformat_find_stream_info(p->fmt, NULL)) < 0)
+        why = "cannot find the streams";
+    if (ret >= 0) {
+        file_pick_streams(p);
+        if (!p->fmt_ntracks) {
+            ret = AVERROR_INVALIDDATA;
+            why = "no audio or video stream";
+        }
+    }
+    if (ret < 0) {
+        weir_log_error(MODULE, "cannot read the input file", WL_STR("job", p->name),
+                       WL_STR("path", p->input), WL_STR("reason", why), WL_ERR(ret));
+        return ret == AVERROR(ENOENT) || ret == AVERROR(EACCES) ? ret : AVERROR_INVALIDDATA;
+    }
+    p->fmt_start_us = p->fmt->start_time;
+    p->fmt_duration_us = p->fmt->duration > 0 ? p->fmt->duration : AV_NOPTS_VALUE;
+    p->fmt_size = p->fmt->pb ? avio_size(p->fmt->pb) : 0;
+    return 0;
+}
+
+/* Percent of the file read: by time when the duration is known, else by
+ * bytes.  At most 99 until the job is done. */
+static void file_progress(weir_pipeline *p, const AVPacket *pkt, AVRational tb)
+{
+    int64_t ts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+    int64_t pct = -1;
+    if (ts != AV_NOPTS_VALUE && p->fmt_duration_us != AV_NOPTS_VALUE) {
+        int64_t start = p->fmt_start_us != AV_NOPTS_VALUE ? p->fmt_start_us : 0;
+        pct = (us_of(ts, tb) - start) * 100 / p->fmt_duration_us;
+    } else if (p->fmt_size > 0) {
+        pct = avio_tell(p->fmt->pb) * 100 / p->fmt_size;
+    }
+    pct = pct > 99 ? 99 : pct;
+    if (pct <= atomic_load(&p->progress))
+        return;
+    atomic_store(&p->progress, (int)pct);
+    if (p->sink.progress) {
+        pthread_mutex_lock(&p->olock);  /* sink callbacks never run concurrently */
+        p->sink.progress(p->sink.arg, (int)pct);
+        pthread_mutex_unlock(&p->olock);
+    }
+}
+
+static int file_read(weir_pipeline *p, AVPacket *pkt)
+{
+    for (;;) {
+        int ret = av_read_frame(p->fmt, pkt);
+        if (ret == AVERROR_EOF)
+            return ret;
+        if (ret < 0) {
+            weir_log_error(MODULE, "the input file stopped reading", WL_STR("job", p->name),
+                           WL_STR("path", p->input), WL_ERR(ret));
+            return ret;
+        }
+        for (int t = 0; t < p->fmt_ntracks; t++)
+            if (pkt->stream_index == p->fmt_map[t]) {
+                file_progress(p, pkt, p->fmt->streams[pkt->stream_index]->time_base);
+                pkt->stream_index = t;
+                return 0;
+            }
+        av_packet_unref(pkt);
+    }
+}
+
+static int file_ntracks(weir_pipeline *p)
+{
+    return p->fmt_ntracks;
+}
+
+static const AVCodecParameters *file_codecpar(weir_pipeline *p, int track, AVRational *tb)
+{
+    AVStream *st = p->fmt->streams[p->fmt_map[track]];
+    if (tb)
+        *tb = st->time_base;
+    return st->codecpar;
+}
+
+static AVRational file_framerate(weir_pipeline *p)
+{
+    if (p->vin < 0)
+        return (AVRational){ 0, 1 };
+    AVStream *st = p->fmt->streams[p->fmt_map[p->vin]];
+    return st->avg_frame_rate.num > 0 ? st->avg_frame_rate : st->r_frame_rate;
+}
+
+static void file_stats(weir_pipeline *p, weir_sub_stats *st)
+{
+    (void)p;
+    memset(st, 0, sizeof *st);          /* a file is never skipped */
+}
+
+static void file_close(weir_pipeline *p)
+{
+    avformat_close_input(&p->fmt);
+}
+
+static const input_ops file_input = {
+    .kind = "file", .open = file_open, .read = file_read, .ntracks = file_ntracks,
+    .codecpar = file_codecpar, .framerate = file_framerate, .stats = file_stats,
+    .close = file_close,
+};
+
+/* ---- outputs ------------------------------------------------------------------------ */
+
+static int bus_out_open(weir_pipeline *p)
+{
+    int ret = publish_output(p);
+    if (ret < 0) {
+        weir_log_error(MODULE, "cannot publish the renditions", WL_STR("stream", p->name),
+                       WL_STR("output", p->out_name), WL_ERR(ret));
+        return ret;
+    }
+    weir_publisher_info info = { .protocol = "transcode" };
+    av_strlcpy(info.encoder, "weir " MODULE, sizeof info.encoder);
+    if (p->nrungs)
+        info.framerate = p->rungs[0].r.fps;
+    weir_stream_set_publisher(p->out, &info);
+    return 0;
+}
+
+static int bus_out_add_track(weir_pipeline *p, const AVCodecParameters *par, AVRational tb)
+{
+    return weir_stream_add_track(p->out, par, tb);
+}
+
+static int bus_out_write(weir_pipeline *p, const AVPacket *pkt)
+{
+    return weir_stream_write(p->out, pkt);
+}
+
+static void bus_out_end(weir_pipeline *p)
+{
+    if (p->out)
+        weir_stream_end(p->out);
+    p->out = NULL;
+}
+
+static const output_ops bus_output = {
+    .open = bus_out_open, .add_track = bus_out_add_track, .write = bus_out_write,
+    .end = bus_out_end,
+};
+
+static int sink_open(weir_pipeline *p)
+{
+    (void)p;
+    return 0;
+}
+
+static int sink_add_track(weir_pipeline *p, const AVCodecParameters *par, AVRational tb)
+{
+    int ret = p->sink.track(p->sink.arg, p->sink_tracks, par, tb);
+    return ret < 0 ? ret : p->sink_tracks++;
+}
+
+/* A sink that refuses a packet fails the job. */
+static int sink_write(weir_pipeline *p, const AVPacket *pkt)
+{
+    int ret = p->sink.packet(p->sink.arg, pkt);
+    if (ret < 0) {
+        int none = 0;
+        if (atomic_compare_exchange_strong(&p->out_err, &none, ret))
+            weir_log_error(MODULE, "the sink refused a packet", WL_STR("job", p->name),
+                           WL_ERR(ret));
+        weir_pipeline_stop(p);
+    }
+    return ret;
+}
+
+static void sink_end(weir_pipeline *p)
+{
+    (void)p;                            /* the caller's done follows run */
+}
+
+static const output_ops sink_output = {
+    .open = sink_open, .add_track = sink_add_track, .write = sink_write, .end = sink_end,
+};
+
+/* ---- the job --------------------------------------------------------------------- */
+
 int weir_pipeline_new(const weir_pipeline_opts *opts, weir_pipeline **out)
 {
     weir_pipeline *p = calloc(1, sizeof *p);
     int ret = AVERROR(ENOMEM);
     if (!p)
         return ret;
-    const char *name = weir_stream_name(opts->source);
-    if (strlen(name) + strlen(WEIR_PIPELINE_SUFFIX) > WEIR_BUS_NAME_MAX) {
+    if (!opts->source == !opts->input || (!opts->sink && !opts->bus) ||
+        (opts->sink && (!opts->sink->track || !opts->sink->packet))) {
+        free(p);
+        return AVERROR(EINVAL);
+    }
+    const char *name = opts->source ? weir_stream_name(opts->source)
+                                    : opts->name ? opts->name : opts->input;
+    if (opts->source && strlen(name) + strlen(WEIR_PIPELINE_SUFFIX) > WEIR_BUS_NAME_MAX) {
         free(p);
         return AVERROR(EINVAL);
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cond, NULL);
     pthread_mutex_init(&p->olock, NULL);
+    p->in = opts->source ? &bus_input : &file_input;
+    p->outp = opts->sink ? &sink_output : &bus_output;
     p->bus = opts->bus;
-    p->src = opts->source;
-    weir_stream_ref(p->src);
+    if (opts->sink)
+        p->sink = *opts->sink;
+    p->ticket = opts->ticket;
     av_strlcpy(p->name, name, sizeof p->name);
-    snprintf(p->out_name, sizeof p->out_name, "%s%s", name, WEIR_PIPELINE_SUFFIX);
+    if (!opts->sink)
+        snprintf(p->out_name, sizeof p->out_name, "%s%s", name, WEIR_PIPELINE_SUFFIX);
     p->profile = *opts->profile;
+    av_strlcpy(p->profile_name, opts->profile_name ? opts->profile_name : "",
+               sizeof p->profile_name);
     p->segment_ms = opts->segment_ms > 0 ? opts->segment_ms : 2000;
     p->vin = p->ain = p->aout = p->source_rung = -1;
     p->started_us = av_gettime_relative();
+    atomic_store(&p->progress, opts->input ? 0 : -1);
     if (!(p->dframe = av_frame_alloc()) || !(p->adframe = av_frame_alloc()) ||
         !(p->opkt = av_packet_alloc()))
         goto fail;
-    weir_sub_opts so = { .queue_len = opts->queue_len > 0 ? opts->queue_len : QUEUE_DEFAULT,
-                         .notify = on_notify, .arg = p };
-    if ((ret = weir_stream_subscribe(p->src, &so, &p->sub)) < 0)
+    if (opts->input && !(p->input = strdup(opts->input)))
         goto fail;
+    if (opts->source) {
+        p->src = opts->source;
+        weir_stream_ref(p->src);
+        weir_sub_opts so = { .queue_len = opts->queue_len > 0 ? opts->queue_len : QUEUE_DEFAULT,
+                             .notify = on_notify, .arg = p };
+        if ((ret = weir_stream_subscribe(p->src, &so, &p->sub)) < 0)
+            goto fail;
+    }
     *out = p;
     return 0;
 fail:
@@ -1305,12 +1712,22 @@ fail:
     return ret;
 }
 
+void weir_pipeline_set_profile(weir_pipeline *p, const weir_ladder_profile *profile,
+                               const char *name)
+{
+    p->profile = *profile;
+    av_strlcpy(p->profile_name, name ? name : "", sizeof p->profile_name);
+}
+
 void weir_pipeline_stop(weir_pipeline *p)
 {
     pthread_mutex_lock(&p->lock);
     p->stop = 1;
+    atomic_store(&p->stopping, 1);
     pthread_cond_signal(&p->cond);
     pthread_mutex_unlock(&p->lock);
+    if (p->ticket)
+        weir_pool_cancel(p->ticket);    /* a file job may wait in the pool */
 }
 
 /* Waits for a notify or a stop; 1 when stopped. */
@@ -1325,36 +1742,70 @@ static int wait_for_packets(weir_pipeline *p)
     return stop;
 }
 
+/* The next source packet: 0, AVERROR_EOF, AVERROR_EXIT once stopped, or an
+ * error.  A live job stops once it has read what its source queued; a file
+ * job, which always has more, looks before each packet, and passes the
+ * pool's checkpoint. */
+static int next_packet(weir_pipeline *p, AVPacket *pkt)
+{
+    for (;;) {
+        if (p->input && (atomic_load(&p->stopping) ||
+                         (p->ticket && weir_pool_checkpoint(p->ticket) < 0)))
+            return AVERROR_EXIT;
+        int ret = p->in->read(p, pkt);
+        if (ret != AVERROR(EAGAIN))
+            return ret;
+        if (wait_for_packets(p))
+            return AVERROR_EXIT;
+    }
+}
+
+/* How the run ended: the state and the result. */
+static weir_pipeline_state run_end(weir_pipeline *p, int *ret)
+{
+    int out_err = atomic_load(&p->out_err);
+    if (out_err < 0) {
+        *ret = out_err;
+        return WEIR_PIPELINE_FAILED;
+    }
+    if (*ret == AVERROR_EXIT && atomic_load(&p->stopping))
+        return WEIR_PIPELINE_CANCELLED;
+    return *ret < 0 ? WEIR_PIPELINE_FAILED : WEIR_PIPELINE_DONE;
+}
+
+static void log_end(weir_pipeline *p, weir_pipeline_state end, int ret)
+{
+    weir_sub_stats st;
+    p->in->stats(p, &st);
+    double wall = (double)(av_gettime_relative() - p->started_us) / 1e6;
+    double media = (double)atomic_load(&p->media_us) / 1e6;
+    weir_log(end == WEIR_PIPELINE_FAILED ? WEIR_LOG_ERROR : WEIR_LOG_INFO, MODULE, "job ended",
+             WL_STR("stream", p->name), WL_STR("input", p->in->kind),
+             WL_STR("state", weir_pipeline_state_name(end)),
+             WL_DOUBLE("media_seconds", media), WL_DOUBLE("speed", wall > 0 ? media / wall : 0),
+             WL_UINT("source_skips", st.skips), WL_UINT("source_dropped", st.dropped),
+             WL_UINT("frames", atomic_load(&p->frames_decoded)),
+             WL_UINT("decode_errors", atomic_load(&p->decode_errors)),
+             WL_UINT("late_drops", atomic_load(&p->late_drops)),
+             ret < 0 && ret != AVERROR_EXIT ? WL_ERR(ret) : (weir_log_field){ 0 });
+}
+
 int weir_pipeline_run(weir_pipeline *p)
 {
     AVPacket *pkt = av_packet_alloc();
-    weir_pipeline_state end = WEIR_PIPELINE_FAILED;
-    int ret = pkt ? 0 : AVERROR(ENOMEM);
+    int ret = pkt ? p->in->open(p) : AVERROR(ENOMEM);
 
     while (ret >= 0) {
-        ret = weir_sub_read(p->sub, pkt);
-        if (ret == AVERROR(EAGAIN)) {
-            ret = 0;
-            if (wait_for_packets(p)) {
-                end = WEIR_PIPELINE_CANCELLED;
-                break;
-            }
-            continue;
-        }
+        ret = next_packet(p, pkt);
         if (ret == AVERROR_EOF) {
-            if (weir_pipeline_get_state(p) == WEIR_PIPELINE_WAITING) {
-                ret = 0;                /* ended before it started: nothing to do */
-                end = WEIR_PIPELINE_DONE;
-                break;
-            }
-            ret = job_finish(p);
-            if (ret >= 0)
-                end = WEIR_PIPELINE_DONE;
+            weir_pipeline_state st = state_of(p);
+            /* Ended before it started, or while it waited: nothing to do. */
+            ret = st == WEIR_PIPELINE_WAITING || st == WEIR_PIPELINE_QUEUED ? 0 : job_finish(p);
             break;
         }
         if (ret < 0)
             break;
-        if (weir_pipeline_get_state(p) == WEIR_PIPELINE_WAITING)
+        if (state_of(p) == WEIR_PIPELINE_WAITING)
             ret = job_start(p);
         if (ret >= 0)
             ret = on_packet(p, pkt);
@@ -1363,61 +1814,80 @@ int weir_pipeline_run(weir_pipeline *p)
     av_packet_free(&pkt);
     for (int i = 0; i < p->nrungs; i++)
         rung_join(&p->rungs[i], 0);     /* cancelled or failed: nothing more to encode */
-    atomic_store(&p->state, end);       /* before S/abr ends: its readers may ask */
-    if (p->out) {
-        weir_stream_end(p->out);
-        p->out = NULL;
+    weir_pipeline_state end = run_end(p, &ret);
+    if (end == WEIR_PIPELINE_DONE && p->input) {
+        atomic_store(&p->progress, 100);
+        if (p->sink.progress)
+            p->sink.progress(p->sink.arg, 100);     /* the rung threads are gone */
     }
-    weir_sub_stats st;
-    weir_sub_stats_get(p->sub, &st);
-    double wall = (double)(av_gettime_relative() - p->started_us) / 1e6;
-    double media = (double)atomic_load(&p->media_us) / 1e6;
-    weir_log(end == WEIR_PIPELINE_FAILED ? WEIR_LOG_ERROR : WEIR_LOG_INFO, MODULE, "job ended",
-             WL_STR("stream", p->name), WL_STR("state", weir_pipeline_state_name(end)),
-             WL_DOUBLE("media_seconds", media), WL_DOUBLE("speed", wall > 0 ? media / wall : 0),
-             WL_UINT("source_skips", st.skips), WL_UINT("source_dropped", st.dropped),
-             WL_UINT("frames", atomic_load(&p->frames_decoded)),
-             WL_UINT("decode_errors", atomic_load(&p->decode_errors)),
-             WL_UINT("late_drops", atomic_load(&p->late_drops)),
-             ret < 0 ? WL_ERR(ret) : (weir_log_field){ 0 });
+    atomic_store(&p->result, ret < 0 ? ret : 0);
+    atomic_store(&p->state, end);       /* before the output ends: its readers may ask */
+    p->outp->end(p);
+    log_end(p, end, ret);
     return ret < 0 ? ret : 0;
 }
 
-json_t *weir_pipeline_json(weir_pipeline *p)
+static double since_running(weir_pipeline *p)
 {
-    double wall = (double)(av_gettime_relative() - p->started_us) / 1e6;
-    double media = (double)atomic_load(&p->media_us) / 1e6;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f}",
-                          "stream", p->name, "output", p->out_name,
-                          "state", weir_pipeline_state_name(weir_pipeline_get_state(p)),
-                          "frames_decoded", (json_int_t)atomic_load(&p->frames_decoded),
-                          "decode_errors", (json_int_t)atomic_load(&p->decode_errors),
-                          "late_drops", (json_int_t)atomic_load(&p->late_drops),
-                          "media_seconds", media,
-                          "speed", wall > 0 ? media / wall : 0.0);
-    weir_sub_stats st;
-    weir_sub_stats_get(p->sub, &st);
-    json_object_set_new(o, "source_skips", json_integer((json_int_t)st.skips));
-    json_object_set_new(o, "source_dropped", json_integer((json_int_t)st.dropped));
+    int64_t t0 = atomic_load(&p->running_us);
+    return t0 ? (double)(av_gettime_relative() - t0) / 1e6 : 0.0;
+}
+
+static json_t *renditions_json(weir_pipeline *p, double wall, double speed)
+{
     json_t *rs = json_array();
-    if (!o || !rs) {
-        json_decref(o);
-        json_decref(rs);
-        return NULL;
-    }
-    for (int i = 0; i < atomic_load(&p->nrungs_ready); i++) {
+    for (int i = 0; rs && i < atomic_load(&p->nrungs_ready); i++) {
         rung *r = &p->rungs[i];
         otrack *t = &p->tracks[r->out];
         double frames = (double)atomic_load(&r->frames);
-        json_array_append_new(rs, json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:f}",
+        double media = (double)atomic_load(&r->media_us) / 1e6;
+        json_array_append_new(rs, json_pack("{s:s, s:b, s:s?, s:i, s:i, s:I, s:I, s:I, s:I, "
+                                            "s:f, s:f}",
                                             "name", r->r.name, "passthrough", r->r.source,
+                                            "encoder", r->r.encoder,
+                                            "width", r->r.width, "height", r->r.height,
                                             "frames", (json_int_t)frames,
                                             "packets", (json_int_t)atomic_load(&t->packets),
                                             "keyframes", (json_int_t)atomic_load(&t->keyframes),
                                             "encode_errors",
                                             (json_int_t)atomic_load(&r->encode_errors),
-                                            "fps", wall > 0 ? frames / wall : 0.0));
+                                            "fps", wall > 0 ? frames / wall : 0.0,
+                                            "speed", r->r.source ? speed
+                                                     : wall > 0 ? media / wall : 0.0));
     }
+    return rs;
+}
+
+json_t *weir_pipeline_json(weir_pipeline *p)
+{
+    double wall = since_running(p);
+    double media = (double)atomic_load(&p->media_us) / 1e6;
+    double speed = wall > 0 ? media / wall : 0.0;
+    weir_sub_stats st;
+    p->in->stats(p, &st);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I, s:I}",
+                          "kind", p->in->kind, "stream", p->name,
+                          "state", weir_pipeline_state_name(weir_pipeline_get_state(p)),
+                          "frames_decoded", (json_int_t)atomic_load(&p->frames_decoded),
+                          "decode_errors", (json_int_t)atomic_load(&p->decode_errors),
+                          "late_drops", (json_int_t)atomic_load(&p->late_drops),
+                          "media_seconds", media, "speed", speed,
+                          "source_skips", (json_int_t)st.skips,
+                          "source_dropped", (json_int_t)st.dropped);
+    json_t *rs = renditions_json(p, wall, speed);
+    if (!o || !rs) {
+        json_decref(o);
+        json_decref(rs);
+        return NULL;
+    }
+    if (p->out_name[0])
+        json_object_set_new(o, "output", json_string(p->out_name));
+    if (p->input)
+        json_object_set_new(o, "progress", json_integer(atomic_load(&p->progress)));
+    if (state_of(p) == WEIR_PIPELINE_FAILED)
+        json_object_set_new(o, "error", json_string(av_err2str(atomic_load(&p->result))));
+    if (p->ticket)
+        json_object_set_new(o, "admission", weir_pool_ticket_json(p->ticket));
     json_object_set_new(o, "renditions", rs);
     pthread_mutex_lock(&p->lock);
     if (p->plan_json)
@@ -1430,8 +1900,8 @@ void weir_pipeline_free(weir_pipeline *p)
 {
     if (!p)
         return;
-    weir_sub_close(p->sub);             /* no notify after this */
-    weir_stream_unref(p->src);
+    if (p->in)
+        p->in->close(p);
     if (p->out)
         weir_stream_end(p->out);
     for (int i = 0; i < p->nrungs; i++) {
@@ -1443,10 +1913,10 @@ void weir_pipeline_free(weir_pipeline *p)
             pthread_mutex_destroy(&r->qlock);
         }
     }
-    for (int i = 0; i < p->npending; i++)
-        av_packet_free(&p->pending[i]);
+    drop_pending(p);
     free(p->pending);
     tracks_free(p);
+    weir_nal_conv_free(p->vconv);
     avcodec_free_context(&p->vdec);
     avcodec_free_context(&p->adec);
     avcodec_free_context(&p->aenc);
@@ -1458,6 +1928,7 @@ void weir_pipeline_free(weir_pipeline *p)
     av_frame_free(&p->adframe);
     av_packet_free(&p->opkt);
     json_decref(p->plan_json);
+    free(p->input);
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
     pthread_mutex_destroy(&p->olock);

@@ -15,13 +15,22 @@
 #define LADDER_TEXT_MAX 500         /* `weir config dump` prints values up to 511 bytes */
 
 const char *const weir_transcode_profile_names[] = { "default", "low", "high", NULL };
+const char *const weir_transcode_overload_names[] = { "degrade", "queue", NULL };
 
 static const weir_conf_key transcode_keys[] = {
     { "transcode.enabled", WEIR_CONF_BOOL, K(enabled), "false", 0, 0, NULL,
       "transcode every published stream into an ABR ladder (costs CPU: see docs/operations.md)",
       0 },
     { "transcode.workers", WEIR_CONF_INT, K(workers), "0", 0, 256, NULL,
-      "transcode worker threads; 0 means one per CPU core", 0 },
+      "transcode capacity in workers (one worker: what one core encodes in real time); "
+      "0 means one per CPU core", 0 },
+    { "transcode.overload", WEIR_CONF_ENUM, K(overload), "degrade", 0, 0,
+      weir_transcode_overload_names,
+      "a live stream that does not fit the workers: degrade (drop top renditions) or queue "
+      "(wait, untranscoded and unplayed, for capacity)", 0 },
+    { "transcode.worker_rate", WEIR_CONF_DOUBLE, K(worker_rate), "70", 0.001, 100000, NULL,
+      "megapixels per second one worker encodes in real time with x264 veryfast "
+      "(calibrate: docs/operations.md)", 0 },
     { "transcode.profile", WEIR_CONF_ENUM, K(profile), "default", 0, 0,
       weir_transcode_profile_names,
       "the profile streams get: default (transcode.ladder), low or high", 0 },

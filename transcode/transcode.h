@@ -3,17 +3,22 @@
  * (DESIGN.md §1).
  *
  * A weir_transcoder watches the bus.  Every stream published under a
- * user-facing name S (weir_stream_name_valid) gets a job that publishes the
- * ABR renditions of S as one bus stream "S/abr": one video track per
+ * user-facing name S (weir_stream_name_valid) gets a live job that publishes
+ * the ABR renditions of S as one bus stream "S/abr": one video track per
  * rendition, highest first, then one audio track shared by all, in the ISO
  * form (avcC/hvcC extradata, 4-byte length-prefixed NAL units) and in the
  * source's time bases.  Keyframes of every video track fall on the same
  * pts: the segment boundaries (docs/operations.md, "Transcoding").  The job
  * ends when S ends, and ends S/abr.
  *
- * For now each job runs on a thread of its own and encodes its rungs one
- * after another on it (each encoder is multi-threaded); there is no pool or
- * admission control yet.
+ * File jobs (weir_transcoder_file) run the same pipeline over a media file
+ * read at full speed and hand the renditions to a sink instead of the bus.
+ *
+ * Every job holds a place in one worker pool (transcode/pool.c): capacity is
+ * transcode.workers, counted in what one core encodes in real time; a live
+ * job that does not fit is degraded or queued (transcode.overload); file
+ * jobs wait for capacity and give it up while a live job needs it.  Each job
+ * runs on a thread of its own, with one more thread per encoded rung.
  */
 #ifndef WEIR_TRANSCODE_H
 #define WEIR_TRANSCODE_H
@@ -25,7 +30,9 @@
 
 typedef struct weir_transcode_settings {
     int enabled;                    /* transcode.enabled */
-    int64_t workers;                /* 0: one per CPU core */
+    int64_t workers;                /* capacity in workers; 0: one per CPU core */
+    int overload;                   /* index into weir_transcode_overload_names */
+    double worker_rate;             /* Mpx/s one worker encodes in real time (veryfast) */
     int profile;                    /* index into weir_transcode_profile_names */
     char *ladder;                   /* profile "default" (owned by the weir_conf) */
     char *ladder_low;               /* profile "low" */
@@ -36,6 +43,9 @@ extern const weir_conf_table weir_transcode_conf_table;
 
 /* "default", "low", "high", NULL. */
 extern const char *const weir_transcode_profile_names[];
+
+/* "degrade", "queue", NULL: what a live job that does not fit gets. */
+extern const char *const weir_transcode_overload_names[];
 
 /* The ladder text of the profile called name (borrowed from s), or NULL for
  * an unknown name. */
@@ -53,18 +63,84 @@ typedef struct weir_transcoder_opts {
     int64_t segment_duration_ms;                /* packager.segment_duration */
     weir_metrics *metrics;                      /* may be NULL: no metrics */
     int queue_len;                              /* packets queued per source; 0: 1024 */
+    /* Optional: the profile a stream asked for (its stream key's), by name
+     * into name (cap bytes); 0, or a negative AVERROR / "" for the default
+     * (transcode.profile).  Called on the job's thread, before its ladder is
+     * decided; it may block briefly (a database lookup).  An unknown name is
+     * logged and the default used. */
+    int (*stream_profile)(void *arg, const char *stream, char *name, size_t cap);
+    void *stream_profile_arg;
 } weir_transcoder_opts;
 
-/* Starts watching opts->bus; streams published earlier are not picked up
- * (create the transcoder before ingest starts).  *out (OUT) is the caller's:
+/* Starts watching opts->bus (NULL: file jobs only); streams published
+ * earlier are not picked up (create the transcoder before ingest starts).  *out (OUT) is the caller's:
  * weir_transcoder_free.  Returns 0, AVERROR(EINVAL) for a profile that does
  * not parse (config validation makes that a bug), AVERROR(ENOMEM). */
 int weir_transcoder_new(const weir_transcoder_opts *opts, weir_transcoder **out);
 
-/* Every job as a JSON array, the last 16 that ended first, then the live
- * ones: stream, state, ladder decisions, per-rendition counters, speed.  A new
- * reference for the caller, or NULL on ENOMEM.  Any thread. */
+/* ---- file jobs ------------------------------------------------------------ */
+
+/* Where a file job's renditions go.  The callbacks are made one at a time
+ * (never concurrently), from the job's threads, and never after done. */
+typedef struct weir_transcode_sink {
+    /* Once per output track, 0, 1, ... in order, all before the first
+     * packet: video renditions highest first, then the audio.  par (ISO
+     * form, as on the bus) is borrowed for the call.  A negative AVERROR
+     * fails the job. */
+    int (*track)(void *arg, int index, const AVCodecParameters *par, AVRational time_base);
+    /* Every output packet, in non-decreasing dts across tracks (hence in dts
+     * order per rendition); stream_index is the track.  Borrowed: take a
+     * reference (av_packet_ref) to keep it.  A negative AVERROR fails the
+     * job. */
+    int (*packet)(void *arg, const AVPacket *pkt);
+    /* Optional: percent of the file read, 0..100, each time it grows; 100
+     * comes once the job is done. */
+    void (*progress)(void *arg, int percent);
+    /* Optional, and the last call: 0 (done), AVERROR_EXIT (cancelled), or
+     * the error that failed the job. */
+    void (*done)(void *arg, int result);
+    void *arg;
+} weir_transcode_sink;
+
+typedef struct weir_transcode_file_opts {
+    const char *input;              /* a path libavformat opens; copied */
+    const char *name;               /* in logs, the API and metrics; NULL: the input's base name */
+    const char *profile;            /* a profile name; NULL: transcode.profile */
+    int64_t segment_duration_ms;    /* keyframe spacing; 0: the transcoder's */
+    weir_transcode_sink sink;       /* copied; packet and track are required */
+} weir_transcode_file_opts;
+
+/* Starts a file job: the same pipeline as a live stream's, reading opts->input
+ * as fast as the workers go, with keyframes at segment boundaries computed
+ * as for a live stream.  It waits for capacity behind every live job and
+ * gives its capacity up while a live job needs it.  *id (OUT, may be NULL)
+ * names it in weir_transcoder_cancel and the API.  The job's result comes to
+ * sink.done: a file libavformat cannot open, or with no decodable video or
+ * audio, fails with AVERROR_INVALIDDATA (logged with the path and reason).
+ * Returns 0, AVERROR(EINVAL) for an unknown profile or a missing callback,
+ * AVERROR(ENOMEM). */
+int weir_transcoder_file(weir_transcoder *t, const weir_transcode_file_opts *opts,
+                         uint64_t *id);
+
+/* Cancels job id (live or file): it ends as "cancelled" (a live job ends its
+ * S/abr; the stream itself goes on untranscoded).  0, or AVERROR(ENOENT)
+ * when no such job is running.  Any thread but the job's own callbacks. */
+int weir_transcoder_cancel(weir_transcoder *t, uint64_t id);
+
+/* ---- state -------------------------------------------------------------- */
+
+/* Every job as a JSON array, the last 16 that ended first, then the others:
+ * id, kind (live|file), stream, state (queued, waiting, probing, running,
+ * done, failed, cancelled), admission (the pool's view: cost in workers),
+ * ladder decisions, per-rendition counters, fps and speed, progress (file
+ * jobs).  A new reference for the caller, or NULL on ENOMEM.  Any thread. */
 json_t *weir_transcoder_jobs_json(weir_transcoder *t);
+
+/* {"pool": {capacity, used, overload, ...}, "jobs": weir_transcoder_jobs_json}:
+ * what GET /api/v1/transcode/jobs shows.  arg is the weir_transcoder (the
+ * shape of weir_control_opts' transcode_jobs callback).  A new reference, or
+ * NULL on ENOMEM.  Any thread. */
+json_t *weir_transcoder_status_json(void *arg);
 
 /* Stops watching, cancels every job (their S/abr streams end), joins their
  * threads and frees everything.  Not from a bus watcher.  NULL is a no-op. */

@@ -261,6 +261,33 @@ static int delete_asset(api_call *c)
     return ok(c, 200, json_pack("{ss ss}", "id", c->param, "state", "deleted"));
 }
 
+/* ---- handlers: transcode jobs ---------------------------------------------- */
+
+static int list_transcode_jobs(api_call *c)
+{
+    const weir_api_opts *o = &c->api->opts;
+    if (!o->transcode_status)
+        return ok(c, 200, json_pack("{s:b, s:n, s:[]}", "enabled", 0, "pool", "jobs"));
+    json_t *st = o->transcode_status(o->transcode_arg);
+    if (!st)
+        return AVERROR(ENOMEM);
+    json_object_set_new(st, "enabled", json_true());
+    return ok(c, 200, st);
+}
+
+static int cancel_transcode_job(api_call *c)
+{
+    const weir_api_opts *o = &c->api->opts;
+    char *end;
+    unsigned long long id = strtoull(c->param, &end, 10);
+    if (*end || c->param[0] < '0' || c->param[0] > '9')
+        return problem(c, 404, "no running transcode job with that id");
+    if (!o->transcode_cancel || o->transcode_cancel(o->transcode_arg, id) < 0)
+        return problem(c, 404, "no running transcode job with that id");
+    weir_log_info("api", "transcode job cancelled", WL_UINT("id", id));
+    return ok(c, 202, json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "cancelling"));
+}
+
 /* ---- handlers: keys and tokens --------------------------------------------- */
 
 static int list_keys(api_call *c)
@@ -283,11 +310,25 @@ static json_t *body_object(api_call *c)
     return o;
 }
 
+/* 1 if profile (NULL: none asked) names a transcode profile. */
+static int profile_ok(const weir_api_opts *o, const json_t *v, const char **profile)
+{
+    *profile = json_string_value(v);
+    if (!v || json_is_null(v))
+        return 1;
+    if (!*profile || !weir_keys_profile_valid(*profile))
+        return 0;
+    for (int i = 0; o->transcode_profiles && o->transcode_profiles[i]; i++)
+        if (strcmp(o->transcode_profiles[i], *profile) == 0)
+            return 1;
+    return !o->transcode_profiles;
+}
+
 static int create_key(api_call *c)
 {
     char key[WEIR_CRED_LEN + 1];
     json_t *in = body_object(c);
-    const char *name, *note;
+    const char *name, *note, *profile;
     int r;
 
     if (!in)
@@ -298,14 +339,19 @@ static int create_key(api_call *c)
         json_decref(in);
         return problem(c, 400, "\"name\" must be 1-64 characters of A-Z a-z 0-9 _ -");
     }
-    r = weir_keys_create(c->api->opts.db, name, note, key);
+    if (!profile_ok(&c->api->opts, json_object_get(in, "profile"), &profile)) {
+        json_decref(in);
+        return problem(c, 400, "\"profile\" must name a transcode profile "
+                               "(default, low, high)");
+    }
+    r = weir_keys_create_with_profile(c->api->opts.db, name, note, profile, key);
     if (r == AVERROR(EEXIST)) {
         json_decref(in);
         return problem(c, 409, "that stream already has a key; revoke it first");
     }
     if (r >= 0)
-        r = ok(c, 201, json_pack("{ss ss ss}", "name", name, "key", key, "note",
-                                 note ? note : ""));
+        r = ok(c, 201, json_pack("{ss ss ss ss}", "name", name, "key", key, "note",
+                                 note ? note : "", "profile", profile ? profile : ""));
     json_decref(in);
     return r;
 }
@@ -397,6 +443,8 @@ static const api_route routes[] = {
     { "GET",    "/api/v1/assets/{id}",    WEIR_SCOPE_READ,  get_asset },
     { "DELETE", "/api/v1/assets/{id}",    WEIR_SCOPE_WRITE, delete_asset },
     { "POST",   "/api/v1/uploads/urls",   WEIR_SCOPE_WRITE, create_upload_url },
+    { "GET",    "/api/v1/transcode/jobs", WEIR_SCOPE_READ,  list_transcode_jobs },
+    { "DELETE", "/api/v1/transcode/jobs/{id}", WEIR_SCOPE_WRITE, cancel_transcode_job },
     { "GET",    "/api/v1/keys",           WEIR_SCOPE_READ,  list_keys },
     { "POST",   "/api/v1/keys",           WEIR_SCOPE_WRITE, create_key },
     { "DELETE", "/api/v1/keys/{name}",    WEIR_SCOPE_WRITE, revoke_key },

@@ -37,6 +37,17 @@ typedef struct weir_api_opts {
     weir_dbpool *db;
     weir_bus *bus;
     const char *vod_dir;        /* the VOD assets (control/assets) */
+    /* Transcoding (NULL when it is off): GET /api/v1/transcode/jobs shows
+     * what transcode_status returns (a new reference; any thread), DELETE
+     * /api/v1/transcode/jobs/{id} calls transcode_cancel (0, or
+     * AVERROR(ENOENT) for no such running job).  Both get transcode_arg.
+     * The control plane knows no transcode header: the app wires these. */
+    json_t *(*transcode_status)(void *arg);
+    int (*transcode_cancel)(void *arg, uint64_t id);
+    void *transcode_arg;
+    /* The transcode profiles a stream key may name, NULL-terminated
+     * (POST /api/v1/keys); NULL: any name of 1-15 [a-z0-9_-]. */
+    const char *const *transcode_profiles;
     struct weir_uploads *uploads;   /* NULL: no upload URLs, uploads not in assets */
     /* Called between the API's own exact routes and its /api/v1/ prefix
      * route, so that a module can serve paths below /api/v1/ itself (tus

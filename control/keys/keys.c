@@ -46,6 +46,8 @@ const weir_db_migration weir_keys_migrations[] = {
       "  created_at BIGINT NOT NULL,"
       "  last_used_at BIGINT,"
       "  revoked_at BIGINT);" },
+    /* The transcode profile a stream asks for ('': transcode.profile). */
+    { 2, "ALTER TABLE stream_keys ADD COLUMN profile TEXT NOT NULL DEFAULT '';" },
 };
 const size_t weir_keys_nmigrations = sizeof weir_keys_migrations / sizeof weir_keys_migrations[0];
 
@@ -167,9 +169,10 @@ static int acquire(weir_dbpool *pool, weir_db **db)
 }
 
 /* Inserts a new credential row.  sql takes $1 id, $2 and $3 the table's two
- * text columns, $4 salt, $5 hash, $6 created_at. */
+ * text columns, $4 salt, $5 hash, $6 created_at, and $7 a third text column
+ * when x is not NULL. */
 static int cred_insert(weir_dbpool *pool, const char *sql, const cred *c, const char *a,
-                       const char *b)
+                       const char *b, const char *x)
 {
     weir_db *db;
     weir_db_stmt *st = NULL;
@@ -184,6 +187,7 @@ static int cred_insert(weir_dbpool *pool, const char *sql, const cred *c, const 
     if (r >= 0) r = weir_db_bind_blob(st, 4, c->salt, sizeof c->salt);
     if (r >= 0) r = weir_db_bind_blob(st, 5, c->hash, sizeof c->hash);
     if (r >= 0) r = weir_db_bind_int64(st, 6, weir_clock_unix_ms());
+    if (r >= 0 && x) r = weir_db_bind_text(st, 7, x);
     if (r >= 0) r = weir_db_step(st);
     weir_db_finalize(st);
     weir_dbpool_release(pool, db);
@@ -209,23 +213,66 @@ static int cred_revoke(weir_dbpool *pool, const char *sql, const char *value)
 
 /* ---- stream keys --------------------------------------------------------- */
 
-int weir_keys_create(weir_dbpool *pool, const char *name, const char *note,
-                     char key_out[WEIR_CRED_LEN + 1])
+int weir_keys_profile_valid(const char *profile)
+{
+    size_t n = profile ? strlen(profile) : 0;
+    if (n > WEIR_KEY_PROFILE_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789_-", profile[i]))
+            return 0;
+    return 1;
+}
+
+int weir_keys_create_with_profile(weir_dbpool *pool, const char *name, const char *note,
+                                  const char *profile, char key_out[WEIR_CRED_LEN + 1])
 {
     cred c;
     int r;
 
-    if (!weir_stream_name_valid(name))
+    if (!weir_stream_name_valid(name) || !weir_keys_profile_valid(profile))
         return AVERROR(EINVAL);
     if ((r = weir_cred_make("wk_", &c)) < 0)
         return r;
-    r = cred_insert(pool, "INSERT INTO stream_keys (id, stream, note, salt, hash, created_at)"
-                          " VALUES ($1, $2, $3, $4, $5, $6)", &c, name, note ? note : "");
+    r = cred_insert(pool, "INSERT INTO stream_keys (id, stream, note, salt, hash, created_at,"
+                          " profile) VALUES ($1, $2, $3, $4, $5, $6, $7)", &c, name,
+                    note ? note : "", profile ? profile : "");
     if (r >= 0) {       /* AVERROR(EEXIST) otherwise: the stream has an active key */
         memcpy(key_out, c.text, sizeof c.text);
-        weir_log_info("keys", "stream key created", WL_STR("stream", name));
+        weir_log_info("keys", "stream key created", WL_STR("stream", name),
+                      WL_STR("profile", profile ? profile : ""));
     }
     OPENSSL_cleanse(&c, sizeof c);
+    return r;
+}
+
+int weir_keys_create(weir_dbpool *pool, const char *name, const char *note,
+                     char key_out[WEIR_CRED_LEN + 1])
+{
+    return weir_keys_create_with_profile(pool, name, note, NULL, key_out);
+}
+
+int weir_keys_profile(weir_dbpool *pool, const char *name, char *out, size_t cap)
+{
+    weir_db *db;
+    weir_db_stmt *st = NULL;
+    int r;
+
+    if ((r = acquire(pool, &db)) < 0)
+        return r;
+    r = weir_db_prepare(db, "SELECT profile FROM stream_keys"
+                            " WHERE stream = $1 AND revoked_at IS NULL", &st);
+    if (r >= 0) r = weir_db_bind_text(st, 1, name);
+    if (r >= 0) r = weir_db_step(st);
+    if (r == 1) {
+        const char *v = weir_db_col_text(st, 0);
+        snprintf(out, cap, "%s", v ? v : "");
+        r = 0;
+    } else if (r >= 0) {
+        r = AVERROR(ENOENT);
+    }
+    weir_db_finalize(st);
+    weir_dbpool_release(pool, db);
     return r;
 }
 
@@ -331,11 +378,11 @@ static int list_rows(weir_dbpool *pool, const char *sql, const char *const *text
 
 int weir_keys_list(weir_dbpool *pool, json_t **out)
 {
-    static const char *const text[] = { "stream", "note" };
+    static const char *const text[] = { "stream", "note", "profile" };
     static const char *const times[] = { "created", "last_used", "revoked" };
-    return list_rows(pool, "SELECT stream, note, created_at, last_used_at, revoked_at"
+    return list_rows(pool, "SELECT stream, note, profile, created_at, last_used_at, revoked_at"
                            " FROM stream_keys ORDER BY stream, created_at",
-                     text, 2, times, 3, out);
+                     text, 3, times, 3, out);
 }
 
 int weir_keys_count_active(weir_dbpool *pool, int64_t *count)
@@ -390,7 +437,7 @@ int weir_tokens_create(weir_dbpool *pool, weir_scope scope, const char *name,
         return r;
     r = cred_insert(pool, "INSERT INTO api_tokens (id, name, scope, salt, hash, created_at)"
                           " VALUES ($1, $2, $3, $4, $5, $6)", &c, name ? name : "",
-                    weir_scope_name(scope));
+                    weir_scope_name(scope), NULL);
     if (r >= 0) {
         memcpy(token_out, c.text, sizeof c.text);
         memcpy(id_out, c.id, sizeof c.id);

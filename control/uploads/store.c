@@ -16,8 +16,9 @@
 #include <openssl/crypto.h>
 #include <libavutil/error.h>
 
+/* Version 3: the keys' schema has 1 and 2 (control.c applies them in order). */
 const weir_db_migration weir_uploads_migration = {
-    2,
+    3,
     "CREATE TABLE uploads ("
     "  id TEXT PRIMARY KEY,"
     "  state TEXT NOT NULL,"

@@ -45,6 +45,14 @@ def test_keys_cli():
         assert r.returncode != 0 and "no active key" in r.stderr
         r = cli(d, "keys", "create", "bad name!")
         assert r.returncode != 0 and "stream names" in r.stderr, r.stderr
+        # A key may name the transcode profile its stream gets.
+        r = cli(d, "keys", "create", "cam2", "--profile", "huge")
+        assert r.returncode != 0 and "--profile must be" in r.stderr, r.stderr
+        r = cli(d, "keys", "create", "cam2", "--profile", "low")
+        assert r.returncode == 0 and KEY.match(r.stdout.strip()), r.stderr
+        rows = json.loads(cli(d, "keys", "list", "--json").stdout)
+        assert [row["profile"] for row in rows if row["stream"] == "cam2"] == ["low"], rows
+        assert "[profile low]" in cli(d, "keys", "list").stdout
 
 
 def test_tokens_cli():

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from weirtest import Weir, free_port, run_tests  # noqa: E402
 
 WEIR = sys.argv[1]
-SECONDS = 12         # of media pushed; keyframe every second, segments of 1 s
+SECONDS = 20         # of media pushed; keyframe every second, segments of 1 s
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 
 state = {}
@@ -55,6 +55,21 @@ def ffprobe_json(path, *args):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
+
+
+def first_segment():
+    """The number of the stream's first segment, from the init segment's name
+    in the playlist (v0_i<N>.mp4): numbers start at the creation time in
+    half-seconds since 2024, so a republished name never reuses a URL."""
+    if "first" not in state:
+        text = get("/live/cam1/v0.m3u8")[2].decode()
+        state["first"] = int(re.search(r'#EXT-X-MAP:URI="v0_i(\d+)\.mp4"', text).group(1))
+    return state["first"]
+
+
+def seg(n, track="v0"):
+    """URL of the stream's n-th segment (1-based)."""
+    return f"/live/cam1/{track}_{first_segment() + n - 1}.m4s"
 
 
 def setup():
@@ -101,7 +116,9 @@ def test_media_playlist_is_a_sliding_window():
     status, headers, body = wait_for(enough)
     text = body.decode()
     assert "#EXT-X-TARGETDURATION:1" in text, text
-    assert '#EXT-X-MAP:URI="v0_init.mp4"' in text
+    assert f'#EXT-X-MAP:URI="v0_i{first_segment()}.mp4"' in text
+    assert abs(first_segment() / 2 + 1704067200 - time.time()) < 60
+    assert first_segment() < 2 ** 31
     assert "#EXT-X-PROGRAM-DATE-TIME:" in text
     assert "#EXT-X-ENDLIST" not in text
     assert int(re.search(r"max-age=(\d+)", headers["cache-control"]).group(1)) <= 1
@@ -112,6 +129,7 @@ def test_media_playlist_is_a_sliding_window():
         assert 0.9 <= float(d) <= 1.1, text
     first = int(re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", text).group(1))
     assert segs == [f"v0_{n}.m4s" for n in range(first, first + 3)]
+    assert first >= first_segment()
     pdt = re.search(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)", text).group(1)
     when = datetime.datetime.fromisoformat(pdt.replace("Z", "+00:00"))
     age = datetime.datetime.now(datetime.timezone.utc) - when
@@ -119,7 +137,7 @@ def test_media_playlist_is_a_sliding_window():
 
 
 def test_segments_have_cache_and_range_semantics():
-    status, headers, body = get("/live/cam1/v0_1.m4s")
+    status, headers, body = get(seg(1))
     assert status == 200
     assert headers["content-type"] == "video/iso.segment"
     assert headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -127,20 +145,20 @@ def test_segments_have_cache_and_range_semantics():
     assert int(headers["content-length"]) == len(body) > 1000
     assert body[4:8] == b"styp"
     etag = headers["etag"]
-    status, h, b = get("/live/cam1/v0_1.m4s", {"If-None-Match": etag})
+    status, h, b = get(seg(1), {"If-None-Match": etag})
     assert status == 304 and b == b""
-    status, h, b = get("/live/cam1/v0_1.m4s", {"If-Modified-Since": headers["last-modified"]})
+    status, h, b = get(seg(1), {"If-Modified-Since": headers["last-modified"]})
     assert status == 304
-    status, h, b = get("/live/cam1/v0_1.m4s", {"Range": "bytes=100-199"})
+    status, h, b = get(seg(1), {"Range": "bytes=100-199"})
     assert status == 206 and b == body[100:200]
     assert h["content-range"] == f"bytes 100-199/{len(body)}"
-    status, h, b = get("/live/cam1/v0_1.m4s", {"Range": "bytes=-10"})
+    status, h, b = get(seg(1), {"Range": "bytes=-10"})
     assert status == 206 and b == body[-10:]
-    status, h, b = get("/live/cam1/v0_1.m4s", {"Range": f"bytes={len(body)}-"})
+    status, h, b = get(seg(1), {"Range": f"bytes={len(body)}-"})
     assert status == 416 and h["content-range"] == f"bytes */{len(body)}"
-    status, h, b = get("/live/cam1/v0_1.m4s", method="HEAD")
+    status, h, b = get(seg(1), method="HEAD")
     assert status == 200 and b == b"" and int(h["content-length"]) == len(body)
-    status, h, b = get("/live/cam1/a0_init.mp4")
+    status, h, b = get(f"/live/cam1/a0_i{first_segment()}.mp4")
     assert status == 200 and h["content-type"] == "audio/mp4" and b[4:8] == b"ftyp"
 
 
@@ -149,8 +167,7 @@ def test_keep_alive_serves_large_and_small_responses_in_turn():
     conn = http.client.HTTPConnection("127.0.0.1", w.port, timeout=5)
     try:
         whole = None
-        for path in ["/live/cam1/v0_2.m4s", "/live/cam1/v0.m3u8", "/live/cam1/v0_2.m4s",
-                     "/live/cam1/index.m3u8", "/live/cam1/v0_2.m4s"]:
+        for path in [seg(2), "/live/cam1/v0.m3u8", seg(2), "/live/cam1/index.m3u8", seg(2)]:
             conn.request("GET", path)
             r = conn.getresponse()
             body = r.read()
@@ -165,7 +182,7 @@ def test_keep_alive_serves_large_and_small_responses_in_turn():
 
 
 def test_cors_preflight():
-    status, h, b = get("/live/cam1/v0_1.m4s", {"Origin": "http://player.test",
+    status, h, b = get(seg(1), {"Origin": "http://player.test",
                                                "Access-Control-Request-Method": "GET",
                                                "Access-Control-Request-Headers": "range"},
                        method="OPTIONS")
@@ -184,7 +201,7 @@ def test_paths_never_escape_the_store():
         assert status in (400, 404), (path, status)
     # libwebsockets drops a connection whose URI decodes to a NUL.
     try:
-        status = get("/live/cam1/v0_1.m4s%00.txt")[0]
+        status = get(seg(1) + "%00.txt")[0]
     except http.client.RemoteDisconnected:
         status = None
     assert status in (None, 400, 404), status
@@ -198,7 +215,7 @@ def test_segments_decode_with_ffprobe():
             _, _, pl = get(f"/live/cam1/{track}.m3u8")
             out = os.path.join(tmp, f"{track}.mp4")
             with open(out, "wb") as f:
-                f.write(get(f"/live/cam1/{track}_init.mp4")[2])
+                f.write(get(f"/live/cam1/{track}_i{first_segment()}.mp4")[2])
                 for seg in media_segments(pl.decode()):
                     status, _, b = get(f"/live/cam1/{seg}")
                     assert status == 200, seg
@@ -293,6 +310,22 @@ def test_ll_hls_blocking_reload_waits_for_the_part():
     assert h["cache-control"] == "public, max-age=31536000, immutable"
 
 
+def test_ll_dash_streams_the_segment_being_cut():
+    mpd = get("/live/cam1/index.mpd")[2].decode()
+    assert 'availabilityTimeComplete="false"' in mpd and "<ServiceDescription" in mpd
+    msn, part = preload_hint()
+    if part > 0:
+        msn += 1                        # surely not complete by the time we ask
+    t0 = time.monotonic()
+    status, h, body = get(f"/live/cam1/v0_{msn}.m4s")
+    waited = time.monotonic() - t0
+    assert status == 200 and h.get("transfer-encoding") == "chunked", h
+    assert body[4:8] == b"styp"
+    assert waited > 0.2, waited         # it came as the parts were cut
+    status, h, whole = get(f"/live/cam1/v0_{msn}.m4s")
+    assert status == 200 and "transfer-encoding" not in h and whole == body
+
+
 def test_ll_hls_bad_directives():
     msn, part = preload_hint()
     assert get(f"/live/cam1/v0.m3u8?_HLS_msn={msn + 5}")[0] == 400
@@ -345,7 +378,7 @@ def test_end_of_stream_closes_the_playlists():
     mpd = ET.fromstring(get("/live/cam1/index.mpd")[2])
     assert mpd.get("type") == "static" and mpd.get("mediaPresentationDuration")
     # Segment 1 fell out of the window long ago: gone, not "not found".
-    status, h, b = get("/live/cam1/v0_1.m4s")
+    status, h, b = get(seg(1))
     assert status == 410, status
 
 
@@ -371,6 +404,7 @@ if __name__ == "__main__":
                    test_dashboard_page_lists_and_plays_with_local_hls_js,
                    test_ll_hls_playlist_lists_parts,
                    test_ll_hls_blocking_reload_waits_for_the_part,
+                   test_ll_dash_streams_the_segment_being_cut,
                    test_ll_hls_bad_directives,
                    test_ll_hls_holds_many_requests_at_once,
                    test_time_endpoint,

@@ -1,6 +1,7 @@
 """Real players against weir: hls.js and dash.js in headless Chromium
 (player-test/play.mjs) play a live RTMP push — HLS (CMAF), Low-Latency HLS
-and DASH — and then its recording as VOD, seeking in it.  Each run must play
+and DASH — then its recording as VOD, seeking in it; and, with transcoding
+on, both players switch rungs when the bandwidth is capped and lifted.  Each run must play
 10 s of media with the pushed picture size and no fatal error; the LL-HLS
 run reports hls.js's live latency.  Screenshots go to player-artifacts/ in
 the test's working directory."""
@@ -24,6 +25,7 @@ state = {}
 
 def play(name, url, player, *extra, seconds=10):
     os.makedirs(ARTIFACTS, exist_ok=True)
+    # Later options win: --timeout and --expect-sizes may be given again.
     args = ["node", PLAY, "--url", url, "--player", player, "--seconds", str(seconds),
             "--timeout", "90", "--expect-sizes", "640x360",
             "--screenshot", os.path.join(ARTIFACTS, f"{name}.png"), *extra]
@@ -70,8 +72,9 @@ def setup():
 def test_live_hls_dash_and_low_latency_hls_play():
     base = state["base"]
     runs = [("live-ll-hls", f"{base}/live/cam1/index.m3u8", "hls", ("--low-latency",)),
-            ("live-dash", f"{base}/live/cam1/index.mpd", "dash", ()),
-            ("live-hls", f"{base}/live/cam1/index.m3u8", "hls", ())]
+            ("live-ll-dash", f"{base}/live/cam1/index.mpd", "dash", ("--low-latency",)),
+            ("live-hls", f"{base}/live/cam1/index.m3u8", "hls", ()),
+            ("live-dash", f"{base}/live/cam1/index.mpd", "dash", ())]
     # Two browsers at a time: the machine has two cores.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3]), runs))
@@ -84,7 +87,11 @@ def test_live_hls_dash_and_low_latency_hls_play():
     assert ll["low_latency_mode"] is True
     # hls.js targets PART-HOLD-BACK (3 part targets, ~1.5 s) behind the edge.
     assert ll["latency_s"]["last"] < 2.5, ll["latency_s"]
-    state["ll_latency"] = ll["latency_s"]
+    # dash.js goes low-latency from the MPD (availabilityTimeOffset,
+    # ServiceDescription) and gets segments streamed chunk by chunk.
+    lld = results[1][1]
+    assert lld["low_latency_mode"] is True, lld
+    assert lld["latency_s"]["last"] < 4.0, lld["latency_s"]
 
 
 def test_the_recording_plays_and_seeks():
@@ -113,6 +120,54 @@ def test_the_recording_plays_and_seeks():
         assert res["live"] is False, name
 
 
+def test_abr_ladder_switches_down_and_up():
+    """transcode.enabled with the 'low' profile: an 854x480 push becomes
+    480p/360p/240p; with the bandwidth capped each player drops a rung and
+    comes back up when the cap is lifted."""
+    rtmp = free_port()
+    w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
+             "--set", "transcode.enabled=true", "--set", "transcode.profile=low",
+             "--set", "http.access_log=false")
+    push = None
+    try:
+        w.wait_ready()
+        clip = os.path.join(w.tmp.name, "clip.flv")
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error",
+                        "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30",
+                        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                        "-t", "20", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1500k",
+                        "-g", "60", "-c:a", "aac", "-f", "flv", clip], check=True, timeout=120)
+        push = subprocess.Popen(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+             "-i", clip, "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/abr"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = time.monotonic()
+        while w.request("GET", "/live/abr/index.m3u8")[0] != 200:
+            assert time.monotonic() - t0 < 30, w.logs()[-3000:]
+            time.sleep(0.2)
+        master = w.request("GET", "/live/abr/index.m3u8")[2].decode()
+        assert master.count("#EXT-X-STREAM-INF") == 3, master
+        for size in ("854x480", "640x360", "426x240"):
+            assert f"RESOLUTION={size}" in master, master
+        base = f"http://127.0.0.1:{w.port}/live/abr"
+        for name, url, player in (("abr-hls", f"{base}/index.m3u8", "hls"),
+                                  ("abr-dash", f"{base}/index.mpd", "dash")):
+            rc, res = play(name, url, player, "--abr-switch", "--timeout", "120",
+                           "--expect-sizes", "854x480,640x360,426x240")
+            assert rc == 0 and res["pass"], (name, res.get("reason"))
+            abr = res["abr"]
+            assert abr["down_bitrate"] < abr["top_bitrate"], abr
+            assert abr["up_bitrate"] > abr["down_bitrate"], abr
+    finally:
+        if push:
+            push.kill()
+            push.wait()
+        rc, _ = w.stop()
+        logs = w.logs()
+        w.close()
+        assert rc == 0, logs
+
+
 def teardown():
     w = state["weir"]
     if state.get("push") and state["push"].poll() is None:
@@ -127,6 +182,7 @@ if __name__ == "__main__":
     setup()
     try:
         run_tests([test_live_hls_dash_and_low_latency_hls_play,
-                   test_the_recording_plays_and_seeks])
+                   test_the_recording_plays_and_seeks,
+                   test_abr_ladder_switches_down_and_up])
     finally:
         teardown()

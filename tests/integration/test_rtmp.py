@@ -184,6 +184,18 @@ def test_transcode_keeps_up_with_a_live_publisher():
         assert "late_drops=0" in ended, ended
         s, _, b = w.request("GET", "/metrics")
         assert 'weir_transcode_jobs{state="done"} 1' in b.decode(), b
+        assert 'weir_transcode_workers{kind="used"} 0' in b.decode(), b
+        # The job and the pool, in the API.
+        token = cli(w.data_dir, "tokens", "create", "--scope", "read").stdout.strip()
+        s, _, b = w.request("GET", "/api/v1/transcode/jobs",
+                            headers={"Authorization": f"Bearer {token}"})
+        assert s == 200, b
+        st = json.loads(b)
+        assert st["enabled"] and st["pool"]["capacity"] > 0 and st["pool"]["used"] == 0, st
+        job = st["jobs"][0]
+        assert job["kind"] == "live" and job["stream"] == "cam1" and job["state"] == "done", job
+        assert job["admission"]["cost"] > 0 and job["ladder"]["profile"] == "default", job
+        assert [r["name"] for r in job["renditions"]] == ["source", "180p", "90p"], job
     finally:
         w.close()
 

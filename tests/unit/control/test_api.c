@@ -137,6 +137,97 @@ Test(api, keys_through_the_api)
     expect_problem("DELETE", "/api/v1/keys/cam1", tok_write, NULL, 404);
 }
 
+/* A stand-in for the transcoder: the app wires the real one. */
+static int cancelled_id;
+
+static json_t *fake_status(void *arg)
+{
+    return json_pack("{s:{s:f}, s:[{s:I, s:s, s:s}]}", "pool", "capacity", *(double *)arg,
+                     "jobs", "id", (json_int_t)7, "kind", "file", "state", "running");
+}
+
+static int fake_cancel(void *arg, uint64_t id)
+{
+    (void)arg;
+    if (id != 7)
+        return AVERROR(ENOENT);
+    cancelled_id = (int)id;
+    return 0;
+}
+
+Test(api, a_key_can_ask_for_a_transcode_profile)
+{
+    static const char *const profiles[] = { "default", "low", "high", NULL };
+    int status;
+    json_t *j;
+    char profile[32];
+    weir_api *with;
+
+    cr_assert_eq(weir_api_new(&(weir_api_opts){ .db = db, .bus = bus,
+                                                .transcode_profiles = profiles }, &with), 0);
+    weir_api *plain = api;
+    api = with;
+    expect_problem("POST", "/api/v1/keys", tok_write, "{\"name\":\"cam1\",\"profile\":\"huge\"}",
+                   400);
+    expect_problem("POST", "/api/v1/keys", tok_write, "{\"name\":\"cam1\",\"profile\":7}", 400);
+    j = call("POST", "/api/v1/keys", tok_write, "{\"name\":\"cam1\",\"profile\":\"low\"}",
+             &status, NULL);
+    cr_assert_eq(status, 201);
+    cr_assert_str_eq(json_string_value(json_object_get(j, "profile")), "low");
+    json_decref(j);
+    cr_assert_eq(weir_keys_profile(db, "cam1", profile, sizeof profile), 0);
+    cr_assert_str_eq(profile, "low");
+    j = call("GET", "/api/v1/keys", tok_read, NULL, &status, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(j, "keys"),
+                                                                      0), "profile")), "low");
+    json_decref(j);
+    api = plain;
+    weir_api_free(with);
+}
+
+Test(api, transcode_jobs)
+{
+    int status;
+    json_t *j;
+    double capacity = 2;
+    weir_api *with;
+
+    /* Transcoding off: an empty list. */
+    j = call("GET", "/api/v1/transcode/jobs", tok_read, NULL, &status, NULL);
+    cr_assert_eq(status, 200);
+    cr_assert(json_is_false(json_object_get(j, "enabled")));
+    cr_assert(json_is_null(json_object_get(j, "pool")));
+    cr_assert_eq(json_array_size(json_object_get(j, "jobs")), 0);
+    json_decref(j);
+    expect_problem("DELETE", "/api/v1/transcode/jobs/7", tok_write, NULL, 404);
+
+    cr_assert_eq(weir_api_new(&(weir_api_opts){ .db = db, .bus = bus,
+                                                .transcode_status = fake_status,
+                                                .transcode_cancel = fake_cancel,
+                                                .transcode_arg = &capacity }, &with), 0);
+    weir_api *plain = api;
+    api = with;
+    expect_problem("GET", "/api/v1/transcode/jobs", NULL, NULL, 401);
+    j = call("GET", "/api/v1/transcode/jobs", tok_read, NULL, &status, NULL);
+    cr_assert_eq(status, 200);
+    cr_assert(json_is_true(json_object_get(j, "enabled")));
+    cr_assert_float_eq(json_real_value(json_object_get(json_object_get(j, "pool"), "capacity")),
+                       2.0, 1e-9);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(j, "jobs"), 0),
+                                                    "id")), 7);
+    json_decref(j);
+
+    expect_problem("DELETE", "/api/v1/transcode/jobs/7", tok_read, NULL, 403);
+    expect_problem("DELETE", "/api/v1/transcode/jobs/8", tok_write, NULL, 404);
+    expect_problem("DELETE", "/api/v1/transcode/jobs/x7", tok_write, NULL, 404);
+    j = call("DELETE", "/api/v1/transcode/jobs/7", tok_write, NULL, &status, NULL);
+    cr_assert_eq(status, 202);
+    cr_assert_eq(cancelled_id, 7);
+    json_decref(j);
+    api = plain;
+    weir_api_free(with);
+}
+
 Test(api, tokens_through_the_api)
 {
     int status;

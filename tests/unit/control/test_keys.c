@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libavutil/error.h>
 
 #include "control/control.h"
+#include "control/keys/keys.h"
 
 static char dir[] = "/tmp/weir-keys-XXXXXX";
 static weir_dbpool *db;
@@ -172,4 +174,49 @@ Test(keys, tokens_and_scopes)
     cr_assert_eq(weir_tokens_revoke(db, id), AVERROR(ENOENT));
     cr_assert_eq(weir_scope_parse("admin"), WEIR_SCOPE_ADMIN);
     cr_assert_eq(weir_scope_parse("root"), WEIR_SCOPE_NONE);
+}
+
+Test(keys, a_key_can_name_a_transcode_profile)
+{
+    char key[WEIR_CRED_LEN + 1], profile[32] = "x";
+    json_t *rows;
+
+    cr_assert_eq(weir_keys_create_with_profile(db, "cam1", NULL, "low", key), 0);
+    cr_assert_eq(weir_keys_profile(db, "cam1", profile, sizeof profile), 0);
+    cr_assert_str_eq(profile, "low");
+    cr_assert_eq(weir_keys_create(db, "cam2", NULL, key), 0);
+    cr_assert_eq(weir_keys_profile(db, "cam2", profile, sizeof profile), 0);
+    cr_assert_str_eq(profile, "", "no profile: the default");
+    cr_assert_eq(weir_keys_profile(db, "cam3", profile, sizeof profile), AVERROR(ENOENT));
+    cr_assert_eq(weir_keys_create_with_profile(db, "cam4", NULL, "Has Space", key),
+                 AVERROR(EINVAL));
+    cr_assert_eq(weir_keys_create_with_profile(db, "cam4", NULL, "sixteen-chars-xx", key),
+                 AVERROR(EINVAL));
+    cr_assert_eq(weir_keys_list(db, &rows), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "profile")),
+                     "low");
+    json_decref(rows);
+
+    /* A revoked key's profile goes with it. */
+    cr_assert_eq(weir_keys_revoke(db, "cam1"), 0);
+    cr_assert_eq(weir_keys_profile(db, "cam1", profile, sizeof profile), AVERROR(ENOENT));
+}
+
+/* A database made before profiles existed gets the column, its keys none. */
+Test(keys, profiles_migrate_an_old_database)
+{
+    char old[128], url[160], key[WEIR_CRED_LEN + 1], profile[32] = "x";
+    weir_dbpool *v1;
+    snprintf(old, sizeof old, "%s/old", dir);
+    cr_assert_eq(mkdir(old, 0700), 0);
+    snprintf(url, sizeof url, "sqlite:%s/weir.db", old);
+    cr_assert_eq(weir_dbpool_open(&(weir_dbpool_opts){
+                     .url = url, .migrations = weir_keys_migrations, .nmigrations = 1,
+                     .housekeep_ms = -1 }, &v1), 0);
+    weir_dbpool_close(v1);
+    cr_assert_eq(weir_control_open_db(&settings, old, &v1), 0);
+    cr_assert_eq(weir_keys_create(v1, "cam1", NULL, key), 0);
+    cr_assert_eq(weir_keys_profile(v1, "cam1", profile, sizeof profile), 0);
+    cr_assert_str_eq(profile, "");
+    weir_dbpool_close(v1);
 }

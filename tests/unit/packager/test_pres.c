@@ -64,7 +64,7 @@ static pkg_pres *package(clip *c, const weir_packager_settings *cfg, int counts[
         tbs[i] = c->fmt->streams[i]->time_base;
         counts[i] = 0;
     }
-    cr_assert_eq(pres_new("cam1", cfg, pars, tbs, n, T0, &p), 0);
+    cr_assert_eq(pres_new("cam1", cfg, pars, tbs, n, T0, 1, &p), 0);
     while (av_read_frame(c->fmt, pkt) == 0) {
         counts[pkt->stream_index]++;
         now = T0 + av_rescale_q(pkt->dts, c->fmt->streams[pkt->stream_index]->time_base,
@@ -96,7 +96,7 @@ static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
 
     snprintf(path, sizeof path, "/tmp/weir-pres-out-%d.mp4", (int)getpid());
     cr_assert(f = fopen(path, "wb"));
-    snprintf(name, sizeof name, "%s_init.mp4", id);
+    snprintf(name, sizeof name, "%s_i1.mp4", id);
     cr_assert(b = lookup(p, name, &err));
     fwrite(b->data, 1, b->size, f);
     weir_buf_unref(b);
@@ -145,7 +145,7 @@ Test(pres, cuts_aligned_segments_at_keyframes_with_parts)
         if (i < 3) {
             cr_assert_eq(sv->duration_ts, 2 * 90000, "segment %d: %lld", i + 1,
                          (long long)sv->duration_ts);
-            cr_assert_eq(sv->nparts, 4, "2 s / 0.5 s parts");
+            cr_assert_eq(sv->nparts, 4, "2 s / 0.5 s parts: %d", sv->nparts);
         }
         /* The segment is its parts back to back, styp first. */
         size_t total = 0;
@@ -270,7 +270,7 @@ Test(pres, unsupported_tracks_are_left_out)
     clip_make(&c, "-f lavfi -i sine=sample_rate=48000", "-t 1 -c:a libmp3lame");
     pars[0] = c.fmt->streams[0]->codecpar;
     tbs[0] = c.fmt->streams[0]->time_base;
-    cr_assert_eq(pres_new("x", &settings_2s, pars, tbs, 1, T0, &p), AVERROR(EINVAL));
+    cr_assert_eq(pres_new("x", &settings_2s, pars, tbs, 1, T0, 1, &p), AVERROR(EINVAL));
     cr_assert_null(p);
     clip_free(&c);
 }
@@ -344,6 +344,12 @@ Test(pres, low_latency_lists_parts_hints_and_holds_what_is_not_there_yet)
     cr_assert_eq(err, AVERROR(EAGAIN));
     snprintf(name, sizeof name, "v0_13.%d.m4s", parts + 1);
     cr_assert(!lookup(p, name, &err));
+    cr_assert_eq(err, AVERROR(ENOENT));
+    /* The segment being cut, asked for whole (low-latency DASH), is held:
+     * the origin streams it part by part. */
+    cr_assert(!lookup(p, "v0_13.m4s", &err));
+    cr_assert_eq(err, AVERROR(EAGAIN));
+    cr_assert(!lookup(p, "v0_15.m4s", &err));
     cr_assert_eq(err, AVERROR(ENOENT));
 
     /* Blocking reload. */
