@@ -1104,8 +1104,7 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
         return 0;       /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     dispatch(http, req);
-    return (req->deferred && !req->responded) || c->body || c->streaming ? 0
-                                                                        : finish(http, c, wsi);
+    return after_handler(http, c, wsi);
 }
 
 static int on_body(weir_http *http, conn *c, const void *in, size_t len)
@@ -1174,8 +1173,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         if (c->req.dispatched)
             return 0;
         dispatch(http, &c->req);
-        return (c->req.deferred && !c->req.responded) || c->body || c->streaming
-               ? 0 : finish(http, c, wsi);
+        return after_handler(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!http || !c || (!c->out && !c->body && !c->streaming))
             break;
