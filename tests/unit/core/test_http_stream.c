@@ -172,7 +172,10 @@ static int connect_to(sctx *s)
     struct sockaddr_in sa = { .sin_family = AF_INET,
                               .sin_port = htons((uint16_t)weir_http_port(s->http)) };
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = { .tv_sec = 10 };     /* a stuck server fails the test, not hangs it */
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         close(fd);
         return -1;
@@ -287,6 +290,10 @@ static uint32_t expected_sum(size_t n)
 }
 
 /* ---- tests ---------------------------------------------------------------- */
+
+/* A test that hangs fails instead (the guard timer stops the loop after 20 s,
+ * the client's socket times out after 10 s). */
+TestSuite(http_stream, .timeout = 60);
 
 Test(http_stream, big_body_in_order_with_backpressure_and_keepalive)
 {
