@@ -1,4 +1,5 @@
-"""Helpers the benchmarks share: free ports and the nginx peer's config."""
+"""Helpers the benchmarks share: free ports, CPU time from /proc, and the
+nginx peer's config."""
 import os
 import shutil
 import socket
@@ -8,6 +9,21 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds of the processes pids (gone ones count 0)."""
+    total = 0
+    for p in pids:
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])        # utime, stime
+        except OSError:
+            pass
+    return total / CLK_TCK
 
 
 def nginx_binary():

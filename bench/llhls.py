@@ -13,7 +13,6 @@ No peer: nginx and the other servers here cannot hold a playlist request
 until a part exists, so there is nothing to put beside the figure.
 argv[1]: the weir binary; argv[2]: N (default 200)."""
 import datetime
-import os
 import re
 import statistics
 import subprocess
@@ -23,20 +22,14 @@ import threading
 import time
 import urllib.request
 
-from benchlib import free_port
+from benchlib import cpu_seconds, free_port
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 WINDOW = 20.0
 
 
 def fetch(url, timeout=10):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read().decode()
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def part_end(text, msn, part):
@@ -84,7 +77,7 @@ def main():
                 pass
             time.sleep(0.2)
         samples, parts = [], 0
-        cpu0, t0 = cpu_seconds(srv.pid), time.monotonic()
+        cpu0, t0 = cpu_seconds([srv.pid]), time.monotonic()
         while time.monotonic() - t0 < WINDOW:
             text = fetch(f"{base}/v0.m3u8")
             msn, part = map(int, re.search(r'PRELOAD-HINT:TYPE=PART,URI="v0_(\d+)\.(\d+)',
@@ -107,7 +100,7 @@ def main():
                 continue
             parts += 1
             samples += [(now - end) * 1000 for now, _ in got]
-        cpu = (cpu_seconds(srv.pid) - cpu0) / (time.monotonic() - t0) * 100
+        cpu = (cpu_seconds([srv.pid]) - cpu0) / (time.monotonic() - t0) * 100
         samples.sort()
         p50 = statistics.median(samples)
         p99 = samples[int(len(samples) * 0.99) - 1]

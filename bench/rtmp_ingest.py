@@ -19,12 +19,11 @@ import sys
 import tempfile
 import time
 
-from benchlib import free_port, nginx_binary, nginx_conf
+from benchlib import cpu_seconds, free_port, nginx_binary, nginx_conf
 
 RUNS = 3
 WINDOW = 15.0           # seconds measured, after WARMUP
 WARMUP = 3.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def wait_port(port, timeout=10):
@@ -48,17 +47,6 @@ def tree(pid):
     for k in kids:
         out += tree(int(k))
     return out
-
-
-def cpu_seconds(pids):
-    total = 0
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += int(f[11]) + int(f[12])        # utime, stime
-        except OSError:
-            pass
-    return total / CLK_TCK
 
 
 def rss_kib(pids):

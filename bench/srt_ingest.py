@@ -21,27 +21,17 @@ import sys
 import tempfile
 import time
 
+from benchlib import cpu_seconds
+
 RUNS = 3
 WINDOW = 15.0           # seconds measured, after WARMUP
 WARMUP = 4.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_seconds(pids):
-    total = 0
-    for p in pids:
-        try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
-            total += int(f[11]) + int(f[12])        # utime, stime
-        except OSError:
-            pass
-    return total / CLK_TCK
 
 
 def make_clip(tmp):
