@@ -6,7 +6,9 @@
  *                peak, AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE, AUDIO group)
  *                EXT-X-MEDIA per audio track
  *   v0.m3u8 ...  live sliding window: MEDIA-SEQUENCE, EXT-X-MAP,
- *                PROGRAM-DATE-TIME, EXTINF; EXT-X-ENDLIST once ended
+ *                PROGRAM-DATE-TIME, EXTINF; EXT-X-ENDLIST once ended;
+ *                where a publisher came back (a new epoch, see pres.h),
+ *                EXT-X-DISCONTINUITY and the new epoch's EXT-X-MAP
  */
 #include "packager/pres.h"
 
@@ -108,11 +110,26 @@ static int rendition_reports(weir_bytes *b, const pkg_pres *p, const pkg_track *
     return r;
 }
 
+/* Before a segment of another epoch than the one before it: the
+ * discontinuity and its init segment. */
+static int epoch_change(weir_bytes *b, const pkg_track *t, const pkg_epoch **cur,
+                        const pkg_segment *s)
+{
+    char init[PRES_INIT_NAME_MAX];
+
+    if (s->epoch == *cur)
+        return 0;
+    *cur = s->epoch;
+    pres_epoch_init_name(t, s->epoch, init);
+    return pkg_printf(b, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"%s\"\n", init);
+}
+
 weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
 {
     const weir_packager_settings *cfg = p->settings;
     const pkg_segment *open = t->nsegs && !t->segs[t->nsegs - 1]->complete
                               ? t->segs[t->nsegs - 1] : NULL;
+    const pkg_epoch *epoch;
     int ll = cfg->low_latency && !p->ended;
     double part_target = (p->part_target_ms ? p->part_target_ms : cfg->part_duration) / 1000.0;
     double skip_until = 6.0 * (double)p->target_s;
@@ -122,12 +139,16 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     int64_t next_msn;
     int first, n, skipped = 0, next_part, r;
 
-    pres_init_name(p, t, init);
     pres_listed(p, t, &first, &n);
     pres_live_edge(t, &next_msn, &next_part);
+    /* The playlist starts in the epoch of its first segment. */
+    epoch = n > 0 ? t->segs[first]->epoch : open ? open->epoch : t->epoch;
+    pres_epoch_init_name(t, epoch, init);
     if (skip && ll) {
         /* Delta update: leave out segments more than CAN-SKIP-UNTIL before
-         * the end of the playlist. */
+         * the end of the playlist, but none past a discontinuity (the
+         * skipped ones and the first one shown share the header's MAP and
+         * discontinuity sequence). */
         int64_t from_end = 0;
         for (int i = first + n - 1; i >= first; i--) {
             from_end += t->segs[i]->duration_ts;
@@ -136,6 +157,11 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
                 break;
             }
         }
+        for (int i = first + 1; i <= first + skipped && i < first + n; i++)
+            if (t->segs[i]->epoch != epoch) {
+                skipped = i - first - 1;
+                break;
+            }
     }
     r = pkg_printf(&b, "#EXTM3U\n#EXT-X-VERSION:%d\n#EXT-X-TARGETDURATION:%" PRId64 "\n",
                    ll ? 9 : 7, p->target_s);
@@ -144,15 +170,17 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
                        "PART-HOLD-BACK=%.3f\n#EXT-X-PART-INF:PART-TARGET=%.3f\n",
                        skip_until, 3 * part_target, part_target);
     if (r >= 0)
-        r = pkg_printf(&b, "#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n"
+        r = pkg_printf(&b, "#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n#EXT-X-DISCONTINUITY-SEQUENCE:%d\n"
                        "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s\"\n",
-                       n > 0 ? t->segs[first]->number : next_msn, init);
+                       n > 0 ? t->segs[first]->number : next_msn, epoch->seq, init);
     if (r >= 0 && skipped)
         r = pkg_printf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped);
     for (int i = first + skipped; i < first + n && r >= 0; i++) {
         const pkg_segment *s = t->segs[i];
+        r = epoch_change(&b, t, &epoch, s);
         weir_clock_iso8601(p->ast_unix_ms + av_rescale(s->start_ts, 1000, t->timescale), when);
-        r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
+        if (r >= 0)
+            r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
         if (r >= 0 && ll && i >= first + n - (PARTS_LISTED_SEGMENTS - 1))
             r = render_parts(&b, t, s);
         if (r >= 0)
@@ -161,13 +189,17 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     }
     if (r >= 0 && ll) {
         if (open && open->nparts > 0) {
+            r = epoch_change(&b, t, &epoch, open);
             weir_clock_iso8601(p->ast_unix_ms + av_rescale(open->start_ts, 1000, t->timescale),
                                when);
-            r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
+            if (r >= 0)
+                r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
             if (r >= 0)
                 r = render_parts(&b, t, open);
         }
-        if (r >= 0)
+        /* No hint across a discontinuity: its part needs the new MAP,
+         * which the playlist lists with the part once it exists. */
+        if (r >= 0 && epoch == t->epoch)
             r = pkg_printf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s_%" PRId64 ".%d.m4s\"\n",
                            t->id, next_msn, next_part);
         if (r >= 0)

@@ -9,8 +9,10 @@
  *                       once per wake)    EOF: pres_end, linger timer, then free
  *
  * A stream's first packet fixes its tracks; the presentation is created then.
- * An ended presentation keeps serving (EXT-X-ENDLIST) for packager.linger,
- * unless a new publisher takes the name, which replaces it at once.
+ * An ended presentation keeps serving (EXT-X-ENDLIST) for packager.linger.
+ * A publisher that takes the name again meanwhile continues it (pres_resume:
+ * a discontinuity, numbers go on) when its tracks match, so players ride
+ * through an encoder's reconnect; otherwise it replaces it.
  */
 #include "packager/packager.h"
 #include "packager/pres.h"
@@ -72,6 +74,7 @@ typedef struct entry {
     weir_stream *stream;            /* reference until attached */
     weir_sub *sub;
     pkg_pres *pres;                 /* NULL until the first packet */
+    pkg_pres *prev;                 /* the name's ended presentation, to resume */
     atomic_bool posted;             /* a drain is queued on the loop */
     int ended;
     weir_timer linger;
@@ -102,6 +105,7 @@ static void entry_free(entry *e)
     weir_sub_close(e->sub);
     weir_stream_unref(e->stream);
     pres_free(e->pres);
+    pres_free(e->prev);
     free(e);
 }
 
@@ -138,7 +142,7 @@ static void start_recording(weir_packager *pk, pkg_pres *p)
 {
     char vod[4096], dir[sizeof vod + WEIR_BUS_NAME_MAX + 40], id[WEIR_BUS_NAME_MAX + 32];
 
-    snprintf(id, sizeof id, "%s-%lld", p->name, (long long)p->created_unix_ms);
+    snprintf(id, sizeof id, "%s-%lld", p->name, (long long)p->epoch_unix_ms);
     snprintf(vod, sizeof vod, "%s/vod", pk->data_dir);
     snprintf(dir, sizeof dir, "%s/%s", vod, id);
     if (mkdir(vod, 0750) < 0 && errno != EEXIST) {
@@ -169,6 +173,19 @@ static int start_pres(entry *e)
     for (int i = 0; i < n && i < WEIR_STREAM_MAX_TRACKS; i++)
         pars[i] = weir_sub_codecpar(e->sub, i, &tbs[i]);
     int64_t now = weir_clock_unix_ms();
+    if (e->prev) {
+        if (pres_resume(e->prev, pars, tbs, n, now) == 0) {
+            e->pres = e->prev;
+            e->prev = NULL;
+            if (e->pk->settings->record && e->pk->data_dir && e->pk->work)
+                start_recording(e->pk, e->pres);
+            return 0;
+        }
+        weir_log_info("packager", "publisher back with other tracks: a new presentation",
+                      WL_STR("stream", e->name));
+        pres_free(e->prev);
+        e->prev = NULL;
+    }
     r = pres_new(e->name, e->pk->settings, pars, tbs, n, now, first_number(now), &e->pres);
     if (r < 0) {
         weir_log_warn("packager", "stream not packaged: no track CMAF can carry",
@@ -238,12 +255,18 @@ static void attach(void *arg)
     entry *e = arg, *old;
     weir_packager *pk = e->pk;
 
-    /* A new publisher of the name replaces what still lingers. */
+    /* A new publisher of the name takes over what still lingers; its
+     * presentation is resumed at the first packet if the tracks match. */
     while ((old = find(pk, e->name, strlen(e->name)))) {
         weir_timer_stop(&old->linger);
         entry_unlink(pk, old);
-        if (!old->ended)
+        if (!old->ended) {
             weir_sub_close(old->sub), old->sub = NULL;
+            if (old->pres)
+                pres_end(old->pres, weir_clock_unix_ms());
+        }
+        if (old->pres && !e->prev)
+            e->prev = old->pres, old->pres = NULL;
         entry_free(old);
     }
     e->next = pk->entries;
@@ -356,7 +379,8 @@ static int list_json(weir_packager *pk, weir_object *out)
     if (!doc)
         return r;
     for (entry *e = pk->entries; e; e = e->next) {
-        if (!e->pres || !e->pres->master)
+        const pkg_pres *p = e->pres ? e->pres : e->prev;
+        if (!p || !p->master)
             continue;           /* nothing playable yet */
         json_t *s = json_pack("{ss sb}", "name", e->name, "ended", e->ended);
         snprintf(url, sizeof url, "/live/%s/index.m3u8", e->name);
@@ -390,7 +414,9 @@ int weir_packager_lookup(void *arg, const char *path, const weir_object_query *q
     if (!slash || strchr(slash + 1, '/'))
         return AVERROR(ENOENT);
     e = find(pk, path, (size_t)(slash - path));
-    if (!e || !e->pres)
+    if (!e || !(e->pres || e->prev))
         return AVERROR(ENOENT);
-    return pres_lookup(e->pres, slash + 1, q, out);
+    /* Until the returning publisher's first packet, the ended
+     * presentation keeps answering. */
+    return pres_lookup(e->pres ? e->pres : e->prev, slash + 1, q, out);
 }

@@ -38,28 +38,88 @@ static int cmaf_supported(const AVCodecParameters *par)
     }
 }
 
-static int track_init(pkg_track *t, const char *id, const AVCodecParameters *par, AVRational tb)
+static void epoch_unref(pkg_epoch *e)
 {
+    if (e && --e->refs == 0) {
+        weir_buf_unref(e->init);
+        free(e);
+    }
+}
+
+static pkg_epoch *epoch_ref(pkg_epoch *e)
+{
+    e->refs++;
+    return e;
+}
+
+/* The codec setup of one publish of a track: its own copy of the codec
+ * parameters (*par_out) and an epoch with the init segment written.  0 or
+ * AVERROR; nothing is kept on failure. */
+static int epoch_new(const AVCodecParameters *par, uint32_t timescale, int64_t number,
+                     AVCodecParameters **par_out, pkg_epoch **out)
+{
+    AVCodecParameters *copy = avcodec_parameters_alloc();
+    pkg_epoch *e = calloc(1, sizeof *e);
     weir_bytes init = { 0 };
+    int r = AVERROR(ENOMEM);
+
+    if (!copy || !e || avcodec_parameters_copy(copy, par) < 0)
+        goto fail;
+    e->refs = 1;
+    e->number = number;
+    e->width = copy->width;
+    e->height = copy->height;
+    e->sample_rate = copy->sample_rate;
+    e->channels = copy->ch_layout.nb_channels;
+    if ((r = weir_cmaf_codec_string(copy, e->codecs, sizeof e->codecs)) < 0 ||
+        (r = weir_cmaf_write_init(&(weir_cmaf_track){ .par = copy, .timescale = timescale },
+                                  &init)) < 0)
+        goto fail;
+    if (!(e->init = weir_buf_copy(init.data, init.len))) {
+        r = AVERROR(ENOMEM);
+        goto fail;
+    }
+    weir_bytes_free(&init);
+    *par_out = copy;
+    *out = e;
+    return 0;
+fail:
+    weir_bytes_free(&init);
+    avcodec_parameters_free(&copy);
+    free(e);
+    return r;
+}
+
+/* Makes (par, e) the track's current codec setup; takes both. */
+static void track_set_epoch(pkg_track *t, AVCodecParameters *par, pkg_epoch *e)
+{
+    avcodec_parameters_free(&t->par);
+    epoch_unref(t->epoch);
+    weir_buf_unref(t->init);
+    t->par = par;
+    t->epoch = e;
+    t->init = weir_buf_ref(e->init);
+    t->cmaf = (weir_cmaf_track){ .par = t->par, .timescale = t->timescale };
+    snprintf(t->codecs, sizeof t->codecs, "%s", e->codecs);
+}
+
+static int track_init(pkg_track *t, const char *id, const AVCodecParameters *par, AVRational tb,
+                      int64_t first_number)
+{
+    AVCodecParameters *copy;
+    pkg_epoch *e;
     int r;
 
     snprintf(t->id, sizeof t->id, "%s", id);
     t->is_video = par->codec_type == AVMEDIA_TYPE_VIDEO;
     t->tb = tb;
-    if (!(t->par = avcodec_parameters_alloc()) || avcodec_parameters_copy(t->par, par) < 0)
-        return AVERROR(ENOMEM);
     t->timescale = t->is_video ? VIDEO_TIMESCALE
                  : par->sample_rate > 0 ? (uint32_t)par->sample_rate : 48000;
-    t->cmaf = (weir_cmaf_track){ .par = t->par, .timescale = t->timescale };
-    if ((r = weir_cmaf_codec_string(par, t->codecs, sizeof t->codecs)) < 0)
+    t->first_number = first_number;
+    if ((r = epoch_new(par, t->timescale, first_number, &copy, &e)) < 0)
         return r;
-    if ((r = weir_cmaf_write_init(&t->cmaf, &init)) < 0)
-        goto out;
-    if (!(t->init = weir_buf_copy(init.data, init.len)))
-        r = AVERROR(ENOMEM);
-out:
-    weir_bytes_free(&init);
-    return r;
+    track_set_epoch(t, copy, e);
+    return 0;
 }
 
 static void segment_free(pkg_segment *s)
@@ -70,6 +130,7 @@ static void segment_free(pkg_segment *s)
         weir_buf_unref(s->parts[i].buf);
     free(s->parts);
     weir_buf_unref(s->whole);
+    epoch_unref(s->epoch);
     free(s);
 }
 
@@ -83,6 +144,7 @@ static void track_clear(pkg_track *t)
     free(t->segs);
     avcodec_parameters_free(&t->par);
     weir_buf_unref(t->init);
+    epoch_unref(t->epoch);
     weir_buf_unref(t->playlist);
     weir_buf_unref(t->playlist_delta);
     free(t->rec);
@@ -101,6 +163,7 @@ int pres_new(const char *name, const weir_packager_settings *settings,
     snprintf(p->name, sizeof p->name, "%s", name);
     p->settings = settings;
     p->created_unix_ms = now_unix_ms;
+    p->epoch_unix_ms = now_unix_ms;
     p->first_number = first_number;
     p->key = -1;
     p->target_s = (settings->segment_duration + 999) / 1000;
@@ -120,7 +183,7 @@ int pres_new(const char *name, const weir_packager_settings *settings,
         else
             snprintf(id, sizeof id, "a%d", na++);
         pkg_track *t = &p->tracks[p->ntracks];
-        if ((r = track_init(t, id, par, tbs[i])) < 0) {
+        if ((r = track_init(t, id, par, tbs[i], first_number)) < 0) {
             weir_log_warn("packager", "track left out: bad codec parameters",
                           WL_STR("stream", name), WL_INT("track", i),
                           WL_STR("codec", avcodec_get_name(par->codec_id)), WL_ERR(r));
@@ -129,7 +192,6 @@ int pres_new(const char *name, const weir_packager_settings *settings,
                 goto fail;
             continue;
         }
-        t->first_number = first_number;
         p->map[i] = p->ntracks;
         p->ntracks++;
         if (p->key < 0 && t->is_video)
@@ -161,6 +223,97 @@ void pres_free(pkg_pres *p)
     free(p);
 }
 
+/* ---- a publisher coming back ------------------------------------------- */
+
+static void publish(pkg_pres *p, int segment_done, int64_t now_unix_ms);
+
+/* Media time (ms) where the last segment of any track ends. */
+static int64_t end_ms(const pkg_pres *p)
+{
+    int64_t end = 0;
+    for (int i = 0; i < p->ntracks; i++) {
+        const pkg_track *t = &p->tracks[i];
+        if (t->nsegs > 0) {
+            const pkg_segment *s = t->segs[t->nsegs - 1];
+            int64_t e = av_rescale(s->start_ts + s->duration_ts, 1000, t->timescale);
+            if (e > end)
+                end = e;
+        }
+    }
+    return end;
+}
+
+int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRational *tbs,
+                int ntracks, int64_t now_unix_ms)
+{
+    AVCodecParameters *npar[WEIR_STREAM_MAX_TRACKS] = { 0 };
+    pkg_epoch *nep[WEIR_STREAM_MAX_TRACKS] = { 0 };
+    int map[WEIR_STREAM_MAX_TRACKS], n = 0, r = 0;
+    int64_t next = 0;
+
+    if (!p->ended)
+        return AVERROR(EINVAL);
+    for (int i = 0; i < p->ntracks; i++) {
+        pkg_track *t = &p->tracks[i];
+        int64_t after = t->nsegs ? t->segs[t->nsegs - 1]->number + 1
+                                 : t->first_number + (int64_t)t->segs_cut;
+        if (after > next)
+            next = after;
+    }
+    /* Match the packaged tracks, in order: same kinds, audio at the same
+     * rate (its timescale, which every listed segment is timed in). */
+    for (int i = 0; i < WEIR_STREAM_MAX_TRACKS; i++)
+        map[i] = -1;
+    for (int i = 0; i < ntracks && i < WEIR_STREAM_MAX_TRACKS && r == 0; i++) {
+        const AVCodecParameters *par = pars[i];
+        if (!cmaf_supported(par))
+            continue;
+        pkg_track *t = n < p->ntracks ? &p->tracks[n] : NULL;
+        if (!t || t->is_video != (par->codec_type == AVMEDIA_TYPE_VIDEO) ||
+            (!t->is_video && (uint32_t)par->sample_rate != t->timescale)) {
+            r = AVERROR(EINVAL);
+            break;
+        }
+        r = epoch_new(par, t->timescale, next, &npar[n], &nep[n]);
+        map[i] = n++;
+    }
+    if (r == 0 && n != p->ntracks)
+        r = AVERROR(EINVAL);
+    if (r < 0) {
+        for (int i = 0; i < n; i++) {
+            avcodec_parameters_free(&npar[i]);
+            epoch_unref(nep[i]);
+        }
+        return r;
+    }
+
+    p->epoch_seq++;
+    for (int i = 0; i < p->ntracks; i++) {
+        pkg_track *t = &p->tracks[i];
+        nep[i]->seq = p->epoch_seq;
+        track_set_epoch(t, npar[i], nep[i]);
+        t->keyed = 0;
+        t->cut = p->nboundaries;
+        t->segs_cut = (uint64_t)(next - t->first_number);
+        t->nrec = 0;                /* a recording, if any, starts afresh */
+    }
+    for (int i = 0; i < WEIR_STREAM_MAX_TRACKS; i++) {
+        p->map[i] = map[i];
+        if (map[i] >= 0)
+            p->tracks[map[i]].tb = tbs[i];
+    }
+    p->epoch_unix_ms = now_unix_ms;
+    p->resume_at_ms = end_ms(p);
+    p->started = 0;
+    p->parts_in_seg = 0;
+    p->ended = 0;
+    publish(p, 1, now_unix_ms);         /* live again: no EXT-X-ENDLIST */
+    weir_log_info("packager", "publisher back: the presentation goes on after a discontinuity",
+                  WL_STR("stream", p->name), WL_INT("discontinuity", p->epoch_seq),
+                  WL_INT("next_segment", next));
+    return 0;
+}
+
 /* ---- small helpers shared with hls.c and dash.c ------------------------ */
 
 int pkg_printf(weir_bytes *b, const char *fmt, ...)
@@ -190,9 +343,15 @@ int pkg_printf(weir_bytes *b, const char *fmt, ...)
     }
 }
 
+void pres_epoch_init_name(const pkg_track *t, const pkg_epoch *e, char buf[PRES_INIT_NAME_MAX])
+{
+    snprintf(buf, PRES_INIT_NAME_MAX, "%.15s_i%" PRId64 ".mp4", t->id, e->number);
+}
+
 void pres_init_name(const pkg_pres *p, const pkg_track *t, char buf[PRES_INIT_NAME_MAX])
 {
-    snprintf(buf, PRES_INIT_NAME_MAX, "%.15s_i%" PRId64 ".mp4", t->id, p->first_number);
+    (void)p;
+    pres_epoch_init_name(t, t->epoch, buf);
 }
 
 void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n)
@@ -248,6 +407,7 @@ static pkg_segment *open_segment(pkg_track *t, int64_t start_ts)
      * even if one of them had nothing to put in some segment. */
     s->number = t->first_number + (int64_t)t->segs_cut;
     s->start_ts = start_ts;
+    s->epoch = epoch_ref(t->epoch);
     t->segs[t->nsegs++] = s;
     return s;
 }
@@ -460,10 +620,21 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
         if (ti != p->key || !key)
             return 0;
         p->started = 1;
-        p->base_ms = ms;
-        p->ast_unix_ms = now_unix_ms;
-        /* The first segment starts at this keyframe's presentation time. */
-        p->seg_start_ms = av_rescale_q(pkt->pts - pkt->dts, t->tb, ms_tb);
+        if (p->epoch_seq == 0) {
+            p->base_ms = ms;
+            p->ast_unix_ms = now_unix_ms;
+        } else {
+            /* Back after a gap: this keyframe sits where the wall clock
+             * says, never before what was already served. */
+            int64_t at = now_unix_ms - p->ast_unix_ms;
+            if (at < p->resume_at_ms)
+                at = p->resume_at_ms;
+            p->base_ms = ms - at;
+        }
+        /* The segment starts at this keyframe's presentation time. */
+        p->seg_start_ms = ms - p->base_ms + av_rescale_q(pkt->pts - pkt->dts, t->tb, ms_tb);
+        for (int i = 0; i < p->ntracks; i++)
+            p->tracks[i].epoch->start_ms = p->epoch_seq ? p->seg_start_ms : 0;
     }
     ms -= p->base_ms;
     if (ms < 0)
@@ -618,6 +789,18 @@ static pkg_segment *find_segment(const pkg_track *t, int64_t n)
     return NULL;
 }
 
+/* The epoch whose init segment is named after number n: the current one or
+ * one a kept segment belongs to. */
+static const pkg_epoch *find_epoch(const pkg_track *t, int64_t n)
+{
+    if (t->epoch->number == n)
+        return t->epoch;
+    for (int i = 0; i < t->nsegs; i++)
+        if (t->segs[i]->epoch->number == n)
+            return t->segs[i]->epoch;
+    return NULL;
+}
+
 /* "12.m4s" -> n 12, part -1; "12.3.m4s" -> n 12, part 3.  0 or -1. */
 static int parse_media_name(const char *s, int64_t *n, int64_t *part)
 {
@@ -693,9 +876,15 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
     }
     if (!(us = strchr(file, '_')) || !(t = find_track(p, file, (size_t)(us - file))))
         return AVERROR(ENOENT);
-    if (us[1] == 'i' && strtoll(us + 2, &end, 10) == p->first_number && strcmp(end, ".mp4") == 0)
-        return give(out, t->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
-                    0, p->created_unix_ms, etag_of(p, (uint64_t)(t - p->tracks)));
+    if (us[1] == 'i') {
+        const pkg_epoch *e;
+        n = strtoll(us + 2, &end, 10);
+        if (strcmp(end, ".mp4") != 0 || !(e = find_epoch(t, n)))
+            return AVERROR(ENOENT);
+        return give(out, e->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
+                    0, p->created_unix_ms,
+                    etag_of(p, ((uint64_t)n << 8) ^ (uint64_t)(t - p->tracks) ^ 0x80));
+    }
     if (parse_media_name(us + 1, &n, &part) < 0)
         return AVERROR(ENOENT);
     return lookup_media(p, t, n, part, out);

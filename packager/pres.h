@@ -14,6 +14,14 @@
  * Segment numbers and boundary instants are the same on every track.  The
  * key track is the first video track (the bus's key track), else track 0.
  *
+ * A publisher that comes back within packager.linger continues the same
+ * presentation (pres_resume): segment numbers and the media clock go on, and
+ * a new "epoch" begins — new codec parameters, a new init segment named
+ * after the epoch's first segment number, EXT-X-DISCONTINUITY and EXT-X-MAP
+ * in HLS, a new Period in DASH.  The media clock stays on the wall clock
+ * (media time = wall time since the first publish), so PROGRAM-DATE-TIME and
+ * the MPD's availability times stay true across the gap.
+ *
  * Everything here runs on the loop thread; nothing locks.
  *
  * Times: "ms" fields are milliseconds on the presentation's media clock
@@ -28,6 +36,19 @@
 
 #define PRES_BOUNDARIES 256         /* decided but not yet cut by every track */
 
+/* One publish of one track: what a player needs to decode its segments.
+ * Segments hold a reference; the track holds the current one. */
+typedef struct pkg_epoch {
+    int refs;
+    int64_t number;                 /* its first segment number: init "<id>_i<number>.mp4" */
+    int64_t start_ms;               /* media time of its first keyframe (0 for the first) */
+    int seq;                        /* discontinuity sequence number: 0, 1, ... */
+    weir_buf *init;
+    char codecs[64];                /* RFC 6381 */
+    int width, height;              /* video */
+    int sample_rate, channels;      /* audio */
+} pkg_epoch;
+
 typedef struct pkg_part {
     weir_buf *buf;                  /* [styp] moof mdat */
     int64_t start_ts, duration_ts;
@@ -37,6 +58,7 @@ typedef struct pkg_part {
 typedef struct pkg_segment {
     int64_t number;
     int64_t start_ts, duration_ts;
+    pkg_epoch *epoch;               /* reference */
     pkg_part *parts;
     int nparts, cap;
     weir_buf *whole;                /* the parts back to back; set when complete */
@@ -58,7 +80,8 @@ typedef struct pkg_track {
     AVRational tb;                  /* of the bus packets */
     uint32_t timescale;
     char codecs[64];                /* RFC 6381 */
-    weir_buf *init;                 /* init segment */
+    weir_buf *init;                 /* init segment (of the current epoch) */
+    pkg_epoch *epoch;               /* the current one (reference) */
     weir_cmaf_track cmaf;
 
     /* The part being built: packet references, in decode order. */
@@ -105,6 +128,9 @@ typedef struct pkg_pres {
      * published again under the same name, even after a restart, never
      * reuses a URL that caches keep "immutable" for a year. */
     int64_t first_number;
+    int64_t epoch_unix_ms;          /* when the current epoch's publisher came */
+    int epoch_seq;                  /* the current epoch's discontinuity sequence */
+    int64_t resume_at_ms;           /* resumed: media time floor for the first keyframe */
     pkg_track tracks[WEIR_STREAM_MAX_TRACKS];
     int ntracks;
     int map[WEIR_STREAM_MAX_TRACKS];    /* bus track -> tracks[] index, or -1 */
@@ -140,6 +166,13 @@ int pres_new(const char *name, const weir_packager_settings *settings,
              const AVCodecParameters *const *pars, const AVRational *tbs, int ntracks,
              int64_t now_unix_ms, int64_t first_number, pkg_pres **out /* OUT */);
 void pres_free(pkg_pres *p);
+/* The stream's publisher is back (p has ended): continue p with the new
+ * tracks as a new epoch.  The tracks must match p's — the same packaged
+ * tracks in the same order of kinds, audio at the same sample rate —
+ * otherwise AVERROR(EINVAL) and p is untouched (start a new presentation).
+ * Playlists turn live again at once. */
+int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRational *tbs,
+                int ntracks, int64_t now_unix_ms);
 
 /* Feeds one bus packet (borrowed; the presentation takes its own
  * reference).  Packets of left-out tracks are ignored.  0 or AVERROR. */
@@ -188,9 +221,11 @@ void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n);
 /* Where track t stands: the number of the segment being built (or the next
  * one) and how many of its parts exist. */
 void pres_live_edge(const pkg_track *t, int64_t *msn, int *parts);
-/* The init segment's file name, "v0_i<first_number>.mp4". */
+/* An init segment's file name, "v0_i<epoch number>.mp4": of the track's
+ * current epoch (pres_init_name) or of epoch e. */
 #define PRES_INIT_NAME_MAX 48
 void pres_init_name(const pkg_pres *p, const pkg_track *t, char buf[PRES_INIT_NAME_MAX]);
+void pres_epoch_init_name(const pkg_track *t, const pkg_epoch *e, char buf[PRES_INIT_NAME_MAX]);
 /* Peak and average bits per second of a track so far. */
 int64_t pres_track_avg_bps(const pkg_track *t);
 /* Frames per second of a video track so far (0 when unknown). */

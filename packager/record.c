@@ -206,7 +206,7 @@ int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int
     rec->work = work;
     rec->result = result;
     rec->own_asset_json = !result;
-    rec->started_unix_ms = p->created_unix_ms;
+    rec->started_unix_ms = p->epoch_unix_ms;
     p->rec = rec;
     if (rec->own_asset_json && (b = asset_json(rec, "recording"))) {
         submit(rec, "asset.json", b, 0);

@@ -49,30 +49,45 @@ static const weir_packager_settings settings_2s = {
     .segment_duration = 2000, .part_duration = 500, .window = 3, .linger = 0,
 };
 
+/* Feeds the whole clip as if it arrived in real time from t0 (Unix ms);
+ * counts packets fed per track into counts[]. */
+static void feed(pkg_pres *p, clip *c, int64_t t0, int counts[8])
+{
+    AVPacket *pkt = av_packet_alloc();
+
+    for (unsigned i = 0; i < c->fmt->nb_streams; i++)
+        counts[i] = 0;
+    cr_assert_geq(av_seek_frame(c->fmt, -1, 0, AVSEEK_FLAG_BACKWARD), 0);
+    while (av_read_frame(c->fmt, pkt) == 0) {
+        counts[pkt->stream_index]++;
+        int64_t now = t0 + av_rescale_q(pkt->dts, c->fmt->streams[pkt->stream_index]->time_base,
+                                        (AVRational){ 1, 1000 });
+        cr_assert_eq(pres_packet(p, pkt, now), 0);
+        av_packet_unref(pkt);
+    }
+    av_packet_free(&pkt);
+}
+
+static int clip_tracks(clip *c, const AVCodecParameters *pars[8], AVRational tbs[8])
+{
+    int n = (int)c->fmt->nb_streams;
+    for (int i = 0; i < n; i++) {
+        pars[i] = c->fmt->streams[i]->codecpar;
+        tbs[i] = c->fmt->streams[i]->time_base;
+    }
+    return n;
+}
+
 /* Feeds the whole clip; returns packets fed per track (in *counts). */
 static pkg_pres *package(clip *c, const weir_packager_settings *cfg, int counts[8])
 {
     const AVCodecParameters *pars[8];
     AVRational tbs[8];
-    int n = (int)c->fmt->nb_streams;
+    int n = clip_tracks(c, pars, tbs);
     pkg_pres *p = NULL;
-    AVPacket *pkt = av_packet_alloc();
-    int64_t now = T0;
 
-    for (int i = 0; i < n; i++) {
-        pars[i] = c->fmt->streams[i]->codecpar;
-        tbs[i] = c->fmt->streams[i]->time_base;
-        counts[i] = 0;
-    }
     cr_assert_eq(pres_new("cam1", cfg, pars, tbs, n, T0, 1, &p), 0);
-    while (av_read_frame(c->fmt, pkt) == 0) {
-        counts[pkt->stream_index]++;
-        now = T0 + av_rescale_q(pkt->dts, c->fmt->streams[pkt->stream_index]->time_base,
-                                (AVRational){ 1, 1000 });
-        cr_assert_eq(pres_packet(p, pkt, now), 0);
-        av_packet_unref(pkt);
-    }
-    av_packet_free(&pkt);
+    feed(p, c, T0, counts);
     return p;
 }
 
@@ -83,9 +98,10 @@ static weir_buf *lookup(pkg_pres *p, const char *file, int *err)
     return *err == 0 ? o.body : NULL;
 }
 
-/* Writes init + every kept segment of track id to a file and counts the
- * frames libavformat reads back. */
-static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
+/* Writes init (of the epoch numbered `init`) + segments first..last of
+ * track id to a file and counts the frames libavformat reads back. */
+static int frames_in_epoch(pkg_pres *p, const char *id, int64_t init, int64_t first,
+                           int64_t last)
 {
     char path[64], name[32];
     int err, frames = 0;
@@ -96,8 +112,8 @@ static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
 
     snprintf(path, sizeof path, "/tmp/weir-pres-out-%d.mp4", (int)getpid());
     cr_assert(f = fopen(path, "wb"));
-    snprintf(name, sizeof name, "%s_i1.mp4", id);
-    cr_assert(b = lookup(p, name, &err));
+    snprintf(name, sizeof name, "%s_i%lld.mp4", id, (long long)init);
+    cr_assert(b = lookup(p, name, &err), "%s: %d", name, err);
     fwrite(b->data, 1, b->size, f);
     weir_buf_unref(b);
     for (int64_t n = first; n <= last; n++) {
@@ -116,6 +132,11 @@ static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
     avformat_close_input(&fmt);
     unlink(path);
     return frames;
+}
+
+static int frames_in(pkg_pres *p, const char *id, int64_t first, int64_t last)
+{
+    return frames_in_epoch(p, id, 1, first, last);
 }
 
 Test(pres, cuts_aligned_segments_at_keyframes_with_parts)
@@ -384,4 +405,134 @@ Test(pres, low_latency_lists_parts_hints_and_holds_what_is_not_there_yet)
     free(pl);
     pres_free(p);
     clip_free(&c);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *x = hay; (x = strstr(x, needle)); x += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A publisher that drops and comes back (an encoder's reconnect) continues
+ * the presentation: numbers go on, HLS marks the discontinuity with the new
+ * init segment, DASH opens a Period where the wall clock says. */
+Test(pres, a_publisher_back_continues_after_a_discontinuity)
+{
+    clip c;
+    const AVCodecParameters *pars[8];
+    AVRational tbs[8];
+    int counts[8], err;
+    weir_packager_settings cfg = settings_2s;
+    cfg.window = 10;
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=48000",
+              "-t 6 -c:v libx264 -preset ultrafast -g 50 -c:a aac");
+    int n = clip_tracks(&c, pars, tbs);
+    pkg_pres *p = package(&c, &cfg, counts);
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 7000), AVERROR(EINVAL), "not ended yet");
+    cr_assert_eq(pres_end(p, T0 + 6000), 0);
+    int64_t last = p->tracks[0].segs[p->tracks[0].nsegs - 1]->number;
+    cr_assert_eq(last, 3, "6 s in 2 s segments");
+
+    /* Back 4 s after the end, with timestamps from 0 again. */
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 10000), 0);
+    char *pl = text_of(p, "v0.m3u8", NULL, &err);
+    cr_assert(pl && !strstr(pl, "#EXT-X-ENDLIST"), "live again at once: %s", pl);
+    free(pl);
+    feed(p, &c, T0 + 10000, counts);
+    cr_assert_eq(pres_end(p, T0 + 16000), 0);
+
+    pl = text_of(p, "v0.m3u8", NULL, &err);
+    cr_assert(pl, "%d", err);
+    cr_assert(strstr(pl, "#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+                         "#EXT-X-MAP:URI=\"v0_i1.mp4\"\n"), "%s", pl);
+    cr_assert_eq(count_of(pl, "#EXT-X-DISCONTINUITY\n"), 1, "%s", pl);
+    const char *d = strstr(pl, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"v0_i4.mp4\"\n"
+                               "#EXT-X-PROGRAM-DATE-TIME:");
+    cr_assert(d, "%s", pl);
+    cr_assert(strstr(d, "v0_4.m4s") && !strstr(d, "v0_3.m4s"), "%s", pl);
+    /* PROGRAM-DATE-TIME after the gap: the wall clock of the comeback. */
+    char when[WEIR_ISO8601_LEN];
+    weir_clock_iso8601(T0 + 10000, when);
+    cr_assert(strstr(d, when), "%s not in %s", when, d);
+    free(pl);
+
+    /* Both epochs decode, each with its own init segment. */
+    cr_assert_eq(frames_in_epoch(p, "v0", 1, 1, 3), counts[0]);
+    cr_assert_eq(frames_in_epoch(p, "v0", 4, 4, 6), counts[0]);
+    cr_assert_eq(frames_in_epoch(p, "a0", 4, 4, 6), counts[1]);
+
+    /* The MPD (static now) has a Period per epoch; the second starts 10 s
+     * after the first on the media clock, at its epoch's tfdt. */
+    char *mpd = text_of(p, "index.mpd", NULL, &err);
+    cr_assert(mpd, "%d", err);
+    cr_assert_eq(count_of(mpd, "<Period "), 2, "%s", mpd);
+    cr_assert(strstr(mpd, "<Period id=\"1\" start=\"PT0.000S\">"), "%s", mpd);
+    const char *p2 = strstr(mpd, "<Period id=\"4\" start=\"PT10.");
+    cr_assert(p2, "%s", mpd);
+    cr_assert(strstr(p2, "initialization=\"$RepresentationID$_i4.mp4\" "
+                         "media=\"$RepresentationID$_$Number$.m4s\" startNumber=\"4\" "
+                         "presentationTimeOffset=\"900000\""), "%s", p2);
+    cr_assert(strstr(p2, "<S t=\"900000\""), "%s", p2);
+    free(mpd);
+    pres_free(p);
+    clip_free(&c);
+}
+
+/* The window slides past the old epoch: the discontinuity sequence counts
+ * it, and the header's MAP is the new epoch's. */
+Test(pres, the_discontinuity_sequence_counts_discontinuities_that_left_the_window)
+{
+    clip c;
+    const AVCodecParameters *pars[8];
+    AVRational tbs[8];
+    int counts[8], err;
+    weir_packager_settings cfg = settings_2s;       /* window 3 */
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25",
+              "-t 8 -c:v libx264 -preset ultrafast -g 50");
+    int n = clip_tracks(&c, pars, tbs);
+    pkg_pres *p = package(&c, &cfg, counts);
+    pres_end(p, T0 + 8000);
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 8500), 0);
+    feed(p, &c, T0 + 8500, counts);
+    char *pl = text_of(p, "v0.m3u8", NULL, &err);
+    cr_assert(pl, "%d", err);
+    cr_assert(strstr(pl, "#EXT-X-DISCONTINUITY-SEQUENCE:1\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+                         "#EXT-X-MAP:URI=\"v0_i5.mp4\"\n"), "%s", pl);
+    cr_assert(!strstr(pl, "#EXT-X-DISCONTINUITY\n"), "%s", pl);
+    free(pl);
+    /* The old init stays while a kept segment (3, past the window, still
+     * served) needs it. */
+    weir_buf *b = lookup(p, "v0_i1.mp4", &err);
+    cr_assert(b, "%d", err);
+    weir_buf_unref(b);
+    cr_assert_eq(p->tracks[0].segs[0]->number, 3);
+    cr_assert_eq(p->tracks[0].segs[0]->epoch->number, 1);
+    b = lookup(p, "v0_i2.mp4", &err);
+    cr_assert_null(b);
+    cr_assert_eq(err, AVERROR(ENOENT));
+    pres_free(p);
+    clip_free(&c);
+}
+
+Test(pres, a_publisher_back_with_other_tracks_is_not_resumed)
+{
+    clip av, a;
+    const AVCodecParameters *pars[8];
+    AVRational tbs[8];
+    int counts[8], err;
+    clip_make(&av, "-f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=48000",
+              "-t 3 -c:v libx264 -preset ultrafast -g 50 -c:a aac");
+    clip_make(&a, "-f lavfi -i sine=sample_rate=44100", "-t 1 -c:a aac");
+    pkg_pres *p = package(&av, &settings_2s, counts);
+    pres_end(p, T0 + 3000);
+    int n = clip_tracks(&a, pars, tbs);
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 4000), AVERROR(EINVAL));
+    char *pl = text_of(p, "v0.m3u8", NULL, &err);
+    cr_assert(pl && strstr(pl, "#EXT-X-ENDLIST"), "untouched: %s", pl);
+    free(pl);
+    pres_free(p);
+    clip_free(&av);
+    clip_free(&a);
 }
