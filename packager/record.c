@@ -241,8 +241,9 @@ void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s)
     t->rec[t->nrec++] = (pkg_span){ s->number, s->start_ts, s->duration_ts };
     snprintf(name, sizeof name, "%s_%" PRId64 ".m4s", t->id, s->number);
     submit(rec, name, s->whole, 0);
-    if (ti == p->key)
-        rec->duration_ms = av_rescale(s->start_ts + s->duration_ts, 1000, t->timescale);
+    if (ti == p->key)           /* from its own start: a resumed presentation's goes on */
+        rec->duration_ms = av_rescale(s->start_ts + s->duration_ts - t->rec[0].start_ts, 1000,
+                                      t->timescale);
 }
 
 void rec_end(pkg_pres *p, int64_t now_unix_ms)
