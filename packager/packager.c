@@ -6,11 +6,14 @@
  *   weir_bus_publish -> on_publish ------> attach: subscribe (notify = on_notify)
  *   weir_stream_write -> on_notify ------> drain: weir_sub_read until EAGAIN,
  *                      (weir_loop_post,              pres_packet each packet
- *                       once per wake)    EOF: pres_end, linger timer, then free
+ *                       once per wake)    EOF: pres_pause, grace timer, pres_end,
+ *                                          linger timer, then free
  *
  * A stream's first packet fixes its tracks; the presentation is created then.
- * An ended presentation keeps serving (EXT-X-ENDLIST) for packager.linger.
- * A publisher that takes the name again meanwhile continues it (pres_resume:
+ * When the publisher leaves, the playlists stay live for
+ * packager.reconnect_grace (players keep polling), then end (EXT-X-ENDLIST)
+ * and keep serving for packager.linger.  A publisher that takes the name
+ * again in either time continues the presentation (pres_resume:
  * a discontinuity, numbers go on) when its tracks match, so players ride
  * through an encoder's reconnect; otherwise it replaces it.
  */
@@ -37,9 +40,14 @@ static const weir_conf_key packager_keys[] = {
       "whole multiple of it", 0 },
     { "packager.window", WEIR_CONF_INT, offsetof(weir_packager_settings, window),
       "6", 3, 100, NULL, "segments listed in live playlists and MPDs", 0 },
+    { "packager.reconnect_grace", WEIR_CONF_DURATION,
+      offsetof(weir_packager_settings, reconnect_grace), "10s", 0, 600000, NULL,
+      "after the publisher leaves, how long playlists stay live (no EXT-X-ENDLIST) so players "
+      "keep polling while an encoder reconnects; 0 ends them at once", 0 },
     { "packager.linger", WEIR_CONF_DURATION, offsetof(weir_packager_settings, linger),
       "30s", 0, 3600000, NULL,
-      "how long an ended stream's playlists (with EXT-X-ENDLIST) stay served", 0 },
+      "how long an ended stream's playlists (with EXT-X-ENDLIST) stay served; a publisher "
+      "back under the name meanwhile continues the presentation after a discontinuity", 0 },
     { "packager.low_latency", WEIR_CONF_BOOL, offsetof(weir_packager_settings, low_latency),
       "true", 0, 0, NULL,
       "Low-Latency HLS: list parts, hold _HLS_msn/_HLS_part requests, preload hints", 0 },
@@ -201,16 +209,32 @@ static int start_pres(entry *e)
     return 0;
 }
 
+/* No publisher came back within packager.reconnect_grace: the playlists
+ * end (EXT-X-ENDLIST, static MPD) and linger. */
+static void on_grace_done(weir_timer *t)
+{
+    entry *e = (entry *)((char *)t - offsetof(entry, linger));
+
+    if (e->pres) {
+        pres_end(e->pres, weir_clock_unix_ms());
+        weir_log_info("packager", "stream ended", WL_STR("stream", e->name));
+    }
+    weir_timer_start(e->pk->loop, &e->linger, e->pk->settings->linger * 1000, on_linger_done);
+}
+
 static void finish(entry *e)
 {
     e->ended = 1;
     weir_sub_close(e->sub);
     e->sub = NULL;
     if (e->pres) {
-        pres_end(e->pres, weir_clock_unix_ms());
-        weir_log_info("packager", "stream ended", WL_STR("stream", e->name));
+        pres_pause(e->pres, weir_clock_unix_ms());
+        weir_log_info("packager", "publisher left; playlists stay live for a reconnect",
+                      WL_STR("stream", e->name),
+                      WL_INT("grace_ms", e->pk->settings->reconnect_grace));
     }
-    weir_timer_start(e->pk->loop, &e->linger, e->pk->settings->linger * 1000, on_linger_done);
+    weir_timer_start(e->pk->loop, &e->linger, e->pk->settings->reconnect_grace * 1000,
+                     on_grace_done);
 }
 
 /* On the loop: everything queued for this subscriber. */

@@ -35,6 +35,7 @@ typedef struct weir_packager_settings {
     int64_t segment_duration;       /* ms; segments are cut at the first keyframe after it */
     int64_t part_duration;          /* ms; CMAF fragments inside a segment */
     int64_t window;                 /* segments listed in live playlists */
+    int64_t reconnect_grace;        /* ms playlists stay live after the publisher left */
     int64_t linger;                 /* ms an ended stream's playlists stay served */
     int low_latency;                /* LL-HLS: parts, blocking reload, preload hints */
     int record;                     /* each live stream also becomes a VOD asset */

@@ -251,7 +251,7 @@ int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRatio
     int map[WEIR_STREAM_MAX_TRACKS], n = 0, r = 0;
     int64_t next = 0;
 
-    if (!p->ended)
+    if (!p->paused)
         return AVERROR(EINVAL);
     for (int i = 0; i < p->ntracks; i++) {
         pkg_track *t = &p->tracks[i];
@@ -306,6 +306,7 @@ int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRatio
     p->resume_at_ms = end_ms(p);
     p->started = 0;
     p->parts_in_seg = 0;
+    p->paused = 0;
     p->ended = 0;
     publish(p, 1, now_unix_ms);         /* live again: no EXT-X-ENDLIST */
     weir_log_info("packager", "publisher back: the presentation goes on after a discontinuity",
@@ -607,7 +608,7 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
     int64_t ms;
     int ti, key, r;
 
-    if (pkt->stream_index < 0 || pkt->stream_index >= WEIR_STREAM_MAX_TRACKS || p->ended)
+    if (pkt->stream_index < 0 || pkt->stream_index >= WEIR_STREAM_MAX_TRACKS || p->paused)
         return 0;
     if ((ti = p->map[pkt->stream_index]) < 0 || pkt->dts == AV_NOPTS_VALUE ||
         pkt->pts == AV_NOPTS_VALUE)
@@ -701,21 +702,33 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
     return 0;
 }
 
-int pres_end(pkg_pres *p, int64_t now_unix_ms)
+int pres_pause(pkg_pres *p, int64_t now_unix_ms)
 {
     int ret = 0;
 
-    if (p->ended)
+    if (p->paused || p->ended)
         return 0;
-    p->ended = 1;
+    p->paused = 1;
     for (int i = 0; i < p->ntracks; i++) {
         int r = track_cut(p, &p->tracks[i], -1, 1, now_unix_ms);
         if (r < 0)
             ret = r;
     }
+    publish(p, 1, now_unix_ms);
+    rec_end(p, now_unix_ms);            /* a publisher back makes a new recording */
+    return ret;
+}
+
+int pres_end(pkg_pres *p, int64_t now_unix_ms)
+{
+    int ret;
+
+    if (p->ended)
+        return 0;
+    ret = pres_pause(p, now_unix_ms);
+    p->ended = 1;
     /* Re-render: EXT-X-ENDLIST appears, the MPD turns static. */
     publish(p, 1, now_unix_ms);
-    rec_end(p, now_unix_ms);
     return ret;
 }
 

@@ -14,7 +14,8 @@
  * Segment numbers and boundary instants are the same on every track.  The
  * key track is the first video track (the bus's key track), else track 0.
  *
- * A publisher that comes back within packager.linger continues the same
+ * A publisher that comes back before the presentation is dropped
+ * (packager.reconnect_grace + packager.linger) continues the same
  * presentation (pres_resume): segment numbers and the media clock go on, and
  * a new "epoch" begins — new codec parameters, a new init segment named
  * after the epoch's first segment number, EXT-X-DISCONTINUITY and EXT-X-MAP
@@ -148,7 +149,8 @@ typedef struct pkg_pres {
                                        (whole frames), fixed once a frame's duration is known */
     int64_t segments_done;          /* segments complete on every track */
 
-    int ended;
+    int paused;                     /* the publisher left; everything is cut */
+    int ended;                      /* ... and is not coming back: EXT-X-ENDLIST */
     int64_t target_s;               /* EXT-X-TARGETDURATION, only grows */
     weir_buf *master, *mpd;
     uint64_t version;               /* bumped whenever anything is rebuilt */
@@ -166,7 +168,7 @@ int pres_new(const char *name, const weir_packager_settings *settings,
              const AVCodecParameters *const *pars, const AVRational *tbs, int ntracks,
              int64_t now_unix_ms, int64_t first_number, pkg_pres **out /* OUT */);
 void pres_free(pkg_pres *p);
-/* The stream's publisher is back (p has ended): continue p with the new
+/* The stream's publisher is back (p is paused or ended): continue p with the new
  * tracks as a new epoch.  The tracks must match p's — the same packaged
  * tracks in the same order of kinds, audio at the same sample rate —
  * otherwise AVERROR(EINVAL) and p is untouched (start a new presentation).
@@ -177,8 +179,12 @@ int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRatio
 /* Feeds one bus packet (borrowed; the presentation takes its own
  * reference).  Packets of left-out tracks are ignored.  0 or AVERROR. */
 int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms);
-/* The stream ended: cut what is pending into a last segment, mark the
- * playlists ended (EXT-X-ENDLIST, static MPD). */
+/* The publisher left: cut what is pending into a last segment (and finish
+ * the recording), but keep the playlists live — an encoder reconnecting
+ * resumes them (pres_resume) and players keep polling meanwhile. */
+int pres_pause(pkg_pres *p, int64_t now_unix_ms);
+/* The stream ended (pausing first if needed): mark the playlists ended
+ * (EXT-X-ENDLIST, static MPD). */
 int pres_end(pkg_pres *p, int64_t now_unix_ms);
 
 /* The object at `file` ("index.m3u8", "v0.m3u8", "v0_i<first_number>.mp4",

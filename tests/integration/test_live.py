@@ -77,6 +77,7 @@ def setup():
     w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
              "--set", "packager.segment_duration=1s", "--set", "packager.part_duration=500ms",
              "--set", "packager.window=3", "--set", "packager.linger=60s",
+             "--set", "packager.reconnect_grace=1s",
              "--set", f"origin.web_dir={os.environ['WEIR_SOURCE_ROOT']}/web")
     state["weir"] = w
     w.wait_ready()

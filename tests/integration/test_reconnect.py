@@ -1,7 +1,7 @@
-"""A publisher that drops and comes back within packager.linger (an encoder
-reconnecting) continues the same presentation: segment numbers go on, HLS
-marks EXT-X-DISCONTINUITY with the new init segment, DASH opens a new
-Period.  Real readers check it: xmllint parses the MPD, ffmpeg and
+"""A publisher that drops and comes back (an encoder reconnecting) continues
+the same presentation: the playlists stay live for packager.reconnect_grace,
+segment numbers go on, HLS marks EXT-X-DISCONTINUITY with the new init
+segment, DASH opens a new Period.  Real readers check it: xmllint parses the MPD, ffmpeg and
 GStreamer's hlsdemux/dashdemux play the whole thing, and each publish's
 recording, to the end."""
 import json
@@ -55,16 +55,28 @@ def setup():
     state["rtmp"] = free_port()
     w = Weir(WEIR, "--set", f"rtmp.port={state['rtmp']}", "--set", "ingest.auth=open",
              "--set", "packager.segment_duration=1s", "--set", "packager.window=20",
-             "--set", "packager.linger=60s", "--set", "packager.record=true")
+             "--set", "packager.linger=60s", "--set", "packager.reconnect_grace=5s",
+             "--set", "packager.record=true")
     state["weir"] = w
     w.wait_ready()
     state["read"] = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope",
                                  "read").stdout.strip()
     first = push(4, "320x240")
     assert first.wait(timeout=60) == 0, first.stderr.read()
-    wait_for(lambda: "#EXT-X-ENDLIST" in playlist())
+    # The publisher has gone (the server says so), yet the playlists stay
+    # live, so players keep polling.
+    auth = {"Authorization": f"Bearer {state['read']}"}
+    wait_for(lambda: not json.loads(get("/api/v1/streams", auth)[2])["streams"])
+    time.sleep(0.5)
+    state["between"] = (playlist(), get("/live/cam1/index.mpd")[2])
     # The encoder comes back, at another resolution.
     state["second"] = push(5, "240x180")
+
+
+def test_the_playlists_stay_live_while_the_publisher_is_away():
+    pl, mpd = state["between"]
+    assert "#EXT-X-ENDLIST" not in pl, pl
+    assert ET.fromstring(mpd).get("type") == "dynamic"
 
 
 def test_the_playlist_goes_on_after_a_discontinuity():
@@ -183,7 +195,8 @@ def teardown():
 if __name__ == "__main__":
     setup()
     try:
-        run_tests([test_the_playlist_goes_on_after_a_discontinuity,
+        run_tests([test_the_playlists_stay_live_while_the_publisher_is_away,
+                   test_the_playlist_goes_on_after_a_discontinuity,
                    test_the_live_mpd_has_a_period_per_publish_and_parses,
                    test_after_the_end_players_read_both_publishes_to_the_end,
                    test_each_publish_is_its_own_recording_and_plays])

@@ -430,12 +430,16 @@ Test(pres, a_publisher_back_continues_after_a_discontinuity)
               "-t 6 -c:v libx264 -preset ultrafast -g 50 -c:a aac");
     int n = clip_tracks(&c, pars, tbs);
     pkg_pres *p = package(&c, &cfg, counts);
-    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 7000), AVERROR(EINVAL), "not ended yet");
-    cr_assert_eq(pres_end(p, T0 + 6000), 0);
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 7000), AVERROR(EINVAL), "still publishing");
+    /* The publisher leaves: everything is cut, the playlists stay live. */
+    cr_assert_eq(pres_pause(p, T0 + 6000), 0);
+    char *live = text_of(p, "v0.m3u8", NULL, &err);
+    cr_assert(live && strstr(live, "v0_3.m4s") && !strstr(live, "#EXT-X-ENDLIST"), "%s", live);
+    free(live);
     int64_t last = p->tracks[0].segs[p->tracks[0].nsegs - 1]->number;
     cr_assert_eq(last, 3, "6 s in 2 s segments");
 
-    /* Back 4 s after the end, with timestamps from 0 again. */
+    /* Back 4 s later, with timestamps from 0 again. */
     cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 10000), 0);
     char *pl = text_of(p, "v0.m3u8", NULL, &err);
     cr_assert(pl && !strstr(pl, "#EXT-X-ENDLIST"), "live again at once: %s", pl);
