@@ -49,6 +49,8 @@ typedef struct weir_object {
     int64_t max_age_ms;             /* WEIR_CACHE_LIVE only */
     int64_t mtime_ms;               /* Unix ms when it was produced (Last-Modified) */
     uint64_t etag;                  /* changes whenever the bytes change */
+    int redirect;                   /* body is a URL path: answer 301 to it (DVR
+                                       segments that live on in a recording) */
 } weir_object;
 
 void weir_object_clear(weir_object *o);

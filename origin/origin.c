@@ -279,6 +279,16 @@ static int serve_object(weir_origin *o, weir_http_req *req, const req_hdrs *h,
     char range[96];
     int status = 200, r;
 
+    if (obj->redirect) {
+        /* Moved for good (an old live segment now in a recording): the
+         * target is as immutable as the URL was. */
+        char to[512];
+        snprintf(to, sizeof to, "%.*s", (int)size, (const char *)obj->body->data);
+        if ((r = add_cors(o, req, h)) < 0 || (r = add_caching(o, req, obj)) < 0 ||
+            (r = weir_http_add_header(req, "Location", to)) < 0)
+            return r;
+        return weir_http_respond(req, 301, NULL, NULL, 0);
+    }
     if ((r = add_cors(o, req, h)) < 0 || (r = add_caching(o, req, obj)) < 0 ||
         (r = weir_http_add_header(req, "Accept-Ranges", "bytes")) < 0)
         return r;

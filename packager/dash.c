@@ -39,7 +39,7 @@ static span *spans_of(const pkg_pres *p, const pkg_track *t, int vod, const pkg_
                       int *n)
 {
     span *out;
-    int first, listed, k = 0;
+    int listed, k = 0;
 
     if (vod) {
         if (!t->nrec || !(out = malloc((size_t)t->nrec * sizeof *out)))
@@ -50,14 +50,16 @@ static span *spans_of(const pkg_pres *p, const pkg_track *t, int vod, const pkg_
         *n = t->nrec;
         return out;
     }
-    pres_listed(p, t, &first, &listed);
-    if (!listed || !(out = malloc((size_t)listed * sizeof *out)))
+    pkg_listed *l;
+    if (pres_listing(p, t, &l, &listed) < 0 || !listed ||
+        !(out = malloc((size_t)listed * sizeof *out))) {
+        free(l);
         return *n = 0, NULL;
-    for (int i = 0; i < listed; i++) {
-        const pkg_segment *s = t->segs[first + i];
-        if (!e || s->epoch->number == e->number)
-            out[k++] = (span){ s->number, s->start_ts, s->duration_ts, s->epoch };
     }
+    for (int i = 0; i < listed; i++)
+        if (!e || l[i].epoch->number == e->number)
+            out[k++] = (span){ l[i].number, l[i].start_ts, l[i].duration_ts, l[i].epoch };
+    free(l);
     *n = k;
     return out;
 }
@@ -177,15 +179,14 @@ static void duration(int64_t ms, char buf[32])
 static int periods_of(const pkg_pres *p, int vod, const pkg_epoch **out, int cap)
 {
     const pkg_track *key = &p->tracks[p->key];
-    int first, n, k = 0;
+    int n, k = 0;
 
     if (!vod) {
-        pres_listed(p, key, &first, &n);
-        for (int i = first; i < first + n; i++) {
-            const pkg_epoch *e = key->segs[i]->epoch;
-            if ((k == 0 || out[k - 1] != e) && k < cap)
-                out[k++] = e;
-        }
+        span *sp = spans_of(p, key, 0, NULL, &n);
+        for (int i = 0; i < n; i++)
+            if ((k == 0 || out[k - 1] != sp[i].epoch) && k < cap)
+                out[k++] = sp[i].epoch;
+        free(sp);
     }
     if (k == 0)
         out[k++] = key->epoch;
@@ -219,7 +220,7 @@ static weir_buf *render_mpd(const pkg_pres *p, int64_t now_unix_ms, int vod)
     weir_clock_iso8601(p->ast_unix_ms, ast);
     weir_clock_iso8601(now_unix_ms, pub);
     duration(cfg->segment_duration, seg);
-    duration(cfg->segment_duration * cfg->window, depth);
+    duration(cfg->dvr_window > 0 ? cfg->dvr_window : cfg->segment_duration * cfg->window, depth);
     duration(cfg->segment_duration * 3, delay);
     nperiods = periods_of(p, vod, epochs, MPD_PERIODS_MAX);
     listed_range(p, vod, &origin_ms, &end_ms);

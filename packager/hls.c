@@ -113,14 +113,14 @@ static int rendition_reports(weir_bytes *b, const pkg_pres *p, const pkg_track *
 /* Before a segment of another epoch than the one before it: the
  * discontinuity and its init segment. */
 static int epoch_change(weir_bytes *b, const pkg_track *t, const pkg_epoch **cur,
-                        const pkg_segment *s)
+                        const pkg_epoch *e)
 {
     char init[PRES_INIT_NAME_MAX];
 
-    if (s->epoch == *cur)
+    if (e == *cur)
         return 0;
-    *cur = s->epoch;
-    pres_epoch_init_name(t, s->epoch, init);
+    *cur = e;
+    pres_epoch_init_name(t, e, init);
     return pkg_printf(b, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"%s\"\n", init);
 }
 
@@ -137,12 +137,14 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     char when[WEIR_ISO8601_LEN];
     char init[PRES_INIT_NAME_MAX];
     int64_t next_msn;
-    int first, n, skipped = 0, next_part, r;
+    pkg_listed *l;
+    int n, skipped = 0, next_part, r;
 
-    pres_listed(p, t, &first, &n);
+    if (pres_listing(p, t, &l, &n) < 0)
+        return NULL;
     pres_live_edge(t, &next_msn, &next_part);
     /* The playlist starts in the epoch of its first segment. */
-    epoch = n > 0 ? t->segs[first]->epoch : open ? open->epoch : t->epoch;
+    epoch = n > 0 ? l[0].epoch : open ? open->epoch : t->epoch;
     pres_epoch_init_name(t, epoch, init);
     if (skip && ll) {
         /* Delta update: leave out segments more than CAN-SKIP-UNTIL before
@@ -150,16 +152,16 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
          * skipped ones and the first one shown share the header's MAP and
          * discontinuity sequence). */
         int64_t from_end = 0;
-        for (int i = first + n - 1; i >= first; i--) {
-            from_end += t->segs[i]->duration_ts;
+        for (int i = n - 1; i >= 0; i--) {
+            from_end += l[i].duration_ts;
             if ((double)from_end / t->timescale > skip_until) {
-                skipped = i - first + 1;
+                skipped = i + 1;
                 break;
             }
         }
-        for (int i = first + 1; i <= first + skipped && i < first + n; i++)
-            if (t->segs[i]->epoch != epoch) {
-                skipped = i - first - 1;
+        for (int i = 1; i <= skipped && i < n; i++)
+            if (l[i].epoch != epoch) {
+                skipped = i - 1;
                 break;
             }
     }
@@ -172,24 +174,24 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     if (r >= 0)
         r = pkg_printf(&b, "#EXT-X-MEDIA-SEQUENCE:%" PRId64 "\n#EXT-X-DISCONTINUITY-SEQUENCE:%d\n"
                        "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-MAP:URI=\"%s\"\n",
-                       n > 0 ? t->segs[first]->number : next_msn, epoch->seq, init);
+                       n > 0 ? l[0].number : next_msn, epoch->seq, init);
     if (r >= 0 && skipped)
         r = pkg_printf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped);
-    for (int i = first + skipped; i < first + n && r >= 0; i++) {
-        const pkg_segment *s = t->segs[i];
-        r = epoch_change(&b, t, &epoch, s);
+    for (int i = skipped; i < n && r >= 0; i++) {
+        const pkg_listed *s = &l[i];
+        r = epoch_change(&b, t, &epoch, s->epoch);
         weir_clock_iso8601(p->ast_unix_ms + av_rescale(s->start_ts, 1000, t->timescale), when);
         if (r >= 0)
             r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
-        if (r >= 0 && ll && i >= first + n - (PARTS_LISTED_SEGMENTS - 1))
-            r = render_parts(&b, t, s);
+        if (r >= 0 && ll && s->seg && i >= n - (PARTS_LISTED_SEGMENTS - 1))
+            r = render_parts(&b, t, s->seg);
         if (r >= 0)
             r = pkg_printf(&b, "#EXTINF:%.5f,\n%s_%" PRId64 ".m4s\n",
                            (double)s->duration_ts / t->timescale, t->id, s->number);
     }
     if (r >= 0 && ll) {
         if (open && open->nparts > 0) {
-            r = epoch_change(&b, t, &epoch, open);
+            r = epoch_change(&b, t, &epoch, open->epoch);
             weir_clock_iso8601(p->ast_unix_ms + av_rescale(open->start_ts, 1000, t->timescale),
                                when);
             if (r >= 0)
@@ -207,6 +209,7 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     }
     if (r >= 0 && p->ended)
         r = pkg_printf(&b, "#EXT-X-ENDLIST\n");
+    free(l);
     return finish(&b, r);
 }
 

@@ -55,6 +55,10 @@ static const weir_conf_key packager_keys[] = {
       "false", 0, 0, NULL,
       "record every live stream to data_dir/vod/ as a VOD asset (HLS and DASH), listed at "
       "GET /api/v1/assets; recordings are kept until deleted", 0 },
+    { "packager.dvr_window", WEIR_CONF_DURATION, offsetof(weir_packager_settings, dvr_window),
+      "0s", 0, 86400000, NULL,
+      "DVR: live playlists and MPDs list this much of the stream (0: just packager.window); "
+      "older segments are served from the recording, so it needs packager.record", 0 },
 };
 
 const weir_conf_table weir_packager_conf_table = {
@@ -69,6 +73,11 @@ int weir_packager_settings_check(const weir_packager_settings *s)
         fprintf(stderr, "packager.segment_duration (%lld ms) must be a whole multiple of "
                 "packager.part_duration (%lld ms)\n", (long long)s->segment_duration,
                 (long long)s->part_duration);
+        return -1;
+    }
+    if (s->dvr_window > 0 && !s->record) {
+        fprintf(stderr, "packager.dvr_window needs packager.record=true: DVR serves older "
+                "segments from the recording on disk\n");
         return -1;
     }
     return 0;

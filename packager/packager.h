@@ -39,6 +39,7 @@ typedef struct weir_packager_settings {
     int64_t linger;                 /* ms an ended stream's playlists stay served */
     int low_latency;                /* LL-HLS: parts, blocking reload, preload hints */
     int record;                     /* each live stream also becomes a VOD asset */
+    int64_t dvr_window;             /* ms of a live stream playlists list (needs record) */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;

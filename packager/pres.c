@@ -364,6 +364,49 @@ void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n)
     *first = complete - *n;
 }
 
+int pres_listing(const pkg_pres *p, const pkg_track *t, pkg_listed **out, int *n)
+{
+    int first, listed, from = 0, k = 0;
+    pkg_listed *l;
+
+    *out = NULL;
+    *n = 0;
+    pres_listed(p, t, &first, &listed);
+    if (p->settings->dvr_window > 0) {
+        /* Every complete segment that starts within dvr_window of the end:
+         * those in memory, and before them those only the recording has. */
+        int complete = first + listed;
+        int64_t start_min = INT64_MIN;
+        int64_t before = t->nsegs > 0 ? t->segs[0]->number : INT64_MAX;
+        if (complete > 0) {
+            const pkg_segment *last = t->segs[complete - 1];
+            start_min = last->start_ts + last->duration_ts -
+                        av_rescale(p->settings->dvr_window, t->timescale, 1000);
+        }
+        for (first = 0; first < complete && t->segs[first]->start_ts < start_min; first++)
+            ;
+        listed = complete - first;
+        for (int i = 0; i < t->nrec; i++)
+            if (t->rec[i].start_ts >= start_min && t->rec[i].number < before && k++ == 0)
+                from = i;
+    }
+    if (k + listed == 0)
+        return 0;
+    if (!(l = malloc((size_t)(k + listed) * sizeof *l)))
+        return AVERROR(ENOMEM);
+    for (int i = 0; i < k; i++) {
+        const pkg_span *sp = &t->rec[from + i];
+        l[i] = (pkg_listed){ sp->number, sp->start_ts, sp->duration_ts, t->epoch, NULL };
+    }
+    for (int i = 0; i < listed; i++) {
+        const pkg_segment *sg = t->segs[first + i];
+        l[k + i] = (pkg_listed){ sg->number, sg->start_ts, sg->duration_ts, sg->epoch, sg };
+    }
+    *out = l;
+    *n = k + listed;
+    return 0;
+}
+
 int64_t pres_track_avg_bps(const pkg_track *t)
 {
     if (t->duration_total_ts <= 0)
@@ -831,6 +874,36 @@ static int parse_media_name(const char *s, int64_t *n, int64_t *part)
     return strcmp(end, ".m4s") == 0 && *n > 0 ? 0 : -1;
 }
 
+/* Is segment n in the track's recording (spans ascend by number)? */
+static int recorded(const pkg_track *t, int64_t n)
+{
+    int lo = 0, hi = t->nrec - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (t->rec[mid].number == n)
+            return 1;
+        if (t->rec[mid].number < n)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    return 0;
+}
+
+/* A 301 to the recording's copy of segment n (record.c's file name). */
+static int give_redirect(const pkg_pres *p, const pkg_track *t, int64_t n, weir_object *out)
+{
+    char url[sizeof p->rec_id + 64];
+    int len = snprintf(url, sizeof url, "/vod/%s/%s_%" PRId64 ".m4s", p->rec_id, t->id, n);
+
+    *out = (weir_object){
+        .body = weir_buf_copy(url, (size_t)len), .content_type = "text/plain",
+        .cache = WEIR_CACHE_IMMUTABLE, .mtime_ms = p->created_unix_ms,
+        .etag = etag_of(p, ((uint64_t)n << 24) ^ 0xD7), .redirect = 1,
+    };
+    return out->body ? 0 : AVERROR(ENOMEM);
+}
+
 static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir_object *out)
 {
     const char *type = t->is_video ? "video/iso.segment" : "audio/mp4";
@@ -846,8 +919,12 @@ static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir
         return give(out, s->parts[part].buf, type, WEIR_CACHE_IMMUTABLE, 0,
                     p->ast_unix_ms + ts_to_ms(t, s->parts[part].start_ts + s->parts[part].duration_ts),
                     etag_of(p, tag));
-    if (t->nsegs > 0 && n < t->segs[0]->number && n >= t->first_number)
+    if (t->nsegs > 0 && n < t->segs[0]->number && n >= t->first_number) {
+        /* DVR: older segments live on in the recording. */
+        if (p->settings->dvr_window > 0 && part < 0 && p->rec_id[0] && recorded(t, n))
+            return give_redirect(p, t, n, out);
         return AVERROR(ESTALE);
+    }
     /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists;
      * so is the segment being cut (and the next), which low-latency DASH
      * asks for early (availabilityTimeOffset) and gets part by part. */

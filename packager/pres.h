@@ -157,6 +157,7 @@ typedef struct pkg_pres {
     void (*on_change)(void *arg, const char *name);     /* after each rebuild */
     void *change_arg;
     pkg_rec *rec;                   /* recording to disk, or NULL */
+    char rec_id[WEIR_BUS_NAME_MAX + 32];    /* the last recording's asset id, for DVR */
     int64_t updated_unix_ms;        /* when it was */
 } pkg_pres;
 
@@ -221,9 +222,24 @@ int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int
 void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s);
 void rec_end(pkg_pres *p, int64_t now_unix_ms);
 
-/* The segments playlists list: t->segs[first .. first + n - 1], the last
- * `window` complete ones. */
+/* The complete segments in memory that live playlists list:
+ * t->segs[first .. first + n - 1], the last `window` of them. */
 void pres_listed(const pkg_pres *p, const pkg_track *t, int *first, int *n);
+
+/* One segment as a live playlist lists it: in memory (seg), or with
+ * packager.dvr_window only in the recording on disk (seg NULL; its URL
+ * redirects there). */
+typedef struct pkg_listed {
+    int64_t number, start_ts, duration_ts;
+    const pkg_epoch *epoch;
+    const pkg_segment *seg;
+} pkg_listed;
+
+/* What t's live playlists list, oldest first: pres_listed's window, or with
+ * packager.dvr_window every complete segment that starts within it (older
+ * ones from the recording).  *out is malloc'd (NULL when *n is 0).
+ * 0 or AVERROR(ENOMEM). */
+int pres_listing(const pkg_pres *p, const pkg_track *t, pkg_listed **out, int *n);
 /* Where track t stands: the number of the segment being built (or the next
  * one) and how many of its parts exist. */
 void pres_live_edge(const pkg_track *t, int64_t *msn, int *parts);

@@ -202,6 +202,7 @@ int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int
         return AVERROR(ENAMETOOLONG);
     }
     snprintf(rec->id, sizeof rec->id, "%s", id);
+    snprintf(p->rec_id, sizeof p->rec_id, "%s", id);
     snprintf(rec->name, sizeof rec->name, "%s", p->name);
     rec->work = work;
     rec->result = result;

@@ -1,6 +1,7 @@
 """Real players against weir: hls.js and dash.js in headless Chromium
 (player-test/play.mjs) play a live RTMP push — HLS (CMAF), Low-Latency HLS
-and DASH — then its recording as VOD, seeking in it; and, with transcoding
+and DASH — ride through the encoder reconnecting, then play its recording
+as VOD, seeking in it; and, with transcoding
 on, both players switch rungs when the bandwidth is capped and lifted.  Each run must play
 10 s of media with the pushed picture size and no fatal error; the LL-HLS
 run reports hls.js's live latency.  Screenshots go to player-artifacts/ in
@@ -8,6 +9,7 @@ the test's working directory."""
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -57,10 +59,11 @@ def setup():
                     "-t", "20", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
                     "-b:v", "800k", "-g", "60", "-c:a", "aac", "-b:a", "64k", "-f", "flv", clip],
                    check=True, timeout=120)
-    state["push"] = subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
-         "-i", clip, "-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{rtmp}/live/cam1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    state["push_args"] = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+                          "-stream_loop", "-1", "-i", clip, "-c", "copy", "-f", "flv",
+                          f"rtmp://127.0.0.1:{rtmp}/live/cam1"]
+    state["push"] = subprocess.Popen(state["push_args"], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{w.port}"
     state["base"] = base
     t0 = time.monotonic()
@@ -94,6 +97,37 @@ def test_live_hls_dash_and_low_latency_hls_play():
     assert lld["latency_s"]["last"] < 4.0, lld["latency_s"]
 
 
+def test_players_ride_through_a_reconnect():
+    """The encoder drops mid-play and comes back 2 s later (what OBS's
+    auto-reconnect does): the playlists stay live meanwhile, the stream goes
+    on after a discontinuity (HLS) / in a new Period (DASH), and both players
+    keep playing to 16 s of media with no fatal error."""
+    base = state["base"]
+    runs = [("reconnect-ll-hls", f"{base}/live/cam1/index.m3u8", "hls", ("--low-latency",)),
+            ("reconnect-dash", f"{base}/live/cam1/index.mpd", "dash", ())]
+
+    def drop_and_come_back():
+        time.sleep(10)              # the browsers are up and playing
+        state["push"].kill()
+        state["push"].wait()
+        time.sleep(2)
+        state["push"] = subprocess.Popen(state["push_args"], stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+        reconnect = pool.submit(drop_and_come_back)
+        results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3], seconds=16), runs))
+        reconnect.result()
+    for (name, *_), (rc, res) in zip(runs, results):
+        assert rc == 0 and res["pass"], (name, res.get("reason"))
+        assert res["live"] is True, name
+        assert res["errors"]["fatal"] == [], (name, res["errors"])
+    pl = state["weir"].request("GET", "/live/cam1/v0.m3u8")[2].decode()
+    # The seam may have left the window by now; the sequence counts it.
+    seq = int(re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", pl).group(1))
+    assert seq >= 1 or "#EXT-X-DISCONTINUITY\n" in pl, pl
+
+
 def test_the_recording_plays_and_seeks():
     push = state["push"]
     push.terminate()            # the stream ends; its recording is finished
@@ -110,7 +144,7 @@ def test_the_recording_plays_and_seeks():
         time.sleep(0.2)
     a = assets[0]
     base = state["base"]
-    assert a["duration_s"] > 16, a          # the live runs took longer than that
+    assert a["duration_s"] > 8, a     # the publish after the reconnect ran longer than that
     runs = [("vod-hls", f"{base}{a['hls']}", "hls", ("--seek", "10")),
             ("vod-dash", f"{base}{a['dash']}", "dash", ("--seek", "10"))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
@@ -182,6 +216,7 @@ if __name__ == "__main__":
     setup()
     try:
         run_tests([test_live_hls_dash_and_low_latency_hls_play,
+                   test_players_ride_through_a_reconnect,
                    test_the_recording_plays_and_seeks,
                    test_abr_ladder_switches_down_and_up])
     finally:
