@@ -12,7 +12,8 @@ import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-from weirtest import Weir, free_port, run_tests  # noqa: E402
+import weirtest  # noqa: E402
+from weirtest import Weir, free_port, gst_plays  # noqa: E402
 
 WEIR = sys.argv[1]
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -115,27 +116,12 @@ def test_the_mpd_parses_and_gstreamer_plays_the_ladder():
                                        "d:Representation", MPD_NS)
     assert len(reps) == 3
     base = f"http://127.0.0.1:{state['weir'].port}/live/abr"
-    for url in (f"{base}/index.m3u8", f"{base}/index.mpd"):
-        r = subprocess.run(["gst-launch-1.0", "playbin", f"uri={url}",
-                            "video-sink=fakesink sync=false", "audio-sink=fakesink sync=false"],
-                           capture_output=True, text=True, timeout=120)
-        out = r.stdout + r.stderr
-        assert r.returncode == 0 and "Got EOS" in out and "ERROR" not in out, (url, out[-3000:])
-
-
-def teardown():
-    w = state["weir"]
-    rc, _ = w.stop()
-    logs = w.logs()
-    w.close()
-    assert rc == 0, logs
+    gst_plays(f"{base}/index.m3u8")
+    gst_plays(f"{base}/index.mpd")
 
 
 if __name__ == "__main__":
-    setup()
-    try:
-        run_tests([test_master_attributes_match_the_bitstream,
-                   test_renditions_segment_n_starts_at_the_same_instant,
-                   test_the_mpd_parses_and_gstreamer_plays_the_ladder])
-    finally:
-        teardown()
+    weirtest.main(setup, [test_master_attributes_match_the_bitstream,
+                          test_renditions_segment_n_starts_at_the_same_instant,
+                          test_the_mpd_parses_and_gstreamer_plays_the_ladder],
+                  lambda: state["weir"].finish())

@@ -384,11 +384,7 @@ def test_end_of_stream_closes_the_playlists():
 
 
 def teardown():
-    w = state["weir"]
-    rc, _ = w.stop()
-    logs = w.logs()
-    w.close()
-    assert rc == 0, logs
+    state["weir"].finish()
 
 
 if __name__ == "__main__":

@@ -203,13 +203,9 @@ def test_abr_ladder_switches_down_and_up():
 
 
 def teardown():
-    w = state["weir"]
     if state.get("push") and state["push"].poll() is None:
         state["push"].kill()
-    rc, _ = w.stop()
-    logs = w.logs()
-    w.close()
-    assert rc == 0, logs
+    state["weir"].finish()
 
 
 if __name__ == "__main__":

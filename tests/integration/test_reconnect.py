@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 import weirtest  # noqa: E402
-from weirtest import Weir, free_port, run_tests  # noqa: E402
+from weirtest import Weir, free_port, gst_plays, wait_for  # noqa: E402
 
 WEIR = sys.argv[1]
 MPD_NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -23,16 +23,6 @@ state = {}
 
 def get(path, headers=None):
     return state["weir"].request("GET", path, headers=headers)
-
-
-def wait_for(fn, timeout=30):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def push(seconds, size):
@@ -85,7 +75,7 @@ def test_the_playlist_goes_on_after_a_discontinuity():
         m = re.search(r'#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="v0_i(\d+)\.mp4"\n', t)
         # ... once the new epoch has a complete segment listed
         return m and re.search(rf"^v0_{m.group(1)}\.m4s$", t, re.M) and t
-    pl = wait_for(resumed)
+    pl = wait_for(resumed, timeout=30)
     assert "#EXT-X-ENDLIST" not in pl
     first = int(re.search(r'#EXT-X-MAP:URI="v0_i(\d+)\.mp4"', pl).group(1))
     assert "#EXT-X-DISCONTINUITY-SEQUENCE:0\n" in pl
@@ -115,15 +105,6 @@ def test_the_live_mpd_has_a_period_per_publish_and_parses():
     assert tmpl.get("initialization") == f"$RepresentationID$_i{state['second_number']}.mp4"
     rep = periods[1].find("d:AdaptationSet[@contentType='video']/d:Representation", MPD_NS)
     assert (rep.get("width"), rep.get("height")) == ("240", "180"), ET.tostring(rep)
-
-
-def gst_plays(url):
-    """GStreamer's playbin (hlsdemux / dashdemux) plays url to the end."""
-    r = subprocess.run(["gst-launch-1.0", "playbin", f"uri={url}",
-                        "video-sink=fakesink sync=false", "audio-sink=fakesink sync=false"],
-                       capture_output=True, text=True, timeout=120)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0 and "Got EOS" in out and "ERROR" not in out, (url, out[-3000:])
 
 
 def epochs(pl):
@@ -175,7 +156,7 @@ def test_each_publish_is_its_own_recording_and_plays():
         status, _, body = get("/api/v1/assets", {"Authorization": f"Bearer {state['read']}"})
         assets = json.loads(body)["assets"]
         return len(assets) == 2 and all(a["state"] == "ready" for a in assets) and assets
-    assets = wait_for(ready)
+    assets = wait_for(ready, timeout=30)
     base = f"http://127.0.0.1:{state['weir'].port}"
     durations = sorted(round(a["duration_s"]) for a in assets)
     assert durations == [4, 5], assets
@@ -185,20 +166,12 @@ def test_each_publish_is_its_own_recording_and_plays():
 
 
 def teardown():
-    w = state["weir"]
-    rc, _ = w.stop()
-    logs = w.logs()
-    w.close()
-    assert rc == 0, logs
+    state["weir"].finish()
 
 
 if __name__ == "__main__":
-    setup()
-    try:
-        run_tests([test_the_playlists_stay_live_while_the_publisher_is_away,
-                   test_the_playlist_goes_on_after_a_discontinuity,
-                   test_the_live_mpd_has_a_period_per_publish_and_parses,
-                   test_after_the_end_players_read_both_publishes_to_the_end,
-                   test_each_publish_is_its_own_recording_and_plays])
-    finally:
-        teardown()
+    weirtest.main(setup, [test_the_playlists_stay_live_while_the_publisher_is_away,
+                          test_the_playlist_goes_on_after_a_discontinuity,
+                          test_the_live_mpd_has_a_period_per_publish_and_parses,
+                          test_after_the_end_players_read_both_publishes_to_the_end,
+                          test_each_publish_is_its_own_recording_and_plays], teardown)

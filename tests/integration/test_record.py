@@ -125,11 +125,7 @@ def test_delete_removes_the_asset():
 
 
 def teardown():
-    w = state["weir"]
-    rc, _ = w.stop()
-    logs = w.logs()
-    w.close()
-    assert rc == 0, logs
+    state["weir"].finish()
 
 
 if __name__ == "__main__":

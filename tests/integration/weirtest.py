@@ -90,6 +90,16 @@ class Weir:
         """Everything weir printed: stdout, then stderr."""
         return self.stdout() + self.stderr()
 
+    def finish(self):
+        """Stops weir with SIGTERM, checks it exited 0 (logs otherwise) and
+        cleans up: the usual teardown."""
+        try:
+            rc, _ = self.stop()
+            logs = self.logs()
+        finally:
+            self.close()
+        assert rc == 0, logs
+
     def close(self):
         if self.proc.poll() is None:
             self.proc.kill()
@@ -130,3 +140,34 @@ def run_tests(tests):
             print(f"not ok - {t.__name__}")
             traceback.print_exc()
     sys.exit(1 if failed else 0)
+
+
+def wait_for(fn, timeout=15.0, interval=0.1):
+    """Calls fn until it returns something true, which it returns; fails
+    after timeout seconds."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = fn()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {fn.__name__}")
+
+
+def gst_plays(url, timeout=120):
+    """GStreamer's playbin (hlsdemux / dashdemux for playlists and MPDs)
+    plays url to the end, as fast as it decodes, with no error."""
+    r = subprocess.run(["gst-launch-1.0", "playbin", f"uri={url}",
+                        "video-sink=fakesink sync=false", "audio-sink=fakesink sync=false"],
+                       capture_output=True, text=True, timeout=timeout)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "Got EOS" in out and "ERROR" not in out, (url, out[-3000:])
+
+
+def main(setup, tests, teardown):
+    """setup(), the tests (run_tests), then teardown() whatever happened."""
+    setup()
+    try:
+        run_tests(tests)
+    finally:
+        teardown()
