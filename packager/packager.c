@@ -14,6 +14,7 @@
  */
 #include "packager/packager.h"
 #include "packager/pres.h"
+#include "packager/ts.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -45,6 +46,11 @@ static const weir_conf_key packager_keys[] = {
       "false", 0, 0, NULL,
       "record every live stream to data_dir/vod/ as a VOD asset (HLS and DASH), listed at "
       "GET /api/v1/assets; recordings are kept until deleted", 0 },
+    { "packager.hls_ts", WEIR_CONF_BOOL, offsetof(weir_packager_settings, hls_ts),
+      "false", 0, 0, NULL,
+      "also serve HLS over MPEG-TS (H.264 + AAC, for old devices) at /live/<name>/ts/index.m3u8, "
+      "same segment boundaries and numbers as CMAF; recordings and uploaded files get a ts/ "
+      "folder too", 0 },
 };
 
 const weir_conf_table weir_packager_conf_table = {
@@ -363,6 +369,10 @@ static int list_json(weir_packager *pk, weir_object *out)
         json_object_set_new(s, "hls", json_string(url));
         snprintf(url, sizeof url, "/live/%s/index.mpd", e->name);
         json_object_set_new(s, "dash", json_string(url));
+        if (e->pres->ts) {
+            snprintf(url, sizeof url, "/live/%s/ts/index.m3u8", e->name);
+            json_object_set_new(s, "hls_ts", json_string(url));
+        }
         json_array_append_new(arr, s);
     }
     if ((text = json_dumps(doc, JSON_COMPACT))) {
@@ -387,10 +397,14 @@ int weir_packager_lookup(void *arg, const char *path, const weir_object_query *q
 
     if (strcmp(path, "index.json") == 0)
         return list_json(pk, out);
-    if (!slash || strchr(slash + 1, '/'))
+    if (!slash)
+        return AVERROR(ENOENT);
+    /* "<name>/<file>", or "<name>/ts/<file>" for the MPEG-TS variant. */
+    int in_ts = strncmp(slash + 1, "ts/", 3) == 0;
+    if (strchr(slash + 1 + (in_ts ? 3 : 0), '/'))
         return AVERROR(ENOENT);
     e = find(pk, path, (size_t)(slash - path));
     if (!e || !e->pres)
         return AVERROR(ENOENT);
-    return pres_lookup(e->pres, slash + 1, q, out);
+    return in_ts ? ts_lookup(e->pres, slash + 4, out) : pres_lookup(e->pres, slash + 1, q, out);
 }

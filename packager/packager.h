@@ -16,6 +16,8 @@
  *   /live/<name>/<track>_<n>.m4s     media segment n
  *   /live/<name>/<track>_<n>.<k>.m4s part k of segment n (LL-HLS)
  *   /live/<name>/index.mpd           DASH MPD over the same files
+ *   /live/<name>/ts/index.m3u8       HLS master over MPEG-TS (packager.hls_ts), with
+ *   /live/<name>/ts/<v0>.m3u8, ts/<v0>_<n>.ts   one TS rendition per video track
  *   /live/index.json                 the playable streams (for the page at /)
  *
  * With packager.record, every presentation is also written to
@@ -38,6 +40,7 @@ typedef struct weir_packager_settings {
     int64_t linger;                 /* ms an ended stream's playlists stay served */
     int low_latency;                /* LL-HLS: parts, blocking reload, preload hints */
     int record;                     /* each live stream also becomes a VOD asset */
+    int hls_ts;                     /* also MPEG-TS HLS under ts/ (packager/ts.h) */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;

@@ -3,6 +3,7 @@
  * out.  See pres.h for the picture.
  */
 #include "packager/pres.h"
+#include "packager/ts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -141,6 +142,8 @@ int pres_new(const char *name, const weir_packager_settings *settings,
     }
     if (p->key < 0)
         p->key = 0;
+    if (settings->hls_ts && (r = ts_new(p)) < 0)
+        goto fail;
     *out = p;
     return 0;
 fail:
@@ -156,6 +159,7 @@ void pres_free(pkg_pres *p)
         pres_end(p, weir_clock_unix_ms());  /* finishes the recording */
     for (int i = 0; i < p->ntracks; i++)
         track_clear(&p->tracks[i]);
+    ts_free(p->ts);
     weir_buf_unref(p->master);
     weir_buf_unref(p->mpd);
     free(p);
@@ -407,11 +411,17 @@ static int track_cut(pkg_pres *p, pkg_track *t, int64_t next_ts, int ends_segmen
         r = AVERROR(ENOMEM);
         goto out;
     }
+    /* The TS variant takes the packets (the slots turn NULL). */
+    if (p->ts && (r = ts_take(p, t, t->pend, n)) < 0)
+        goto out;
     t->frames_total += n;       /* counted now, used once the segment is complete */
     for (int i = 0; i < n; i++)
         av_packet_free(&t->pend[i]);
     t->npend = 0;
 close:
+    if (ends_segment && p->ts)
+        ts_cut(p, t, t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete ? t->segs[t->nsegs - 1]
+                                                                    : NULL, now_unix_ms);
     if (ends_segment && t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete)
         r = complete_segment(p, t, t->segs[t->nsegs - 1], now_unix_ms);
     else if (r >= 0 && n > 0 && p->settings->low_latency)

@@ -13,6 +13,7 @@
  * be freed while files are still being written.
  */
 #include "packager/pres.h"
+#include "packager/ts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,12 +55,22 @@ static void write_run(void *arg)
 {
     rec_write *w = arg;
     char tmp[sizeof w->path + 8];
-    size_t off = 0;
+    size_t off = 0, dirlen = strlen(w->rec->dir);
+    char *sub;
     int fd;
 
     if (mkdir(w->rec->dir, 0750) < 0 && errno != EEXIST) {
         w->err = errno;
         return;
+    }
+    /* One folder level inside the asset ("ts/"): made on first use. */
+    if ((sub = strrchr(w->path + dirlen + 1, '/'))) {
+        *sub = '\0';
+        if (mkdir(w->path, 0750) < 0 && errno != EEXIST)
+            w->err = errno;
+        *sub = '/';
+        if (w->err)
+            return;
     }
     snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
@@ -245,6 +256,12 @@ void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s)
         rec->duration_ms = av_rescale(s->start_ts + s->duration_ts, 1000, t->timescale);
 }
 
+void rec_file(pkg_pres *p, const char *name, weir_buf *buf)
+{
+    if (p->rec)
+        submit(p->rec, name, buf, 0);
+}
+
 void rec_end(pkg_pres *p, int64_t now_unix_ms)
 {
     pkg_rec *rec = p->rec;
@@ -254,6 +271,7 @@ void rec_end(pkg_pres *p, int64_t now_unix_ms)
     if (!rec)
         return;
     (void)now_unix_ms;
+    ts_rec_end(p);                  /* the ts/ playlists, while p->rec is set */
     p->rec = NULL;
     if ((b = pres_render_master(p))) {
         submit(rec, "index.m3u8", b, 0);
