@@ -838,7 +838,7 @@ static void store(pkg_pres *p, ts_rend *r, const ts_cutseg *main, weir_buf *buf)
     char name[64];
 
     if (r->nsegs == r->capsegs) {
-        int cap = r->capsegs ? r->capsegs * 2 : keep + 1;
+        int cap = r->capsegs ? r->capsegs * 2 : 16;
         ts_seg *grown = realloc(r->segs, (size_t)cap * sizeof *grown);
         if (!grown) {
             weir_buf_unref(buf);
