@@ -39,6 +39,7 @@ struct pkg_rec {
     int64_t duration_ms;
     int inits_written;              /* bit per track */
     int own_asset_json;             /* write asset.json (recordings; not for files) */
+    int has_ts;                     /* a ts/ variant (packager.hls_ts) is written too */
     int *result;                    /* sync mode: set to 0 or an AVERROR at the end */
 };
 
@@ -171,6 +172,10 @@ static weir_buf *asset_json(const pkg_rec *rec, const char *state)
     json_object_set_new(o, "hls", json_string(url));
     snprintf(url, sizeof url, "/vod/%s/index.mpd", rec->id);
     json_object_set_new(o, "dash", json_string(url));
+    if (rec->has_ts) {
+        snprintf(url, sizeof url, "/vod/%s/ts/index.m3u8", rec->id);
+        json_object_set_new(o, "hls_ts", json_string(url));
+    }
     if ((text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)))) {
         b = weir_buf_copy(text, strlen(text));
         free(text);
@@ -218,6 +223,7 @@ int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int
     rec->result = result;
     rec->own_asset_json = !result;
     rec->started_unix_ms = p->created_unix_ms;
+    rec->has_ts = p->ts != NULL;
     p->rec = rec;
     if (rec->own_asset_json && (b = asset_json(rec, "recording"))) {
         submit(rec, "asset.json", b, 0);

@@ -200,6 +200,7 @@ def test_the_recording_has_a_ts_variant():
         return assets and assets[0]["state"] == "ready" and assets[0]
     a = wait_for(ready)
     base = f"/vod/{a['id']}/ts"
+    assert a["hls_ts"] == f"{base}/index.m3u8", a
     status, h, body = get(f"{base}/index.m3u8")
     assert status == 200 and h["content-type"] == "application/vnd.apple.mpegurl", status
     assert b"#EXT-X-VERSION:3" in body and b"v0.m3u8" in body
