@@ -968,6 +968,8 @@ void ts_cut(pkg_pres *p, pkg_track *t, const pkg_segment *s, int64_t now_unix_ms
     ts_trk *k = &ts->trk[t - p->tracks];
     int64_t number = s ? s->number : t->first_number + (int64_t)t->segs_cut;
 
+    if (p->ended)
+        ts->ended_cuts++;           /* every track's, used or not: the flush counts them */
     if (!k->used)
         return;
     if (number < ts->next || k->nq > TS_LAG_MAX) {
@@ -980,8 +982,6 @@ void ts_cut(pkg_pres *p, pkg_track *t, const pkg_segment *s, int64_t now_unix_ms
     }
     k->pend = NULL;
     k->npend = k->cappend = 0;
-    if (p->ended)
-        ts->ended_cuts++;
     if (mux_ready(p, p->ended && ts->ended_cuts >= p->ntracks) || p->ended)
         publish(p, now_unix_ms);
 }

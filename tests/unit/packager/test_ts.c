@@ -398,6 +398,31 @@ Test(ts, playlists_follow_the_cmaf_window)
     clip_free(&c);
 }
 
+Test(ts, a_second_audio_track_is_left_out)
+{
+    clip c;
+    int counts[8], err;
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25 -f lavfi -i sine=sample_rate=48000 "
+              "-f lavfi -i sine=frequency=880:sample_rate=48000",
+              "-t 5 -map 0 -map 1 -map 2 -c:v libx264 -preset ultrafast -g 25 -c:a aac");
+    pkg_pres *p = package(&c, &settings_ts, counts);
+    cr_assert_eq(p->ntracks, 3);
+    cr_assert_eq(pres_end(p, T0 + 6000), 0);
+    char *text = text_of(ts_get(p, "v0.m3u8", &err));
+    cr_assert(strstr(text, "#EXT-X-ENDLIST\n"), "%s", text);
+    cr_assert(strstr(text, "v0_3.ts\n#EXT-X-ENDLIST"), "the last segment is there: %s", text);
+    free(text);
+    weir_buf *b = ts_get(p, "v0_3.ts", &err);
+    cr_assert(b);
+    ts_facts f;
+    facts_init(&f);
+    parse_segment(&f, b->data, b->size, 0);
+    cr_assert_eq(f.pmt_streams, 2, "video and the first audio only");
+    weir_buf_unref(b);
+    pres_free(p);
+    clip_free(&c);
+}
+
 Test(ts, audio_only_carries_pcr_on_audio)
 {
     clip c;
