@@ -40,8 +40,9 @@
  *       --> window (refcounted weir_buf), playlists re-rendered, recording
  *
  * Muxing is on the loop: it is a copy of the segment's bytes into 188-byte
- * packets (tests/unit/packager/test_ts.c measures it; microseconds per
- * second of media).
+ * packets.  tests/unit/packager/test_ts.c (ts_mux/a_segment_is_cheap_to_mux)
+ * measures a 2 s, 1 MB segment at 0.5-0.7 ms in the debugoptimized build,
+ * per rendition: small next to a segment's 2 s, not worth a thread hop.
  */
 #include "packager/ts.h"
 
