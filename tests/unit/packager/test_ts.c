@@ -423,6 +423,48 @@ Test(ts, a_second_audio_track_is_left_out)
     clip_free(&c);
 }
 
+Test(ts, every_video_rendition_gets_its_own_ts_with_the_audio)
+{
+    clip c;
+    int counts[8], err;
+    /* Two rungs with aligned keyframes, as the transcoder publishes them. */
+    clip_make(&c, "-f lavfi -i testsrc=size=320x240:rate=25 -f lavfi -i sine=sample_rate=48000",
+              "-t 5 -filter_complex '[0:v]split[a][b];[b]scale=160:120[s]' -map '[a]' "
+              "-map '[s]' -map 1 -c:v libx264 -preset ultrafast -g 25 -c:a aac");
+    pkg_pres *p = package(&c, &settings_ts, counts);
+    cr_assert_eq(pres_end(p, T0 + 6000), 0);
+    cr_assert_eq(p->ntracks, 3);
+
+    char *text = text_of(ts_get(p, "index.m3u8", &err));
+    cr_assert(strstr(text, "RESOLUTION=320x240") && strstr(text, "RESOLUTION=160x120"), "%s",
+              text);
+    cr_assert(strstr(text, "\nv0.m3u8\n") && strstr(text, "\nv1.m3u8\n"), "%s", text);
+    free(text);
+    for (int r = 0; r < 2; r++) {
+        ts_facts f;
+        int vframes = 0;
+        facts_init(&f);
+        for (int i = 0; i < p->tracks[r].nsegs; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "v%d_%lld.ts", r, (long long)p->tracks[r].segs[i]->number);
+            weir_buf *b = ts_get(p, name, &err);
+            cr_assert(b, "%s: %d", name, err);
+            int before = f.video_pes;
+            parse_segment(&f, b->data, b->size, i);
+            vframes += f.video_pes - before;
+            cr_assert(f.first_video_idr, "%s opens with an IDR", name);
+            cr_assert_eq(f.first_video_pts, p->tracks[r].segs[i]->start_ts, "%s", name);
+            weir_buf_unref(b);
+        }
+        cr_assert_eq(f.pmt_streams, 2);
+        cr_assert_eq(f.cc_errors, 0, "v%d", r);
+        cr_assert_eq(vframes, counts[r], "v%d: %d of %d frames", r, vframes, counts[r]);
+        cr_assert_gt(f.audio_pes, 0, "v%d carries the audio", r);
+    }
+    pres_free(p);
+    clip_free(&c);
+}
+
 Test(ts, audio_only_carries_pcr_on_audio)
 {
     clip c;
