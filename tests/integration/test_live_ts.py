@@ -1,7 +1,8 @@
 """MPEG-TS HLS (packager.hls_ts) end to end: ffmpeg pushes RTMP into `weir
 serve`; beside the CMAF HLS the origin serves a TS master, TS media playlists
 and TS segments.  Checked with ffprobe / ffmpeg, against the CMAF variant's
-numbers and times, and through the recording (packager.record) as VOD."""
+numbers and times, and through the recording (packager.record) and an
+upload as VOD."""
 import json
 import os
 import re
@@ -227,6 +228,34 @@ def test_the_recording_has_a_ts_variant():
     assert not os.path.exists(os.path.join(w.data_dir, "vod", a["id"]))
 
 
+def test_an_upload_has_a_ts_variant():
+    w = state["weir"]
+    clip = os.path.join(w.tmp.name, "clip.mp4")
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+                    "-i", f"testsrc=size=320x240:rate={FPS}", "-f", "lavfi", "-i", "sine",
+                    "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", str(FPS),
+                    "-c:a", "aac", clip], check=True, timeout=60)
+    r = subprocess.run([WEIR, "upload", clip, "--server", f"http://127.0.0.1:{w.port}",
+                        "--token", state["write"]], capture_output=True, text=True, timeout=60)
+    weirtest.assert_no_sanitizer_report(r.stderr)
+    assert r.returncode == 0, r.stderr
+    aid = r.stdout.strip()
+
+    def ready():
+        status, a = api("GET", f"/api/v1/assets/{aid}")
+        return status == 200 and a["state"] in ("ready", "failed") and a
+    a = wait_for(ready, timeout=60)
+    assert a["state"] == "ready", a
+    assert a["hls_ts"] == f"/vod/{aid}/ts/index.m3u8", a
+    r = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                        "-show_entries", "stream=nb_read_frames,codec_name", "-of", "json",
+                        f"http://127.0.0.1:{w.port}{a['hls_ts']}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    st = json.loads(r.stdout)["streams"][0]
+    assert st["codec_name"] == "h264" and int(st["nb_read_frames"]) == 3 * FPS, st
+
+
 def teardown():
     w = state["weir"]
     rc, _ = w.stop()
@@ -243,6 +272,7 @@ if __name__ == "__main__":
                    test_ts_segments_decode_and_start_where_cmaf_does,
                    test_ffmpeg_plays_the_ts_variant_live,
                    test_end_closes_the_ts_playlists_and_old_segments_are_gone,
-                   test_the_recording_has_a_ts_variant])
+                   test_the_recording_has_a_ts_variant,
+                   test_an_upload_has_a_ts_variant])
     finally:
         teardown()
