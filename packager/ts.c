@@ -805,8 +805,9 @@ static void publish(pkg_pres *p, int64_t now_unix_ms)
 
 /* ---- muxing ------------------------------------------------------------- */
 
-static int add_samples(const pkg_pres *p, int ti, const ts_cutseg *c, int audio,
-                       weir_ts_sample *out, size_t *n)
+/* Appends track ti's packets of c (borrowed: the samples point into them). */
+static void add_samples(const pkg_pres *p, int ti, const ts_cutseg *c, int audio,
+                        weir_ts_sample *out, size_t *n)
 {
     const pkg_track *t = &p->tracks[ti];
     for (int i = 0; c && i < c->n; i++) {
@@ -817,7 +818,6 @@ static int add_samples(const pkg_pres *p, int ti, const ts_cutseg *c, int audio,
             .key = !!(pkt->flags & AV_PKT_FLAG_KEY),
         };
     }
-    return 0;
 }
 
 /* Decode order across both streams; video first on a tie, so a segment's
@@ -829,6 +829,7 @@ static int by_dts(const void *a, const void *b)
         return x->dts < y->dts ? -1 : 1;
     if (x->audio != y->audio)
         return x->audio - y->audio;
+    /* Same stream, same DTS (a broken source): any fixed order will do. */
     return x->data < y->data ? -1 : x->data > y->data;
 }
 
