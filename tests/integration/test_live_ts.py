@@ -221,6 +221,15 @@ def test_the_recording_has_a_ts_variant():
     assert r.returncode == 0, r.stderr
     frames = int(json.loads(r.stdout)["streams"][0]["nb_read_frames"])
     assert SECONDS * FPS - 6 <= frames <= SECONDS * FPS + 1, frames
+    # GStreamer's hlsdemux + tsdemux decode it to the end: every frame ffprobe saw.
+    g = subprocess.run(["gst-launch-1.0", "-v", "uridecodebin",
+                        f"uri=http://127.0.0.1:{w.port}{base}/index.m3u8", "name=d",
+                        "d.", "!", "queue", "!", "video/x-raw", "!", "fakesink", "name=vs",
+                        "silent=false", "d.", "!", "queue", "!", "audio/x-raw", "!", "fakesink"],
+                       capture_output=True, text=True, timeout=120)
+    assert g.returncode == 0, g.stderr[-2000:]
+    gst_frames = sum(1 for line in g.stdout.splitlines() if "vs" in line and "chain" in line)
+    assert gst_frames == frames, (gst_frames, frames)
     assert get(f"/vod/{a['id']}/ts/../asset.json")[0] == 404
     # Deleting the asset takes its ts/ folder with it.
     status, body = api("DELETE", f"/api/v1/assets/{a['id']}", scope="write")
