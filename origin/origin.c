@@ -626,6 +626,8 @@ static const char *vod_type(const char *path, weir_cache_class *cache)
         return file[0] == 'a' ? "audio/mp4" : "video/iso.segment";
     if (dot && strcmp(dot, ".mp4") == 0)
         return "video/mp4";
+    if (dot && strcmp(dot, ".ts") == 0)
+        return "video/mp2t";            /* the ts/ variant (packager.hls_ts) */
     *cache = WEIR_CACHE_VOD;
     if (dot && strcmp(dot, ".m3u8") == 0)
         return "application/vnd.apple.mpegurl";
@@ -703,6 +705,9 @@ static int on_vod(weir_http_req *req, void *arg)
     req_hdrs h;
 
     read_hdrs(req, &h);
+    /* "<asset>/<file>", or "<asset>/ts/<file>" (the MPEG-TS variant). */
+    if (slash && strncmp(slash + 1, "ts/", 3) == 0)
+        slash += 3;
     if (!o->opts.vod_dir || !path_safe(rel) || !slash || strchr(slash + 1, '/') ||
         !(type = vod_type(rel, &cache)))
         return respond_status(o, req, &h, 404, "not found\n");

@@ -19,6 +19,7 @@
  */
 #include "packager/packager.h"
 #include "packager/pres.h"
+#include "packager/ts.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -59,6 +60,11 @@ static const weir_conf_key packager_keys[] = {
       "0s", 0, 86400000, NULL,
       "DVR: live playlists and MPDs list this much of the stream (0: just packager.window); "
       "older segments are served from the recording, so it needs packager.record", 0 },
+    { "packager.hls_ts", WEIR_CONF_BOOL, offsetof(weir_packager_settings, hls_ts),
+      "false", 0, 0, NULL,
+      "also serve HLS over MPEG-TS (H.264 + AAC, for old devices) at /live/<name>/ts/index.m3u8, "
+      "same segment boundaries and numbers as CMAF; recordings and uploaded files get a ts/ "
+      "folder too", 0 },
 };
 
 const weir_conf_table weir_packager_conf_table = {
@@ -420,6 +426,10 @@ static int list_json(weir_packager *pk, weir_object *out)
         json_object_set_new(s, "hls", json_string(url));
         snprintf(url, sizeof url, "/live/%s/index.mpd", e->name);
         json_object_set_new(s, "dash", json_string(url));
+        if (e->pres->ts) {
+            snprintf(url, sizeof url, "/live/%s/ts/index.m3u8", e->name);
+            json_object_set_new(s, "hls_ts", json_string(url));
+        }
         json_array_append_new(arr, s);
     }
     if ((text = json_dumps(doc, JSON_COMPACT))) {
@@ -444,12 +454,17 @@ int weir_packager_lookup(void *arg, const char *path, const weir_object_query *q
 
     if (strcmp(path, "index.json") == 0)
         return list_json(pk, out);
-    if (!slash || strchr(slash + 1, '/'))
+    if (!slash)
+        return AVERROR(ENOENT);
+    /* "<name>/<file>", or "<name>/ts/<file>" for the MPEG-TS variant. */
+    int in_ts = strncmp(slash + 1, "ts/", 3) == 0;
+    if (strchr(slash + 1 + (in_ts ? 3 : 0), '/'))
         return AVERROR(ENOENT);
     e = find(pk, path, (size_t)(slash - path));
     if (!e || !(e->pres || e->prev))
         return AVERROR(ENOENT);
     /* Until the returning publisher's first packet, the ended
      * presentation keeps answering. */
-    return pres_lookup(e->pres ? e->pres : e->prev, slash + 1, q, out);
+    pkg_pres *p = e->pres ? e->pres : e->prev;
+    return in_ts ? ts_lookup(p, slash + 4, out) : pres_lookup(p, slash + 1, q, out);
 }

@@ -16,6 +16,8 @@
  *   /live/<name>/<track>_<n>.m4s     media segment n
  *   /live/<name>/<track>_<n>.<k>.m4s part k of segment n (LL-HLS)
  *   /live/<name>/index.mpd           DASH MPD over the same files
+ *   /live/<name>/ts/index.m3u8       HLS master over MPEG-TS (packager.hls_ts), with
+ *   /live/<name>/ts/<v0>.m3u8, ts/<v0>_<n>.ts   one TS rendition per video track
  *   /live/index.json                 the playable streams (for the page at /)
  *
  * With packager.record, every presentation is also written to
@@ -40,6 +42,7 @@ typedef struct weir_packager_settings {
     int low_latency;                /* LL-HLS: parts, blocking reload, preload hints */
     int record;                     /* each live stream also becomes a VOD asset */
     int64_t dvr_window;             /* ms of a live stream playlists list (needs record) */
+    int hls_ts;                     /* also MPEG-TS HLS under ts/ (packager/ts.h) */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;

@@ -3,6 +3,7 @@
  * out.  See pres.h for the picture.
  */
 #include "packager/pres.h"
+#include "packager/ts.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -203,6 +204,8 @@ int pres_new(const char *name, const weir_packager_settings *settings,
     }
     if (p->key < 0)
         p->key = 0;
+    if (settings->hls_ts && (r = ts_new(p)) < 0)
+        goto fail;
     *out = p;
     return 0;
 fail:
@@ -218,6 +221,7 @@ void pres_free(pkg_pres *p)
         pres_end(p, weir_clock_unix_ms());  /* finishes the recording */
     for (int i = 0; i < p->ntracks; i++)
         track_clear(&p->tracks[i]);
+    ts_free(p->ts);
     weir_buf_unref(p->master);
     weir_buf_unref(p->mpd);
     free(p);
@@ -308,6 +312,12 @@ int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRatio
     p->parts_in_seg = 0;
     p->paused = 0;
     p->ended = 0;
+    if (p->ts && ts_resume(p, now_unix_ms) < 0) {
+        weir_log_warn("packager", "hls_ts: the TS variant ends here (new codec setup not "
+                      "carried)", WL_STR("stream", p->name));
+        ts_free(p->ts);
+        p->ts = NULL;
+    }
     publish(p, 1, now_unix_ms);         /* live again: no EXT-X-ENDLIST */
     weir_log_info("packager", "publisher back: the presentation goes on after a discontinuity",
                   WL_STR("stream", p->name), WL_INT("discontinuity", p->epoch_seq),
@@ -611,11 +621,17 @@ static int track_cut(pkg_pres *p, pkg_track *t, int64_t next_ts, int ends_segmen
         r = AVERROR(ENOMEM);
         goto out;
     }
+    /* The TS variant takes the packets (the slots turn NULL). */
+    if (p->ts && (r = ts_take(p, t, t->pend, n)) < 0)
+        goto out;
     t->frames_total += n;       /* counted now, used once the segment is complete */
     for (int i = 0; i < n; i++)
         av_packet_free(&t->pend[i]);
     t->npend = 0;
 close:
+    if (ends_segment && p->ts)
+        ts_cut(p, t, t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete ? t->segs[t->nsegs - 1]
+                                                                    : NULL, now_unix_ms);
     if (ends_segment && t->nsegs > 0 && !t->segs[t->nsegs - 1]->complete)
         r = complete_segment(p, t, t->segs[t->nsegs - 1], now_unix_ms);
     else if (r >= 0 && n > 0 && p->settings->low_latency)
@@ -772,6 +788,7 @@ int pres_end(pkg_pres *p, int64_t now_unix_ms)
     p->ended = 1;
     /* Re-render: EXT-X-ENDLIST appears, the MPD turns static. */
     publish(p, 1, now_unix_ms);
+    ts_ended(p, now_unix_ms);
     return ret;
 }
 

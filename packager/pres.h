@@ -158,6 +158,7 @@ typedef struct pkg_pres {
     void *change_arg;
     pkg_rec *rec;                   /* recording to disk, or NULL */
     char rec_id[WEIR_BUS_NAME_MAX + 32];    /* the last recording's asset id, for DVR */
+    struct pkg_ts *ts;              /* MPEG-TS variant (packager.hls_ts, ts.h), or NULL */
     int64_t updated_unix_ms;        /* when it was */
 } pkg_pres;
 
@@ -221,6 +222,10 @@ weir_buf *pres_render_vod_mpd(const pkg_pres *p);
 int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int *result);
 void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s);
 void rec_end(pkg_pres *p, int64_t now_unix_ms);
+/* Writes buf (a new reference is taken) as <dir>/<name> of p's recording;
+ * name may have one folder ("ts/v0_12.ts"), created as needed.  No-op
+ * without a recording; buf NULL marks the recording failed. */
+void rec_file(pkg_pres *p, const char *name, weir_buf *buf);
 
 /* The complete segments in memory that live playlists list:
  * t->segs[first .. first + n - 1], the last `window` of them. */

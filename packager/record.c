@@ -13,6 +13,7 @@
  * be freed while files are still being written.
  */
 #include "packager/pres.h"
+#include "packager/ts.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,7 @@ struct pkg_rec {
     int64_t duration_ms;
     int inits_written;              /* bit per track */
     int own_asset_json;             /* write asset.json (recordings; not for files) */
+    int has_ts;                     /* a ts/ variant (packager.hls_ts) is written too */
     int *result;                    /* sync mode: set to 0 or an AVERROR at the end */
 };
 
@@ -54,12 +56,22 @@ static void write_run(void *arg)
 {
     rec_write *w = arg;
     char tmp[sizeof w->path + 8];
-    size_t off = 0;
+    size_t off = 0, dirlen = strlen(w->rec->dir);
+    char *sub;
     int fd;
 
     if (mkdir(w->rec->dir, 0750) < 0 && errno != EEXIST) {
         w->err = errno;
         return;
+    }
+    /* One folder level inside the asset ("ts/"): made on first use. */
+    if ((sub = strrchr(w->path + dirlen + 1, '/'))) {
+        *sub = '\0';
+        if (mkdir(w->path, 0750) < 0 && errno != EEXIST)
+            w->err = errno;
+        *sub = '/';
+        if (w->err)
+            return;
     }
     snprintf(tmp, sizeof tmp, "%s.tmp", w->path);
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
@@ -160,6 +172,10 @@ static weir_buf *asset_json(const pkg_rec *rec, const char *state)
     json_object_set_new(o, "hls", json_string(url));
     snprintf(url, sizeof url, "/vod/%s/index.mpd", rec->id);
     json_object_set_new(o, "dash", json_string(url));
+    if (rec->has_ts) {
+        snprintf(url, sizeof url, "/vod/%s/ts/index.m3u8", rec->id);
+        json_object_set_new(o, "hls_ts", json_string(url));
+    }
     if ((text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)))) {
         b = weir_buf_copy(text, strlen(text));
         free(text);
@@ -208,6 +224,7 @@ int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int
     rec->result = result;
     rec->own_asset_json = !result;
     rec->started_unix_ms = p->epoch_unix_ms;
+    rec->has_ts = p->ts != NULL;
     p->rec = rec;
     if (rec->own_asset_json && (b = asset_json(rec, "recording"))) {
         submit(rec, "asset.json", b, 0);
@@ -247,6 +264,12 @@ void rec_segment(pkg_pres *p, pkg_track *t, const pkg_segment *s)
                                       t->timescale);
 }
 
+void rec_file(pkg_pres *p, const char *name, weir_buf *buf)
+{
+    if (p->rec)
+        submit(p->rec, name, buf, 0);
+}
+
 void rec_end(pkg_pres *p, int64_t now_unix_ms)
 {
     pkg_rec *rec = p->rec;
@@ -256,6 +279,7 @@ void rec_end(pkg_pres *p, int64_t now_unix_ms)
     if (!rec)
         return;
     (void)now_unix_ms;
+    ts_rec_end(p);                  /* the ts/ playlists, while p->rec is set */
     p->rec = NULL;
     if ((b = pres_render_master(p))) {
         submit(rec, "index.m3u8", b, 0);

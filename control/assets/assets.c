@@ -100,27 +100,23 @@ int weir_assets_get(const char *vod_dir, const char *id, json_t **out)
     return 0;
 }
 
-int weir_assets_delete(const char *vod_dir, const char *id)
+/* Removes a folder of plain files: no recursion, no link followed (a
+ * subfolder other than the one the caller removed first fails it).
+ * A symlink in place of the folder is refused, never followed (EPERM).
+ * 0, AVERROR(ENOENT) when there is no such folder, another AVERROR. */
+static int remove_flat(const char *path)
 {
-    char path[ASSET_PATH_MAX], file[ASSET_PATH_MAX + 256];
-    const char *state;
+    char file[ASSET_PATH_MAX + 512];
     struct dirent *d;
-    json_t *o;
-    DIR *dir;
-    int r = 0;
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), r = 0;
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
 
-    if (!weir_asset_id_valid(id) || !(o = load(vod_dir, id)))
-        return AVERROR(ENOENT);
-    state = json_string_value(json_object_get(o, "state"));
-    if (state && (strcmp(state, "recording") == 0 || strcmp(state, "processing") == 0))
-        r = AVERROR(EBUSY);
-    json_decref(o);
-    if (r < 0)
-        return r;
-    snprintf(path, sizeof path, "%s/%s", vod_dir, id);
-    if (!(dir = opendir(path)))
-        return AVERROR(errno);
-    /* One flat folder of files: no recursion needed, none followed. */
+    if (!dir) {
+        r = AVERROR(errno);
+        if (fd >= 0)
+            close(fd);
+        return r == AVERROR(ELOOP) || r == AVERROR(ENOTDIR) ? AVERROR(EPERM) : r;
+    }
     while ((d = readdir(dir))) {
         if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
             continue;
@@ -132,6 +128,30 @@ int weir_assets_delete(const char *vod_dir, const char *id)
     if (rmdir(path) < 0 && r == 0)
         r = AVERROR(errno);
     return r;
+}
+
+int weir_assets_delete(const char *vod_dir, const char *id)
+{
+    char path[ASSET_PATH_MAX], file[ASSET_PATH_MAX + 256];
+    const char *state;
+    json_t *o;
+    int r = 0, r2;
+
+    if (!weir_asset_id_valid(id) || !(o = load(vod_dir, id)))
+        return AVERROR(ENOENT);
+    state = json_string_value(json_object_get(o, "state"));
+    if (state && (strcmp(state, "recording") == 0 || strcmp(state, "processing") == 0))
+        r = AVERROR(EBUSY);
+    json_decref(o);
+    if (r < 0)
+        return r;
+    snprintf(path, sizeof path, "%s/%s", vod_dir, id);
+    /* The MPEG-TS variant's folder (packager.hls_ts), then the asset's. */
+    snprintf(file, sizeof file, "%s/ts", path);
+    if ((r = remove_flat(file)) == AVERROR(ENOENT))
+        r = 0;
+    r2 = remove_flat(path);
+    return r < 0 ? r : r2;
 }
 
 int weir_assets_write(const char *vod_dir, const char *id, const json_t *asset)

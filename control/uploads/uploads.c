@@ -1250,6 +1250,13 @@ static void job_run(weir_uploads *u, const weir_upload_row *row)
         json_object_set_new(j.info, "hls", json_string(url));
         snprintf(url, sizeof url, "/vod/%s/index.mpd", row->id);
         json_object_set_new(j.info, "dash", json_string(url));
+        /* packager.hls_ts made an MPEG-TS variant beside it. */
+        char ts_master[sizeof dir + 32];
+        snprintf(ts_master, sizeof ts_master, "%s/ts/index.m3u8", dir);
+        if (access(ts_master, F_OK) == 0) {
+            snprintf(url, sizeof url, "/vod/%s/ts/index.m3u8", row->id);
+            json_object_set_new(j.info, "hls_ts", json_string(url));
+        }
         job_finish(&j, "ready", NULL, j.info);
     }
     json_decref(j.info);

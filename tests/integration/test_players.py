@@ -1,7 +1,7 @@
 """Real players against weir: hls.js and dash.js in headless Chromium
-(player-test/play.mjs) play a live RTMP push — HLS (CMAF), Low-Latency HLS
-and DASH — ride through the encoder reconnecting, then play its recording
-as VOD, seeking in it; and, with transcoding
+(player-test/play.mjs) play a live RTMP push — HLS (CMAF), Low-Latency HLS,
+DASH and HLS over MPEG-TS (packager.hls_ts) — ride through the encoder
+reconnecting, then play its recording as VOD, seeking in it; and, with transcoding
 on, both players switch rungs when the bandwidth is capped and lifted.  Each run must play
 10 s of media with the pushed picture size and no fatal error; the LL-HLS
 run reports hls.js's live latency.  Screenshots go to player-artifacts/ in
@@ -43,7 +43,8 @@ def play(name, url, player, *extra, seconds=10):
 def setup():
     rtmp = free_port()
     w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
-             "--set", "packager.record=true", "--set", "http.access_log=false")
+             "--set", "packager.record=true", "--set", "http.access_log=false",
+             "--set", "packager.hls_ts=true")
     state["weir"] = w
     w.wait_ready()
     state["token"] = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope",
@@ -77,7 +78,8 @@ def test_live_hls_dash_and_low_latency_hls_play():
     runs = [("live-ll-hls", f"{base}/live/cam1/index.m3u8", "hls", ("--low-latency",)),
             ("live-ll-dash", f"{base}/live/cam1/index.mpd", "dash", ("--low-latency",)),
             ("live-hls", f"{base}/live/cam1/index.m3u8", "hls", ()),
-            ("live-dash", f"{base}/live/cam1/index.mpd", "dash", ())]
+            ("live-dash", f"{base}/live/cam1/index.mpd", "dash", ()),
+            ("live-hls-ts", f"{base}/live/cam1/ts/index.m3u8", "hls", ())]
     # Two browsers at a time: the machine has two cores.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3]), runs))
@@ -146,7 +148,8 @@ def test_the_recording_plays_and_seeks():
     base = state["base"]
     assert a["duration_s"] > 8, a     # the publish after the reconnect ran longer than that
     runs = [("vod-hls", f"{base}{a['hls']}", "hls", ("--seek", "10")),
-            ("vod-dash", f"{base}{a['dash']}", "dash", ("--seek", "10"))]
+            ("vod-dash", f"{base}{a['dash']}", "dash", ("--seek", "10")),
+            ("vod-hls-ts", f"{base}{a['hls_ts']}", "hls", ("--seek", "10"))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3], seconds=5), runs))
     for (name, *_), (rc, res) in zip(runs, results):

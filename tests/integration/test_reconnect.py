@@ -46,6 +46,7 @@ def setup():
     w = Weir(WEIR, "--set", f"rtmp.port={state['rtmp']}", "--set", "ingest.auth=open",
              "--set", "packager.segment_duration=1s", "--set", "packager.window=20",
              "--set", "packager.linger=60s", "--set", "packager.reconnect_grace=5s",
+             "--set", "packager.hls_ts=true",
              "--set", "packager.record=true")
     state["weir"] = w
     w.wait_ready()
@@ -89,6 +90,12 @@ def test_the_playlist_goes_on_after_a_discontinuity():
     status, h, init = get(f"/live/cam1/v0_i{second}.mp4")
     assert status == 200 and "immutable" in h["cache-control"]
     state["second_number"] = second
+    # The MPEG-TS variant marks the same seam.
+    ts = wait_for(lambda: (t := get("/live/cam1/ts/v0.m3u8")[2].decode()) and
+                  re.search(rf"^v0_{second}\.ts$", t, re.M) and t, timeout=30)
+    assert "#EXT-X-DISCONTINUITY\n" in ts, ts
+    before, after = ts.split("#EXT-X-DISCONTINUITY\n")
+    assert f"v0_{second}.ts" in after and f"v0_{second}.ts" not in before, ts
 
 
 def test_the_live_mpd_has_a_period_per_publish_and_parses():
@@ -149,6 +156,7 @@ def test_after_the_end_players_read_both_publishes_to_the_end():
     assert counts == [100, 125], counts
     gst_plays(f"{base}/index.m3u8")
     gst_plays(f"{base}/index.mpd")
+    gst_plays(f"{base}/ts/index.m3u8")
 
 
 def test_each_publish_is_its_own_recording_and_plays():

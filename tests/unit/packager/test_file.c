@@ -163,3 +163,30 @@ Test(file, audio_only_mp3_has_nothing_cmaf_carries)
     cr_assert_eq(weir_packager_package_file(in, dir, &cfg, NULL, NULL, NULL),
                  AVERROR_INVALIDDATA);
 }
+
+Test(file, hls_ts_adds_a_ts_folder)
+{
+    weir_packager_settings ts_cfg = cfg;
+    char in[128], dir[128], url[192];
+    int64_t ms = 0;
+
+    ts_cfg.hls_ts = 1;
+    make("in.mp4", "-t 5 -c:v libx264 -g 50 -bf 2 -c:a aac");
+    snprintf(in, sizeof in, "%s/in.mp4", tmp);
+    snprintf(dir, sizeof dir, "%s/asset", tmp);
+    cr_assert_eq(weir_packager_package_file(in, dir, &ts_cfg, &ms, NULL, NULL), 0);
+
+    snprintf(url, sizeof url, "%s/ts/v0.m3u8", dir);
+    const char *pl = slurp(url);
+    cr_assert(strstr(pl, "#EXT-X-VERSION:3\n") && strstr(pl, "#EXT-X-PLAYLIST-TYPE:VOD\n") &&
+              strstr(pl, "#EXT-X-ENDLIST\n"), "%s", pl);
+    cr_assert(strstr(pl, "v0_1.ts") && strstr(pl, "v0_3.ts") && !strstr(pl, "v0_4.ts"), "%s", pl);
+    cr_assert(!strstr(pl, "#EXT-X-MAP"), "%s", pl);
+    snprintf(url, sizeof url, "%s/ts/index.m3u8", dir);
+    pl = slurp(url);
+    cr_assert(strstr(pl, "mp4a.40.2") && strstr(pl, "\nv0.m3u8\n"), "%s", pl);
+    cr_assert_eq(frames(url, "hls"), 125, "every frame of 5 s at 25 fps, over TS");
+    /* The CMAF asset is untouched by it. */
+    snprintf(url, sizeof url, "%s/index.m3u8", dir);
+    cr_assert_eq(frames(url, "hls"), 125);
+}
