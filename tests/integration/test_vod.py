@@ -87,7 +87,7 @@ def test_an_upload_becomes_a_ladder_with_thumbnails():
     assert sizes == ["320x240", "160x120"], master
     s, _, mpd = w.request("GET", a["dash"])
     assert s == 200
-    assert len(re.findall(rb'<Representation [^>]*width="', mpd)) == 2, mpd
+    assert len(re.findall(rb'<Representation [^>]* width="', mpd)) == 2, mpd
     # Every rung's segments decode: each variant playlist, whole.
     url = f"http://127.0.0.1:{w.port}"
     variants = [line for line in master.splitlines() if line and not line.startswith("#")]
@@ -127,8 +127,13 @@ def ms(ts):
 
 def check_vtt(text, duration_s, sheet_w, sheet_h):
     assert text.startswith("WEBVTT\n"), text
-    cues = re.findall(r"\n\n([\d:.]+) --> ([\d:.]+)\n(\S+)\n", text + "\n")
-    assert cues, text
+    blocks = text.strip().split("\n\n")
+    assert blocks[0] == "WEBVTT" and len(blocks) > 1, text
+    cues = []
+    for b in blocks[1:]:
+        m = re.fullmatch(r"([\d:.]+) --> ([\d:.]+)\n(\S+)", b)
+        assert m, b
+        cues.append(m.groups())
     end = 0
     for start, stop, ref in cues:
         assert ms(start) == end and ms(stop) > ms(start), (start, stop, text)
