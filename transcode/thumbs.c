@@ -82,8 +82,9 @@ int weir_storyboard_layout(int width, int height, AVRational sar, int64_t durati
 
 static int vtt_time(char *buf, size_t cap, int64_t ms)
 {
-    return snprintf(buf, cap, "%02" PRId64 ":%02d:%02d.%03d", ms / 3600000,
-                    (int)(ms / 60000 % 60), (int)(ms / 1000 % 60), (int)(ms % 1000));
+    uint64_t u = ms < 0 ? 0 : (uint64_t)ms;
+    return snprintf(buf, cap, "%02" PRIu64 ":%02u:%02u.%03u", u / 3600000,
+                    (unsigned)(u / 60000 % 60), (unsigned)(u / 1000 % 60), (unsigned)(u % 1000));
 }
 
 int weir_storyboard_vtt(const weir_storyboard *sb, const char *image, char *buf, size_t cap)
@@ -94,7 +95,7 @@ int weir_storyboard_vtt(const weir_storyboard *sb, const char *image, char *buf,
         return AVERROR(ENOSPC);
     len = (size_t)n;
     for (int i = 0; i < sb->tiles; i++) {
-        char from[24], to[24];
+        char from[48], to[48];
         int64_t start = i * sb->interval_ms;
         int64_t end = start + sb->interval_ms;
         if (end > sb->duration_ms || i == sb->tiles - 1)

@@ -1247,7 +1247,7 @@ static void add_urls(json_t *o, const char *dir, const char *id)
         { "storyboard", "storyboard.vtt" }, { "storyboard_image", "storyboard.jpg" },
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
-        char path[PATH_MAX_U + 64], url[PATH_MAX_U];
+        char path[PATH_MAX_U + 128], url[PATH_MAX_U];
         snprintf(path, sizeof path, "%s/%s", dir, urls[i].file);
         if (access(path, R_OK) != 0)
             continue;
