@@ -171,6 +171,26 @@ def test_an_undecodable_codec_fails_with_its_reason():
     assert w.proc.poll() is None
 
 
+def test_audio_only_becomes_ready_without_thumbnails():
+    w = state["weir"]
+    m4a = os.path.join(state["tmp"].name, "a.m4a")
+    r = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+                        "-i", "sine=sample_rate=44100", "-t", "3", "-c:a", "aac", m4a],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(m4a, "rb") as f:
+        aid = upload_id(Tus(w.port, state["write"]).upload(f.read(), 1 << 20, {"name": "a"}))
+    a = wait_asset(w, state["read"], aid)
+    assert a["state"] == "ready" and "poster" not in a and "storyboard" not in a, a
+    s, _, body = w.request("GET", a["hls"])
+    assert s == 200 and 'CODECS="mp4a.40.2"' in body.decode(), body
+    p = ffprobe(["-show_entries", "stream=codec_type,sample_rate"],
+                f"http://127.0.0.1:{w.port}" + a["hls"])
+    # The ladder's audio target: AAC at 48 kHz, resampled from 44.1 kHz.
+    # (ffprobe lists the a0 playlist twice: as the group's rendition and as the variant.)
+    assert {(x["codec_type"], x["sample_rate"]) for x in p["streams"]} == {("audio", "48000")}, p
+
+
 def wait_processing(w, aid, timeout=60):
     """Until asset.json says processing with some progress."""
     path = os.path.join(w.data_dir, "vod", aid, "asset.json")
@@ -295,6 +315,7 @@ if __name__ == "__main__":
     try:
         run_tests([test_an_upload_becomes_a_ladder_with_thumbnails,
                    test_an_undecodable_codec_fails_with_its_reason,
+                   test_audio_only_becomes_ready_without_thumbnails,
                    test_a_server_killed_mid_transcode_finishes_after_a_restart,
                    test_a_clean_stop_mid_transcode_queues_the_job_again,
                    test_remux_when_uploads_transcode_is_off,
