@@ -192,7 +192,7 @@ def test_audio_only_becomes_ready_without_thumbnails():
 
 
 def wait_processing(w, aid, timeout=60):
-    """Until asset.json says processing with some progress."""
+    """Until asset.json says processing (claimed, its progress written)."""
     path = os.path.join(w.data_dir, "vod", aid, "asset.json")
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -201,7 +201,7 @@ def wait_processing(w, aid, timeout=60):
                 a = json.load(f)
         except (OSError, ValueError):
             a = {}
-        if a.get("state") == "processing" and a.get("progress", 0) > 0:
+        if a.get("state") == "processing" and "progress" in a:
             return a
         assert a.get("state") not in ("ready", "failed"), a
         time.sleep(0.02)
