@@ -21,6 +21,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define KEEP_CLAIM_S 1              /* progress re-reported while a file job waits */
 
 typedef struct vod_run {
     weir_vod *vod;
@@ -30,6 +33,8 @@ typedef struct vod_run {
     void *parg;
     uint64_t id;                    /* the file job */
     int done, result;               /* under vod->lock */
+    pthread_mutex_t plock;          /* progress calls, one at a time; guards percent */
+    int percent;
     struct vod_run *next;
 } vod_run;
 
@@ -89,11 +94,26 @@ static void on_frame(void *arg, const AVFrame *f, AVRational tb)
         weir_thumbs_frame(r->thumbs, f, tb);
 }
 
-/* 100 only once the playlists are written, after the job. */
+/* 100 only once the playlists are written, after the job.  The job's
+ * threads and the waiting thread (keep_claim) both report: one at a time. */
 static void on_progress(void *arg, int percent)
 {
     vod_run *r = arg;
-    r->progress(r->parg, percent < 99 ? percent : 99);
+    pthread_mutex_lock(&r->plock);
+    r->percent = percent < 99 ? percent : 99;
+    r->progress(r->parg, r->percent);
+    pthread_mutex_unlock(&r->plock);
+}
+
+/* The uploads module renews its claim on the job when progress is
+ * reported; a file job waiting for the pool (live jobs first) reports
+ * nothing for as long as it waits, so the waiting thread reports the same
+ * percent again, and the claim does not lapse to another node meanwhile. */
+static void keep_claim(vod_run *r)
+{
+    pthread_mutex_lock(&r->plock);
+    r->progress(r->parg, r->percent);
+    pthread_mutex_unlock(&r->plock);
 }
 
 static void on_done(void *arg, int result)
@@ -127,8 +147,16 @@ static int transcode(weir_vod *v, vod_run *r, const char *input, const char *nam
     }
     r->next = v->runs;
     v->runs = r;
-    while (!r->done)
-        pthread_cond_wait(&v->cond, &v->lock);
+    while (!r->done) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += KEEP_CLAIM_S;
+        if (pthread_cond_timedwait(&v->cond, &v->lock, &until) == ETIMEDOUT && !r->done) {
+            pthread_mutex_unlock(&v->lock);
+            keep_claim(r);
+            pthread_mutex_lock(&v->lock);
+        }
+    }
     for (vod_run **link = &v->runs; *link; link = &(*link)->next)
         if (*link == r) {
             *link = r->next;
@@ -168,22 +196,24 @@ int weir_vod_process(void *arg, const char *input, const char *asset_dir, int64_
     const char *slash = strrchr(asset_dir, '/');
     int ret;
 
+    if (pthread_mutex_init(&r.plock, NULL) != 0)
+        return AVERROR(ENOMEM);
+
     if (!v->o.uploads->transcode || !v->o.transcoder) {
         ret = weir_packager_package_file(input, asset_dir, v->o.packager, duration_ms,
                                          progress, parg);
         if (ret >= 0)
             make_thumbs(&r, input, asset_dir, *duration_ms);
-        weir_thumbs_free(r.thumbs);
-        return ret;
+        goto out;
     }
     if ((ret = weir_packager_vod_new(asset_dir, v->o.packager, &r.pkg)) < 0)
-        return ret;
-    /* The file's length decides the storyboard's layout before the first
-     * frame; without it the thumbnails come from a scan afterwards. */
-    if (probed_ms > 0 &&
-        (ret = weir_thumbs_new(&(weir_thumbs_opts){ .dir = asset_dir, .duration_ms = probed_ms },
-                               &r.thumbs)) < 0)
         goto out;
+    /* The file's length decides the storyboard's layout before the first
+     * frame; without it (or on ENOMEM) the thumbnails come from a scan
+     * afterwards. */
+    if (probed_ms > 0)
+        weir_thumbs_new(&(weir_thumbs_opts){ .dir = asset_dir, .duration_ms = probed_ms },
+                        &r.thumbs);
     ret = transcode(v, &r, input, slash ? slash + 1 : asset_dir);
     if (ret >= 0)
         ret = weir_packager_vod_end(r.pkg, duration_ms);
@@ -194,5 +224,6 @@ int weir_vod_process(void *arg, const char *input, const char *asset_dir, int64_
 out:
     weir_thumbs_free(r.thumbs);
     weir_packager_vod_free(r.pkg);
+    pthread_mutex_destroy(&r.plock);
     return ret;
 }
