@@ -2,13 +2,15 @@
  * app/serve.c — `weir serve`: build the modules, run the loop, shut down.
  *
  *   start:   config -> logging -> data_dir -> loop (+signals) -> work pool ->
- *            database (migrations, first key) -> bus -> transcoder (when enabled) ->
+ *            database (migrations, first key) -> bus -> transcoder (live when
+ *            transcode.enabled; file jobs only when just uploads.transcode) ->
  *            packager -> http -> origin -> control (API, uploads) -> rtmp -> srt
  *   SIGTERM/SIGINT (first):  stop accepting; drain HTTP; deadline timer
  *   drained or deadline:     stop the loop, free everything, exit 0
  *   second signal:           stop the loop at once
  */
 #include "app/app.h"
+#include "app/vod.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +36,8 @@ typedef struct server {
     weir_origin *origin;
     weir_rtmp_server *rtmp;
     weir_srt_server *srt;
-    weir_transcoder *transcoder;    /* NULL unless transcode.enabled */
+    weir_transcoder *transcoder;    /* NULL unless transcode.enabled or uploads.transcode */
+    weir_vod vod;                   /* what uploads become (app/vod.c) */
     weir_control *control;
     weir_timer deadline;
     int stopping;
@@ -89,16 +92,6 @@ static int stream_profile(void *db, const char *stream, char *name, size_t cap)
 static int cancel_transcode(void *transcoder, uint64_t id)
 {
     return weir_transcoder_cancel(transcoder, id);
-}
-
-/* Uploads are packaged like recordings (weir_control_opts.process). */
-static int package_upload(void *arg, const char *input, const char *asset_dir,
-                          int64_t *duration_ms, void (*progress)(void *parg, int percent),
-                          void *parg)
-{
-    const server *srv = arg;
-    return weir_packager_package_file(input, asset_dir, &srv->settings.packager, duration_ms,
-                                      progress, parg);
 }
 
 static void on_drained(void *arg)
@@ -172,14 +165,27 @@ int weir_cmd_serve(const weir_cli *cli)
     srv.metrics = weir_metrics_default();
     if (register_io_metrics(&srv) < 0)
         goto out;
-    /* Before ingest, so that they see every stream published. */
-    if (srv.settings.transcode.enabled &&
+    if (srv.settings.uploads.transcode &&
+        !weir_transcode_profile_ladder(&srv.settings.transcode, srv.settings.uploads.profile)) {
+        weir_log_error("app", "uploads.profile names no transcode profile",
+                       WL_STR("profile", srv.settings.uploads.profile));
+        goto out;
+    }
+    /* Before ingest, so that they see every stream published.  Without live
+     * transcoding, uploads still get a transcoder of file jobs, with no bus. */
+    if ((srv.settings.transcode.enabled || srv.settings.uploads.transcode) &&
         weir_transcoder_new(&(weir_transcoder_opts){
-            .bus = srv.bus, .loop = srv.loop, .settings = &srv.settings.transcode,
+            .bus = srv.settings.transcode.enabled ? srv.bus : NULL,
+            .loop = srv.loop, .settings = &srv.settings.transcode,
             .segment_duration_ms = srv.settings.packager.segment_duration,
             .metrics = srv.metrics,
             .stream_profile = stream_profile, .stream_profile_arg = srv.db,
         }, &srv.transcoder) < 0)
+        goto out;
+    if (weir_vod_init(&srv.vod, &(weir_vod_opts){
+            .transcoder = srv.transcoder, .packager = &srv.settings.packager,
+            .uploads = &srv.settings.uploads,
+        }) < 0)
         goto out;
     if (weir_packager_new(&(weir_packager_opts){
             .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.packager,
@@ -213,9 +219,11 @@ int weir_cmd_serve(const weir_cli *cli)
         .http = srv.http, .work = srv.work, .bus = srv.bus, .db = srv.db,
         .metrics = srv.metrics, .vod_dir = srv.vod_dir,
         .loop = srv.loop, .data_dir = core->data_dir, .uploads = &srv.settings.uploads,
-        .process = package_upload, .process_arg = &srv,
-        .transcode_status = srv.transcoder ? weir_transcoder_status_json : NULL,
-        .transcode_cancel = srv.transcoder ? cancel_transcode : NULL,
+        .process = weir_vod_process, .process_arg = &srv.vod,
+        /* The API's transcode view is the live one's (file jobs show as
+         * the assets' progress). */
+        .transcode_status = srv.settings.transcode.enabled ? weir_transcoder_status_json : NULL,
+        .transcode_cancel = srv.settings.transcode.enabled ? cancel_transcode : NULL,
         .transcode_arg = srv.transcoder,
         .transcode_profiles = weir_transcode_profile_names,
     });
@@ -258,7 +266,9 @@ out:
     /* SRT threads first (they post to the loop), then the workers: their
      * completions are posted to the loop, which runs them as it is freed. */
     weir_srt_server_free(srv.srt);
+    weir_vod_stop(&srv.vod);            /* file jobs cancelled: their uploads are queued again */
     weir_control_stop(srv.control);     /* uploads: no new work; processing finishes */
+    weir_vod_destroy(&srv.vod);
     weir_work_free(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
     weir_packager_free(srv.packager);   /* after the loop ran what was posted to it */

@@ -31,16 +31,23 @@ typedef struct weir_uploads_settings {
     int64_t workers;                /* uploads.workers: files processed at once (0: none) */
     int64_t job_lease;              /* uploads.job_lease: ms a processing claim lasts
                                        without renewal (a crashed node's job is retaken) */
+    int transcode;                  /* uploads.transcode: the ladder (1) or a remux (0) */
+    char *profile;                  /* uploads.profile: the transcode profile's name (the
+                                       app checks it; owned by the weir_conf) */
 } weir_uploads_settings;
 
 extern const weir_conf_table weir_uploads_conf_table;
 
-/* The app's processing: packages the file `input` into asset_dir (which
- * exists), blocking, on a processing thread.  progress(parg, percent) as it
- * goes.  *duration_ms (OUT): the asset's length.  0; AVERROR_INVALIDDATA
- * when the file holds nothing that can be packaged; another AVERROR. */
+/* The app's processing: makes the file `input` (probed_ms long, by the
+ * probe; 0 when unknown) into a VOD asset in asset_dir (which exists),
+ * blocking, on a processing thread: playlists, and poster.jpg,
+ * storyboard.jpg and storyboard.vtt when it can.  progress(parg, percent)
+ * as it goes.  *duration_ms (OUT): the asset's length.  0;
+ * AVERROR_INVALIDDATA when the file holds nothing that can be packaged;
+ * AVERROR_EXIT when the app is stopping and interrupted it (the upload goes
+ * back to the queue); another AVERROR. */
 typedef int (*weir_upload_process_fn)(void *arg, const char *input, const char *asset_dir,
-                                      int64_t *duration_ms,
+                                      int64_t probed_ms, int64_t *duration_ms,
                                       void (*progress)(void *parg, int percent), void *parg);
 
 typedef struct weir_control_opts {

@@ -7,6 +7,10 @@
  *   end of file -> pres_end -> VOD playlists and MPD written (synchronously)
  *
  * Runs on the caller's thread; blocking by design (a worker's job).
+ *
+ * weir_packager_vod_* is the same end without the demuxer: a caller that
+ * already has packets in the bus's form (a transcode job's sink) declares
+ * the tracks, pushes packets in dts order and ends it.
  */
 #include "packager/pres.h"
 
@@ -88,6 +92,15 @@ static void job_free(file_job *j)
         weir_norm_free(j->norm[i]);
     pres_free(j->pres);
     avformat_close_input(&j->fmt);
+}
+
+/* The asset's length: the end of the key track's last recorded segment. */
+static int64_t pres_duration_ms(const pkg_pres *p)
+{
+    const pkg_track *t = &p->tracks[p->key];
+    return t->nrec ? av_rescale(t->rec[t->nrec - 1].start_ts + t->rec[t->nrec - 1].duration_ts,
+                                1000, t->timescale)
+                   : 0;
 }
 
 int weir_packager_package_file(const char *input, const char *asset_dir,
@@ -177,16 +190,99 @@ int weir_packager_package_file(const char *input, const char *asset_dir,
     }
     pres_end(j.pres, 0);    /* writes the playlists; with no pool, before it returns */
     r = result;
-    if (duration_ms) {
-        const pkg_track *t = &j.pres->tracks[j.pres->key];
-        *duration_ms = t->nrec ? av_rescale(t->rec[t->nrec - 1].start_ts +
-                                            t->rec[t->nrec - 1].duration_ts, 1000, t->timescale)
-                               : 0;
-    }
+    if (duration_ms)
+        *duration_ms = pres_duration_ms(j.pres);
     if (r == 0 && progress)
         progress(arg, 100);
 out:
     av_packet_free(&pkt);
     job_free(&j);
     return r;
+}
+
+/* ---- pushed packets ------------------------------------------------------------ */
+
+struct weir_packager_vod {
+    weir_packager_settings cfg;
+    char dir[4096];
+    AVCodecParameters *pars[WEIR_STREAM_MAX_TRACKS];
+    AVRational tbs[WEIR_STREAM_MAX_TRACKS];
+    int ntracks;
+    pkg_pres *pres;
+    int result;                     /* rec_start's: the last file's write */
+};
+
+int weir_packager_vod_new(const char *asset_dir, const weir_packager_settings *settings,
+                          weir_packager_vod **out)
+{
+    weir_packager_vod *v = calloc(1, sizeof *v);
+
+    if (!v)
+        return AVERROR(ENOMEM);
+    if (strlen(asset_dir) >= sizeof v->dir) {
+        free(v);
+        return AVERROR(ENAMETOOLONG);
+    }
+    strcpy(v->dir, asset_dir);
+    v->cfg = *settings;
+    v->cfg.low_latency = 0;         /* as in weir_packager_package_file */
+    v->cfg.window = 1000000;
+    v->result = AVERROR(EIO);
+    *out = v;
+    return 0;
+}
+
+int weir_packager_vod_track(void *arg, int index, const AVCodecParameters *par, AVRational tb)
+{
+    weir_packager_vod *v = arg;
+
+    if (v->pres || index != v->ntracks || index >= WEIR_STREAM_MAX_TRACKS)
+        return AVERROR(EINVAL);
+    if (!(v->pars[index] = avcodec_parameters_alloc()))
+        return AVERROR(ENOMEM);
+    v->tbs[index] = tb;
+    v->ntracks++;
+    return avcodec_parameters_copy(v->pars[index], par);
+}
+
+int weir_packager_vod_packet(void *arg, const AVPacket *pkt)
+{
+    weir_packager_vod *v = arg;
+    int r;
+
+    if (pkt->stream_index < 0 || pkt->stream_index >= v->ntracks)
+        return AVERROR(EINVAL);
+    if (!v->pres) {
+        if ((r = pres_new("vod", &v->cfg, (const AVCodecParameters *const *)v->pars, v->tbs,
+                          v->ntracks, 0, 1, &v->pres)) < 0)
+            return r == AVERROR(EINVAL) ? AVERROR_INVALIDDATA : r;
+        if (mkdir(v->dir, 0750) < 0 && errno != EEXIST)
+            return AVERROR(errno);
+        if ((r = rec_start(v->pres, v->dir, "vod", NULL, &v->result)) < 0)
+            return r;
+    }
+    /* The presentation's clock is the media's, as for a file. */
+    int64_t ms = pkt->dts == AV_NOPTS_VALUE ? 0
+                 : av_rescale_q(pkt->dts, v->tbs[pkt->stream_index], (AVRational){ 1, 1000 });
+    return pres_packet(v->pres, pkt, ms);
+}
+
+int weir_packager_vod_end(weir_packager_vod *v, int64_t *duration_ms)
+{
+    if (!v->pres || !v->pres->started)
+        return AVERROR_INVALIDDATA;     /* no packet, or no keyframe on the key track */
+    pres_end(v->pres, 0);               /* no pool: the files are written before it returns */
+    if (duration_ms)
+        *duration_ms = pres_duration_ms(v->pres);
+    return v->result;
+}
+
+void weir_packager_vod_free(weir_packager_vod *v)
+{
+    if (!v)
+        return;
+    pres_free(v->pres);
+    for (int i = 0; i < v->ntracks; i++)
+        avcodec_parameters_free(&v->pars[i]);
+    free(v);
 }

@@ -93,6 +93,24 @@ int weir_packager_package_file(const char *input, const char *asset_dir,
                                const weir_packager_settings *settings, int64_t *duration_ms,
                                void (*progress)(void *arg, int percent), void *arg);
 
+/* The same, pushed instead of read: a caller with packets already in the
+ * bus's form (a transcode job's sink: ISO-form H.264/HEVC, raw AAC) makes a
+ * weir_packager_vod for asset_dir (created on the first packet), declares
+ * every track (0, 1, ... in order) before the first packet, pushes packets
+ * in non-decreasing dts across tracks, and ends it, which writes the VOD
+ * playlists and the static MPD listing every video track as a rendition.
+ * Blocking: every file is written on the calling thread.  track and packet
+ * have the shape of weir_transcode_sink's callbacks (arg: the vod); packets
+ * are borrowed.  0 or a negative AVERROR; end: AVERROR_INVALIDDATA when
+ * nothing (or no keyframe) came, and *duration_ms (OUT, may be NULL). */
+typedef struct weir_packager_vod weir_packager_vod;
+int weir_packager_vod_new(const char *asset_dir, const weir_packager_settings *settings,
+                          weir_packager_vod **out /* OUT: weir_packager_vod_free */);
+int weir_packager_vod_track(void *vod, int index, const AVCodecParameters *par, AVRational tb);
+int weir_packager_vod_packet(void *vod, const AVPacket *pkt);
+int weir_packager_vod_end(weir_packager_vod *vod, int64_t *duration_ms);
+void weir_packager_vod_free(weir_packager_vod *vod);
+
 /* Number of live presentations (for tests and the API). */
 size_t weir_packager_count(const weir_packager *p);
 

@@ -1280,6 +1280,8 @@ static int video_decoded(weir_pipeline *p, AVFrame *f)
         p->have_first_pts = 1;
     }
     atomic_store(&p->media_us, us - p->first_pts_us);
+    if (p->sink.frame)
+        p->sink.frame(p->sink.arg, f, p->vtb);      /* thumbnails: the one decode, shared */
 
     int boundary = job_boundary(p, pts);
     for (int i = 0; i < p->nrungs; i++) {

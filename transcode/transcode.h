@@ -93,6 +93,13 @@ typedef struct weir_transcode_sink {
      * reference (av_packet_ref) to keep it.  A negative AVERROR fails the
      * job. */
     int (*packet)(void *arg, const AVPacket *pkt);
+    /* Optional: every decoded source video frame the job keeps (in pts
+     * order, from the first one the renditions start with), borrowed for the
+     * call, with its time base (f->pts, else best_effort_timestamp).  Called
+     * on the job's own thread, possibly while another thread is in packet:
+     * what it touches must be its own (weir_thumbs).  It should be quick:
+     * the job waits for it. */
+    void (*frame)(void *arg, const AVFrame *f, AVRational time_base);
     /* Optional: percent of the file read, 0..100, each time it grows; 100
      * comes once the job is done. */
     void (*progress)(void *arg, int percent);
@@ -128,6 +135,82 @@ int weir_transcoder_file(weir_transcoder *t, const weir_transcode_file_opts *opt
 int weir_transcoder_cancel(weir_transcoder *t, uint64_t id);
 
 /* ---- state -------------------------------------------------------------- */
+
+/* ---- thumbnails (transcode/thumbs.c) ------------------------------------------
+ *
+ * A VOD asset's poster and storyboard, made from decoded frames — those a
+ * file job decodes anyway (sink.frame), or a pass over the keyframes of a
+ * file (weir_thumbs_scan_file) when the asset is not transcoded:
+ *
+ *   poster.jpg       the first frame at or after POSTER (10 % of the length,
+ *                    at least 1 s in when the file is longer than 1 s), at most
+ *                    1280 wide, keeping the display aspect ratio
+ *   storyboard.jpg   a sprite sheet: one tile (tile_width wide) every
+ *                    interval, in rows of WEIR_STORYBOARD_COLUMNS
+ *   storyboard.vtt   WebVTT: one cue per tile, "storyboard.jpg#xywh=x,y,w,h",
+ *                    covering the whole length
+ *
+ * JPEG through libavcodec's mjpeg encoder, scaling by libswscale. */
+
+#define WEIR_STORYBOARD_COLUMNS 10
+#define WEIR_POSTER_MAX_WIDTH 1280
+
+/* The layout of a storyboard (pure; weir_storyboard_layout). */
+typedef struct weir_storyboard {
+    int tile_w, tile_h;             /* even, >= 2 */
+    int columns, rows, tiles;       /* tiles <= max_tiles; rows * columns >= tiles */
+    int64_t duration_ms;
+    int64_t interval_ms;            /* one tile every interval, from 0 */
+} weir_storyboard;
+
+/* The layout for a picture of width x height (display aspect: sar, {0,1}
+ * for square) lasting duration_ms: tiles of tile_w (at most the picture's
+ * width), one every interval — whole seconds, at least min_interval_ms, and
+ * long enough that at most max_tiles cover the duration.  0, or
+ * AVERROR(EINVAL) for a size, duration or limit that is not positive. */
+int weir_storyboard_layout(int width, int height, AVRational sar, int64_t duration_ms,
+                           int tile_w, int max_tiles, int64_t min_interval_ms,
+                           weir_storyboard *out);
+
+/* Writes the WebVTT of layout sb, its cues naming `image` (e.g.
+ * "storyboard.jpg"), into buf (cap bytes, NUL-terminated).  Returns the
+ * length, or AVERROR(ENOSPC) when it does not fit. */
+int weir_storyboard_vtt(const weir_storyboard *sb, const char *image, char *buf, size_t cap);
+
+/* The poster's time: 10 % of duration_ms, at least 1 s when the media is
+ * longer than 1 s.  Pure. */
+int64_t weir_poster_time_ms(int64_t duration_ms);
+
+typedef struct weir_thumbs weir_thumbs;
+
+typedef struct weir_thumbs_opts {
+    const char *dir;                /* where the three files go (exists); copied */
+    int64_t duration_ms;            /* the media's length (> 0) */
+    int tile_width;                 /* storyboard tiles; 0: 160 */
+    int max_tiles;                  /* 0: 100 */
+    int64_t min_interval_ms;        /* 0: 1 s */
+} weir_thumbs_opts;
+
+/* *out (OUT): the caller's, weir_thumbs_free.  0 or AVERROR(EINVAL/ENOMEM). */
+int weir_thumbs_new(const weir_thumbs_opts *opts, weir_thumbs **out);
+
+/* A decoded video frame (borrowed) with its time base: taken for the poster
+ * or a tile when it is the first at or after their time.  Frames in pts
+ * order.  The shape of weir_transcode_sink.frame (arg: the weir_thumbs).
+ * Errors (ENOMEM, an encoder that does not open) are kept for finish. */
+void weir_thumbs_frame(void *thumbs, const AVFrame *f, AVRational time_base);
+
+/* Decodes the keyframes of the first video track of path (nothing else is
+ * decoded) into weir_thumbs_frame.  0, or an AVERROR for a file that does
+ * not open or has no video. */
+int weir_thumbs_scan_file(weir_thumbs *t, const char *path);
+
+/* Writes poster.jpg, storyboard.jpg and storyboard.vtt (each to a temporary
+ * name, then renamed).  Tiles no frame reached repeat the last frame before
+ * them.  0; AVERROR_INVALIDDATA when no frame came at all; another AVERROR. */
+int weir_thumbs_finish(weir_thumbs *t);
+
+void weir_thumbs_free(weir_thumbs *t);
 
 /* Every job as a JSON array, the last 16 that ended first, then the others:
  * id, kind (live|file), stream, state (queued, waiting, probing, running,

@@ -4,6 +4,8 @@
 #include "control/control.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #define K(field) offsetof(weir_uploads_settings, field)
 #define DAY_MS 86400000.0
@@ -25,10 +27,31 @@ static const weir_conf_key uploads_keys[] = {
     { "uploads.job_lease", WEIR_CONF_DURATION, K(job_lease), "60s", 1000, DAY_MS, NULL,
       "a file being processed is claimed for this long and the claim renewed as it goes;"
       " after a crash another worker takes the file over once the claim lapses", 0 },
+    { "uploads.transcode", WEIR_CONF_BOOL, K(transcode), "true", 0, 0, NULL,
+      "transcode uploaded files into the ABR ladder of uploads.profile (whether or not"
+      " transcode.enabled); false: package the file's own tracks as they are (a remux)", 0 },
+    { "uploads.profile", WEIR_CONF_STRING, K(profile), "default", 0, 0, NULL,
+      "the transcode profile uploads get: default (transcode.ladder), low or high", 0 },
 };
+
+/* uploads.profile names a transcode profile, which control/ does not know:
+ * here only its form (that of a stream key's profile); `weir serve` checks
+ * that the profile exists before it starts. */
+static int check_key(const weir_conf_key *key, const char *text, char *why, size_t whycap)
+{
+    size_t n = strlen(text);
+    if (strcmp(key->name, "uploads.profile") != 0)
+        return 0;
+    if (n < 1 || n > 15 || strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n) {
+        snprintf(why, whycap, "a profile name is 1 to 15 of a-z, 0-9, _ and -");
+        return -1;
+    }
+    return 0;
+}
 
 const weir_conf_table weir_uploads_conf_table = {
     .module = "uploads",
     .keys = uploads_keys,
     .nkeys = sizeof uploads_keys / sizeof uploads_keys[0],
+    .check = check_key,
 };

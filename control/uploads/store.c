@@ -450,6 +450,25 @@ int weir_upload_store_finish(weir_dbpool *pool, const char *id, const char *owne
     return changed == 1 ? 0 : AVERROR(ENOENT);
 }
 
+int weir_upload_store_release(weir_dbpool *pool, const char *id, const char *owner, int64_t now)
+{
+    weir_db *db;
+    int64_t changed = 0;
+    int r;
+
+    if ((r = acquire(pool, &db)) < 0)
+        return r;
+    /* The claim that is handed back did not fail: it does not count. */
+    r = run(db, &changed, "UPDATE uploads SET state = 'queued', updated_at = $1,"
+                          " lease_owner = NULL, lease_until = NULL, attempts = attempts - 1"
+                          " WHERE id = $2 AND state = 'processing' AND lease_owner = $3", "iss",
+            now, id, owner);
+    weir_dbpool_release(pool, db);
+    if (r < 0)
+        return r;
+    return changed == 1 ? 0 : AVERROR(ENOENT);
+}
+
 int weir_upload_store_delete(weir_dbpool *pool, const char *id, int64_t now)
 {
     weir_db *db;

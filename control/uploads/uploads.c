@@ -30,6 +30,7 @@
 #include "control/uploads/uploads.h"
 #include "control/assets/assets.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1166,7 +1167,10 @@ static void job_progress(void *arg, int percent)
         return;
     j->percent = percent;
     j->written_ms = now;
+    /* percent and progress: the same number, under the name the API had
+     * first and the one transcode jobs use. */
     json_object_set_new(j->info, "percent", json_integer(percent));
+    json_object_set_new(j->info, "progress", json_integer(percent));
     asset_write(j->u, &j->row, "processing", j->info);
 }
 
@@ -1180,6 +1184,7 @@ static void job_finish(job *j, const char *state, const char *reason, json_t *ex
     if (reason)
         json_object_set_new(extra, "reason", json_string(reason));
     json_object_del(extra, "percent");
+    json_object_del(extra, "progress");
     r = weir_upload_store_finish(u->o.db, j->row.id, u->owner, state, reason, now_ms());
     if (r < 0) {
         /* Deleted, or another node holds it now: its outcome, not ours. */
@@ -1197,11 +1202,66 @@ static void job_finish(job *j, const char *state, const char *reason, json_t *ex
         weir_log_info("uploads", "upload ready", WL_STR("upload", j->row.id));
 }
 
+/* A job interrupted by a stopping app: back to the queue, and asset.json
+ * says so, for the next node (or this one, restarted) to take at once. */
+static void job_release(job *j)
+{
+    weir_uploads *u = j->u;
+    int r = weir_upload_store_release(u->o.db, j->row.id, u->owner, now_ms());
+
+    if (r < 0) {
+        weir_log_warn("uploads", "cannot hand an interrupted job back; it is retaken once its"
+                      " lease lapses", WL_STR("upload", j->row.id), WL_ERR(r));
+        return;
+    }
+    json_object_del(j->info, "percent");
+    json_object_del(j->info, "progress");
+    asset_write(u, &j->row, "queued", j->info);
+    weir_log_info("uploads", "processing interrupted; queued again", WL_STR("upload", j->row.id));
+}
+
+/* Removes what an earlier attempt left in the asset's folder (everything
+ * but asset.json), so that a retried job writes into a clean one. */
+static void clear_asset_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char path[PATH_MAX_U + 400];
+        if (e->d_name[0] == '.' || strcmp(e->d_name, "asset.json") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* URLs of the files the processing made, into the asset. */
+static void add_urls(json_t *o, const char *dir, const char *id)
+{
+    static const struct { const char *field, *file; } urls[] = {
+        { "hls", "index.m3u8" }, { "dash", "index.mpd" }, { "poster", "poster.jpg" },
+        { "storyboard", "storyboard.vtt" }, { "storyboard_image", "storyboard.jpg" },
+        { "hls_ts", "ts/index.m3u8" },      /* packager.hls_ts made an MPEG-TS variant */
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        char path[PATH_MAX_U + 128], url[PATH_MAX_U];
+        snprintf(path, sizeof path, "%s/%s", dir, urls[i].file);
+        if (access(path, R_OK) != 0)
+            continue;
+        snprintf(url, sizeof url, "/vod/%s/%s", id, urls[i].file);
+        json_object_set_new(o, urls[i].field, json_string(url));
+    }
+}
+
 static void job_run(weir_uploads *u, const weir_upload_row *row)
 {
     char input[PATH_MAX_U + 64], dir[PATH_MAX_U + 64], reason[512], err[AV_ERROR_MAX_STRING_SIZE];
     job j = { .u = u, .row = *row, .percent = -1 };
-    int64_t duration_ms = 0;
+    int64_t duration_ms = 0, probed_ms;
     int r;
 
     j.renewed_ms = now_ms();
@@ -1233,30 +1293,28 @@ static void job_run(weir_uploads *u, const weir_upload_row *row)
         json_decref(j.info);
         return;
     }
-    r = u->o.process(u->o.process_arg, input, dir, &duration_ms, job_progress, &j);
-    if (r < 0) {
+    probed_ms = (int64_t)(json_number_value(json_object_get(j.info, "duration_s")) * 1000);
+    clear_asset_dir(dir);           /* an attempt interrupted earlier left files */
+    r = u->o.process(u->o.process_arg, input, dir, probed_ms, &duration_ms, job_progress, &j);
+    if (r == AVERROR_EXIT) {
+        job_release(&j);
+    } else if (r < 0) {
         if (r == AVERROR_INVALIDDATA) {
-            snprintf(reason, sizeof reason, "nothing in the file can be packaged (codecs: "
-                                            "H.264, HEVC, AV1, AAC, Opus)");
+            if (u->s.transcode)
+                snprintf(reason, sizeof reason, "nothing in the file can be transcoded (no "
+                                                "video or audio track decodes)");
+            else
+                snprintf(reason, sizeof reason, "nothing in the file can be packaged (codecs:"
+                                                " H.264, HEVC, AV1, AAC, Opus)");
         } else {
             av_strerror(r, err, sizeof err);
-            snprintf(reason, sizeof reason, "packaging failed (%s)", err);
+            snprintf(reason, sizeof reason, "%s failed (%s)",
+                     u->s.transcode ? "transcoding" : "packaging", err);
         }
         job_finish(&j, "failed", reason, j.info);
     } else {
-        char url[PATH_MAX_U];
         json_object_set_new(j.info, "duration_s", json_real((double)duration_ms / 1000.0));
-        snprintf(url, sizeof url, "/vod/%s/index.m3u8", row->id);
-        json_object_set_new(j.info, "hls", json_string(url));
-        snprintf(url, sizeof url, "/vod/%s/index.mpd", row->id);
-        json_object_set_new(j.info, "dash", json_string(url));
-        /* packager.hls_ts made an MPEG-TS variant beside it. */
-        char ts_master[sizeof dir + 32];
-        snprintf(ts_master, sizeof ts_master, "%s/ts/index.m3u8", dir);
-        if (access(ts_master, F_OK) == 0) {
-            snprintf(url, sizeof url, "/vod/%s/ts/index.m3u8", row->id);
-            json_object_set_new(j.info, "hls_ts", json_string(url));
-        }
+        add_urls(j.info, dir, row->id);
         job_finish(&j, "ready", NULL, j.info);
     }
     json_decref(j.info);

@@ -15,6 +15,7 @@
  *              │                                         │                 v
  *              ├──idle past uploads.expiry──> expired    │        ready ─or─ failed (reason)
  *              └──DELETE──> deleted <────────────────────┴────── DELETE (not while processing)
+ *                                      (a node stopping mid-job: processing ──released──> queued)
  *
  *   transition                  where
  *   -> uploading                POST: store_create (+ the .part file, asset.json)
@@ -22,6 +23,7 @@
  *   uploading -> queued         store_advance when received == length
  *   queued -> processing        the job runner: store_claim (also a lapsed lease)
  *   processing -> ready|failed  store_finish, by the lease's owner only
+ *   processing -> queued        store_release: the owner stopped mid-job (shutdown)
  *   uploading -> expired        the sweep: store_expire
  *   * -> deleted                DELETE /api/v1/uploads/ID, DELETE /api/v1/assets/ID
  *
@@ -128,6 +130,10 @@ int weir_upload_store_renew(weir_dbpool *db, const char *id, const char *owner, 
 /* processing -> state (ready, failed); owner's lease only. */
 int weir_upload_store_finish(weir_dbpool *db, const char *id, const char *owner,
                              const char *state, const char *reason, int64_t now);
+/* processing -> queued, owner's lease only, the claim not counted in
+ * `attempts`: a node shutting down hands a job it interrupted back, so the
+ * next node (or this one, restarted) takes it at once. */
+int weir_upload_store_release(weir_dbpool *db, const char *id, const char *owner, int64_t now);
 /* Any state but processing -> deleted: 0, AVERROR(EBUSY) while processing,
  * AVERROR(ENOENT). */
 int weir_upload_store_delete(weir_dbpool *db, const char *id, int64_t now);

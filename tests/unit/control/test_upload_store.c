@@ -161,3 +161,28 @@ Test(upload_store, claims_leases_and_deletes)
     cr_assert_eq(weir_upload_store_delete(db, a.id, 3000), AVERROR(ENOENT));
     cr_assert_eq(weir_upload_store_delete(db, "nosuch", 3000), AVERROR(ENOENT));
 }
+
+Test(upload_store, a_released_job_is_queued_again_and_that_claim_does_not_count)
+{
+    weir_upload_row a = make("HHHHHHHHHHHHHHHHHHHHHH", 10, 99999), got;
+    int queued;
+
+    cr_assert_eq(weir_upload_store_create(db, &a, NULL, 1000), 0);
+    cr_assert_eq(weir_upload_store_advance(db, a.id, 0, 10, 1000, 99999, &queued), 0);
+    cr_assert_eq(weir_upload_store_claim(db, "node1", 2000, 60000, &got), 1);
+    cr_assert_eq(got.attempts, 1);
+    /* Only the lease's owner hands it back, and only while processing. */
+    cr_assert_eq(weir_upload_store_release(db, a.id, "node2", 2100), AVERROR(ENOENT));
+    cr_assert_eq(weir_upload_store_release(db, a.id, "node1", 2100), 0);
+    cr_assert_eq(weir_upload_store_release(db, a.id, "node1", 2100), AVERROR(ENOENT));
+    cr_assert_eq(weir_upload_store_get(db, a.id, &got), 0);
+    cr_assert_str_eq(got.state, "queued");
+    cr_assert_eq(got.attempts, 0);
+    /* Taken at once, long before the old lease would have lapsed. */
+    cr_assert_eq(weir_upload_store_claim(db, "node2", 2200, 60000, &got), 1);
+    cr_assert_str_eq(got.id, a.id);
+    cr_assert_eq(got.attempts, 1);
+    cr_assert_eq(weir_upload_store_finish(db, a.id, "node1", "ready", NULL, 2300),
+                 AVERROR(ENOENT));
+    cr_assert_eq(weir_upload_store_finish(db, a.id, "node2", "ready", NULL, 2300), 0);
+}

@@ -190,3 +190,69 @@ Test(file, hls_ts_adds_a_ts_folder)
     snprintf(url, sizeof url, "%s/index.m3u8", dir);
     cr_assert_eq(frames(url, "hls"), 125);
 }
+
+/* weir_packager_vod: an MP4's packets pushed as a transcode job's sink
+ * would (the video twice, as two renditions, then the audio). */
+Test(file, pushed_packets_become_a_vod_with_every_rendition)
+{
+    char in[128], dir[128], url[192];
+    AVFormatContext *fmt = NULL;
+    AVPacket *pkt = av_packet_alloc();
+    weir_packager_vod *vod;
+    int64_t ms = 0;
+
+    make("push.mp4", "-t 5 -c:v libx264 -g 50 -bf 0 -c:a aac");
+    snprintf(in, sizeof in, "%s/push.mp4", tmp);
+    snprintf(dir, sizeof dir, "%s/asset", tmp);
+    cr_assert_eq(avformat_open_input(&fmt, in, NULL, NULL), 0);
+    cr_assert_geq(avformat_find_stream_info(fmt, NULL), 0);
+    int v = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
+    int a = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
+    cr_assert(v >= 0 && a >= 0);
+
+    cr_assert_eq(weir_packager_vod_new(dir, &cfg, &vod), 0);
+    cr_assert_eq(weir_packager_vod_track(vod, 1, fmt->streams[v]->codecpar,
+                                         fmt->streams[v]->time_base), AVERROR(EINVAL),
+                 "tracks come in order");
+    for (int t = 0; t < 2; t++)
+        cr_assert_eq(weir_packager_vod_track(vod, t, fmt->streams[v]->codecpar,
+                                             fmt->streams[v]->time_base), 0);
+    cr_assert_eq(weir_packager_vod_track(vod, 2, fmt->streams[a]->codecpar,
+                                         fmt->streams[a]->time_base), 0);
+    while (av_read_frame(fmt, pkt) == 0) {
+        if (pkt->stream_index == v) {
+            pkt->stream_index = 0;
+            cr_assert_eq(weir_packager_vod_packet(vod, pkt), 0);
+            pkt->stream_index = 1;
+        } else {
+            pkt->stream_index = 2;
+        }
+        cr_assert_eq(weir_packager_vod_packet(vod, pkt), 0);
+        av_packet_unref(pkt);
+    }
+    cr_assert_eq(weir_packager_vod_track(vod, 3, fmt->streams[a]->codecpar,
+                                         fmt->streams[a]->time_base), AVERROR(EINVAL),
+                 "no track after the first packet");
+    cr_assert_eq(weir_packager_vod_end(vod, &ms), 0);
+    weir_packager_vod_free(vod);
+    av_packet_free(&pkt);
+    avformat_close_input(&fmt);
+    cr_assert(ms >= 4900 && ms <= 5100, "duration %lld ms", (long long)ms);
+
+    snprintf(url, sizeof url, "%s/index.m3u8", dir);
+    const char *master = slurp(url);
+    int variants = 0;
+    for (const char *p = master; (p = strstr(p, "#EXT-X-STREAM-INF:")); p++)
+        variants++;
+    cr_assert_eq(variants, 2, "%s", master);
+    cr_assert_eq(frames(url, "hls"), 125);
+    snprintf(url, sizeof url, "%s/v1.m3u8", dir);
+    cr_assert(strstr(slurp(url), "#EXT-X-ENDLIST\n"));
+    snprintf(url, sizeof url, "%s/index.mpd", dir);
+    cr_assert_eq(frames(url, "dash"), 125);
+
+    /* Nothing pushed: nothing to package. */
+    cr_assert_eq(weir_packager_vod_new(dir, &cfg, &vod), 0);
+    cr_assert_eq(weir_packager_vod_end(vod, NULL), AVERROR_INVALIDDATA);
+    weir_packager_vod_free(vod);
+}
