@@ -176,6 +176,10 @@ static int asset_write(const weir_uploads *u, const weir_upload_row *row, const 
     if (extra)
         json_object_update(o, extra);
     r = weir_assets_write(u->vod, row->id, o);
+    /* Every state change of an asset passes here: one event each. */
+    if (r >= 0)
+        weir_events_emit(u->o.events, strcmp(state, "uploading") == 0 ? "asset.created"
+                                                                      : "asset.state", o);
     json_decref(o);
     if (r < 0)
         weir_log_error("uploads", "cannot write asset.json", WL_STR("upload", row->id), WL_ERR(r));
@@ -740,6 +744,16 @@ static void finalize_run(void *arg)     /* work */
     w->fd = -1;
 }
 
+/* upload.progress: an acknowledged offset (loop). */
+static void emit_progress(const upload_writer *w)
+{
+    json_t *o = json_pack("{ss sI sI}", "id", w->id, "offset", (json_int_t)w->offset,
+                          "length", (json_int_t)w->length);
+    if (o)
+        weir_events_emit(w->u->o.events, "upload.progress", o);
+    json_decref(o);
+}
+
 static void finalize_done(void *arg)    /* loop */
 {
     upload_writer *w = arg;
@@ -760,6 +774,8 @@ static void finalize_done(void *arg)    /* loop */
             weir_http_respond(req, w->status, NULL, NULL, 0);
         }
     }
+    if (w->status < 400 && w->written)
+        emit_progress(w);
     writer_free(w);
 }
 
