@@ -98,8 +98,8 @@ static weir_buf *message(weir_events *ev, const char *type, const json_t *data)
 
     (void)ev;
     weir_clock_iso8601(weir_clock_unix_ms(), when);
-    o = json_pack("{ss ss sO}", "type", type, "time", when, "data",
-                  data ? (json_t *)data : json_object());
+    o = data ? json_pack("{ss ss sO}", "type", type, "time", when, "data", (json_t *)data)
+             : json_pack("{ss ss s{}}", "type", type, "time", when, "data");
     if (!o)
         return NULL;
     if ((text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10)))) {
