@@ -92,7 +92,7 @@ def setup():
     state["clip"] = clip
     state["rtmp"] = free_port()
     w = Weir(WEIR, "--set", f"rtmp.port={state['rtmp']}", "--set", "ingest.auth=open",
-             "--set", "shutdown.timeout=1s")
+             "--set", "shutdown.timeout=1s", "--set", f"origin.web_dir={ROOT}/web")
     state["weir"] = w
     w.wait_ready()
     state["read"] = token("read")
@@ -215,6 +215,29 @@ def test_tus_js_client_resumes_and_the_asset_events_reach_ready():
         ev.close()
 
 
+def test_the_dashboard_serves_tus_js_client_from_npm():
+    w = state["weir"]
+    status, _, page = w.request("GET", "/")
+    assert status == 200 and b"/web/tus.min.js" in page and b"upload-form" in page
+    status, h, js = w.request("GET", "/web/tus.min.js")
+    assert status == 200 and h["content-type"].startswith("text/javascript"), (status, h)
+    with open(os.path.join(ROOT, "web", "node_modules", "tus-js-client", "dist", "tus.min.js"),
+              "rb") as f:
+        assert js == f.read()
+
+
+def test_the_dashboard_uploads_and_plays_in_chromium():
+    w = state["weir"]
+    r = subprocess.run(["node", os.path.join(PT, "dashboard.mjs"), f"http://127.0.0.1:{w.port}/",
+                        state["write"], state["clip"]],
+                       capture_output=True, text=True, timeout=200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["events"] == "live" and res["state"] == "ready", res
+    assert res["bar"] == 100, res
+    assert res["played_s"] > 1, res
+
+
 def test_no_token_in_the_log():
     logs = state["weir"].logs()
     assert state["read"] not in logs and state["write"] not in logs
@@ -229,6 +252,8 @@ if __name__ == "__main__":
                    test_every_way_of_sending_the_token_is_ready,
                    test_stream_started_and_ended_from_an_rtmp_push,
                    test_tus_js_client_resumes_and_the_asset_events_reach_ready,
+                   test_the_dashboard_serves_tus_js_client_from_npm,
+                   test_the_dashboard_uploads_and_plays_in_chromium,
                    test_no_token_in_the_log])
     finally:
         teardown()
