@@ -1225,27 +1225,19 @@ int weir_http_ws_route(weir_http *http, const char *path, const weir_http_ws_han
     return 0;
 }
 
-/* An Origin header (a browser's page) is let through when ws_origins allows
- * it, as CORS would, or when it names this very host. */
-static int ws_origin_ok(const weir_http *http, struct lws *wsi)
+int weir_http_origin_allowed(const char *list, const char *origin, const char *host)
 {
-    const char *list = http->opts.ws_origins;
-    char origin[256], host[256], self[300];
-    size_t n;
+    size_t n = strlen(origin), hlen = host ? strlen(host) : 0;
 
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0 || !list || strcmp(list, "*") == 0)
+    if (!list || strcmp(list, "*") == 0)
         return 1;
-    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
-        return 0;
-    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) > 0) {
-        snprintf(self, sizeof self, "http://%s", host);
-        if (strcmp(self, origin) == 0)
-            return 1;
-        snprintf(self, sizeof self, "https://%s", host);
-        if (strcmp(self, origin) == 0)
+    /* This host's own page: "http://" or "https://" followed by Host. */
+    if (hlen) {
+        const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                           : strncmp(origin, "https://", 8) == 0 ? origin + 8 : NULL;
+        if (rest && strcmp(rest, host) == 0)
             return 1;
     }
-    n = strlen(origin);
     for (const char *p = list; *p;) {
         const char *comma = strchr(p, ',');
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
@@ -1254,13 +1246,28 @@ static int ws_origin_ok(const weir_http *http, struct lws *wsi)
             q++, len--;
         while (len && q[len - 1] == ' ')
             len--;
-        if (len == n && memcmp(q, origin, len) == 0)
+        if (len && len == n && memcmp(q, origin, len) == 0)
             return 1;
         if (!comma)
             break;
         p = comma + 1;
     }
     return 0;
+}
+
+/* An upgrade from a browser's page (it has Origin) must be allowed by
+ * ws_origins; one without Origin is not a page and goes on to accept(). */
+static int ws_origin_ok(const weir_http *http, struct lws *wsi)
+{
+    char origin[256], host[256];
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return 1;
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+        return 0;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        host[0] = '\0';
+    return weir_http_origin_allowed(http->opts.ws_origins, origin, host);
 }
 
 /* http->upg as the request of the upgrade on wsi (headers readable). */

@@ -194,6 +194,10 @@ int weir_http_ws_send_buf(weir_http_ws *ws, weir_buf *msg);
 /* Starts a clean close (code 1000 or 4000-4999, a short reason): messages
  * already queued go first.  closed() follows. */
 void weir_http_ws_close(weir_http_ws *ws, int code, const char *reason);
+/* Is a page from `origin` (the Origin header) allowed by `list` ("*" or
+ * NULL: any; else comma-separated origins)?  A page of `host` (the Host
+ * header; NULL or "" if none) always is.  1 or 0. */
+int weir_http_origin_allowed(const char *list, const char *origin, const char *host);
 /* Open WebSocket clients on the server. */
 size_t weir_http_ws_clients(const weir_http *http);
 

@@ -47,6 +47,27 @@ static int token_shape(const char *t, size_t n)
     return n == WEIR_CRED_LEN && strncmp(t, "wt_", 3) == 0;
 }
 
+int weir_events_protocol_token(const char *list, char out[WEIR_CRED_LEN + 1])
+{
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t'))
+            p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len > 7 && strncmp(p, "bearer.", 7) == 0 && token_shape(p + 7, len - 7)) {
+            memcpy(out, p + 7, WEIR_CRED_LEN);
+            out[WEIR_CRED_LEN] = '\0';
+            return 0;
+        }
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return -1;
+}
+
 /* The API token the upgrade request carries, into out; -1 if none of the
  * right shape.  Looked at: Authorization, Sec-WebSocket-Protocol, ?token=. */
 static int credential(weir_http_req *req, char out[WEIR_CRED_LEN + 1])
@@ -59,24 +80,9 @@ static int credential(weir_http_req *req, char out[WEIR_CRED_LEN + 1])
         memcpy(out, buf + 7, WEIR_CRED_LEN + 1);
         return 0;
     }
-    if (weir_http_req_header(req, "sec-websocket-protocol", buf, sizeof buf) > 0) {
-        for (char *p = buf; *p;) {
-            char *comma = strchr(p, ',');
-            size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            while (len && *p == ' ')
-                p++, len--;
-            while (len && p[len - 1] == ' ')
-                len--;
-            if (len > 7 && strncmp(p, "bearer.", 7) == 0 && token_shape(p + 7, len - 7)) {
-                memcpy(out, p + 7, WEIR_CRED_LEN);
-                out[WEIR_CRED_LEN] = '\0';
-                return 0;
-            }
-            if (!comma)
-                break;
-            p = comma + 1;
-        }
-    }
+    if (weir_http_req_header(req, "sec-websocket-protocol", buf, sizeof buf) > 0 &&
+        weir_events_protocol_token(buf, out) == 0)
+        return 0;
     if ((n = weir_http_req_query(req, "token", buf, sizeof buf)) > 0 &&
         token_shape(buf, (size_t)n)) {
         memcpy(out, buf, WEIR_CRED_LEN + 1);

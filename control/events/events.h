@@ -62,4 +62,9 @@ void weir_events_free(weir_events *ev);
  * no-op, so modules call it whether or not events are wired. */
 void weir_events_emit(weir_events *ev, const char *type, const json_t *data);
 
+/* The token in a Sec-WebSocket-Protocol list ("weir, bearer.wt_..."): 0
+ * and out (NUL-terminated), or -1 when no item is "bearer." and a token of
+ * the right shape.  Exposed for the fuzz target. */
+int weir_events_protocol_token(const char *list, char out[WEIR_CRED_LEN + 1]);
+
 #endif

@@ -102,7 +102,8 @@ def setup():
 def teardown():
     w = state.get("weir")
     if w:
-        w.stop()
+        if w.proc.poll() is None:
+            w.stop()
         w.close()
 
 
@@ -244,6 +245,19 @@ def test_no_token_in_the_log():
     assert state["read"][3:] not in logs
 
 
+def test_sigterm_closes_clients_with_1001():
+    ev = Events("header", state["read"])
+    try:
+        ev.wait(lambda m: m["type"] == "ready", 15, "ready")
+        rc, took = state["weir"].stop()
+        assert rc == 0, state["weir"].logs()[-2000:]
+        m = ev.wait(lambda m: m["type"] == "_closed", 10, "close")
+        assert m["code"] == 1001, m
+        assert took < 1.5, took      # drained, not cut at shutdown.timeout (1s) plus slack
+    finally:
+        ev.close()
+
+
 if __name__ == "__main__":
     setup()
     try:
@@ -254,6 +268,7 @@ if __name__ == "__main__":
                    test_tus_js_client_resumes_and_the_asset_events_reach_ready,
                    test_the_dashboard_serves_tus_js_client_from_npm,
                    test_the_dashboard_uploads_and_plays_in_chromium,
-                   test_no_token_in_the_log])
+                   test_no_token_in_the_log,
+                   test_sigterm_closes_clients_with_1001])
     finally:
         teardown()
