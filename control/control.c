@@ -59,6 +59,7 @@ weir_control *weir_control_new(const weir_control_opts *opts)
         weir_api_new(&(weir_api_opts){ .http = opts->http, .work = opts->work,
                                        .db = opts->db, .bus = opts->bus,
                                        .vod_dir = opts->vod_dir,
+                                       .events = control->events,
                                        .transcode_status = opts->transcode_status,
                                        .transcode_cancel = opts->transcode_cancel,
                                        .transcode_arg = opts->transcode_arg,

@@ -183,6 +183,9 @@ function connectEvents() {
       assets.set(e.data.id, { ...(assets.get(e.data.id) || {}), ...e.data });
       if (e.data.state !== 'processing') delete assets.get(e.data.id).percent;
       renderAssets();
+    } else if (e.type === 'asset.deleted') {
+      assets.delete(e.data.id);
+      renderAssets();
     } else if (e.type === 'upload.progress') {
       const a = assets.get(e.data.id);
       if (a) { a.received = e.data.offset; renderAssets(); }

@@ -14,6 +14,7 @@
  *   asset.state      {asset}          queued, processing (percent), ready,
  *                                     failed (reason): GET /api/v1/assets/ID's object
  *   upload.progress  {id, offset, length}   a PATCH was acknowledged
+ *   asset.deleted    {id}             DELETE of the asset or of its upload
  *
  * A client's life:
  *

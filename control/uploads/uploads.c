@@ -460,6 +460,14 @@ static void run_patch(tus_call *c)
     }
 }
 
+/* asset.deleted: tus termination removes the asset too. */
+static void emit_deleted(const weir_uploads *u, const char *id)
+{
+    json_t *o = json_pack("{ss}", "id", id);
+    weir_events_emit(u->o.events, "asset.deleted", o);
+    json_decref(o);
+}
+
 static void run_delete(tus_call *c)
 {
     char path[PATH_MAX_U + 64];
@@ -480,6 +488,7 @@ static void run_delete(tus_call *c)
     part_path(c->u, c->row.id, path, sizeof path);
     unlink(path);
     weir_assets_delete(c->u->vod, c->row.id);
+    emit_deleted(c->u, c->row.id);
     weir_log_info("uploads", "upload deleted", WL_STR("upload", c->row.id));
     c->status = 204;
 }

@@ -212,6 +212,7 @@ def test_tus_js_client_resumes_and_the_asset_events_reach_ready():
                             "-of", "csv=p=0", f"http://127.0.0.1:{w.port}{ready['data']['hls']}"],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0 and float(p.stdout.strip()) > 3.0, (p.stdout, p.stderr)
+        state["node_asset"] = aid
     finally:
         ev.close()
 
@@ -237,6 +238,21 @@ def test_the_dashboard_uploads_and_plays_in_chromium():
     assert res["events"] == "live" and res["state"] == "ready", res
     assert res["bar"] == 100, res
     assert res["played_s"] > 1, res
+
+
+def test_deleting_an_asset_is_an_event():
+    w = state["weir"]
+    aid = state["node_asset"]
+    ev = Events("protocol", state["read"])
+    try:
+        ev.wait(lambda m: m["type"] == "ready", 15, "ready")
+        status, _, body = w.request("DELETE", f"/api/v1/assets/{aid}",
+                                    headers={"Authorization": f"Bearer {state['write']}"})
+        assert status == 200, body
+        ev.wait(lambda m: m["type"] == "asset.deleted" and m["data"] == {"id": aid}, 10,
+                "asset.deleted")
+    finally:
+        ev.close()
 
 
 def test_no_token_in_the_log():
@@ -266,6 +282,7 @@ if __name__ == "__main__":
                    test_every_way_of_sending_the_token_is_ready,
                    test_stream_started_and_ended_from_an_rtmp_push,
                    test_tus_js_client_resumes_and_the_asset_events_reach_ready,
+                   test_deleting_an_asset_is_an_event,
                    test_the_dashboard_serves_tus_js_client_from_npm,
                    test_the_dashboard_uploads_and_plays_in_chromium,
                    test_no_token_in_the_log,
