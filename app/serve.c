@@ -200,6 +200,8 @@ int weir_cmd_serve(const weir_cli *cli)
         .keepalive_ms = core->http_keepalive,
         .access_log = core->http_access_log,
         .send_timeout_ms = core->http_send_timeout,
+        .ws_max_queue = (int)core->http_ws_max_queue,
+        .ws_origins = srv.settings.origin.cors_origins,
         .metrics = srv.metrics,
         .rx_bytes = srv.http_rx,
         .tx_bytes = srv.http_tx,

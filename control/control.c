@@ -4,6 +4,7 @@
  */
 #include "control/control.h"
 #include "control/api/api.h"
+#include "control/events/events.h"
 #include "control/keys/keys.h"
 #include "control/metrics/exporter.h"
 #include "control/uploads/uploads.h"
@@ -20,6 +21,7 @@ struct weir_control {
     weir_api *api;
     weir_exporter exporter;
     weir_uploads *uploads;
+    weir_events *events;
 };
 
 /* Between the API's exact routes and its prefix (see weir_api_opts.mount). */
@@ -31,7 +33,7 @@ static int mount_uploads(void *arg)
     return weir_uploads_new(&(weir_uploads_opts){
         .loop = o->loop, .http = o->http, .work = o->work, .db = o->db,
         .settings = o->uploads, .data_dir = o->data_dir,
-        .process = o->process, .process_arg = o->process_arg,
+        .process = o->process, .process_arg = o->process_arg, .events = control->events,
     }, &control->uploads);
 }
 
@@ -44,10 +46,20 @@ weir_control *weir_control_new(const weir_control_opts *opts)
     if (!control)
         return NULL;
     control->opts = *opts;
+    /* Events before uploads, which emit them. */
+    if (opts->http && opts->loop && opts->work &&
+        weir_events_new(&(weir_events_opts){ .loop = opts->loop, .http = opts->http,
+                                             .work = opts->work, .db = opts->db,
+                                             .bus = opts->bus },
+                        &control->events) < 0) {
+        weir_control_free(control);
+        return NULL;
+    }
     if (weir_api_health_init(&control->health, opts->http, clock) < 0 ||
         weir_api_new(&(weir_api_opts){ .http = opts->http, .work = opts->work,
                                        .db = opts->db, .bus = opts->bus,
                                        .vod_dir = opts->vod_dir,
+                                       .events = control->events,
                                        .transcode_status = opts->transcode_status,
                                        .transcode_cancel = opts->transcode_cancel,
                                        .transcode_arg = opts->transcode_arg,
@@ -67,8 +79,10 @@ weir_control *weir_control_new(const weir_control_opts *opts)
 
 void weir_control_stop(weir_control *control)
 {
-    if (control)
-        weir_uploads_stop(control->uploads);
+    if (!control)
+        return;
+    weir_uploads_stop(control->uploads);
+    weir_events_stop(control->events);
 }
 
 void weir_control_free(weir_control *control)
@@ -78,6 +92,7 @@ void weir_control_free(weir_control *control)
     weir_exporter_fini(&control->exporter);
     weir_api_free(control->api);
     weir_uploads_free(control->uploads);
+    weir_events_free(control->events);
     free(control);
 }
 

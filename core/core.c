@@ -25,6 +25,9 @@ static const weir_conf_key core_keys[] = {
       "bytes of request line and headers held per request; more is refused", 0 },
     { "http.send_timeout", WEIR_CONF_DURATION, K(http_send_timeout), "30s", 1000, 3600000, NULL,
       "a client that accepts no response bytes for this long is disconnected", 0 },
+    { "http.ws_max_queue", WEIR_CONF_INT, K(http_ws_max_queue), "256", 1, 65536, NULL,
+      "messages waiting for one WebSocket client (/api/v1/events); a client that falls this "
+      "far behind is disconnected", 0 },
     { "http.access_log", WEIR_CONF_BOOL, K(http_access_log), "true", 0, 0, NULL,
       "log one line per HTTP request (module=access: client, method, path, status, bytes, "
       "duration, user agent; never the query string)", 0 },

@@ -40,6 +40,7 @@ typedef struct weir_core_settings {
     int64_t http_max_header;        /* bytes */
     int http_access_log;            /* a line per request */
     int64_t http_send_timeout;      /* ms */
+    int64_t http_ws_max_queue;      /* messages per WebSocket client */
     int log_level;                  /* weir_log_level */
     int log_format;                 /* weir_log_format */
     int64_t shutdown_timeout;       /* ms */

@@ -151,6 +151,30 @@ static conn *conn_of(weir_http_req *req)
     return (conn *)((char *)req - offsetof(conn, req));
 }
 
+/* A WebSocket route: the plain GET route of the same path (426, metrics and
+ * the access log's route label) is routes[route]. */
+typedef struct ws_route {
+    const char *path;
+    const weir_http_ws_handler *h;
+    void *arg;
+    size_t route;
+} ws_route;
+
+/* lws per-session data of the "weir" (WebSocket) protocol: one client. */
+struct weir_http_ws {
+    struct weir_http_ws *prev, *next;   /* weir_http.clients */
+    weir_http *http;
+    struct lws *wsi;
+    const ws_route *rt;
+    void *user;
+    weir_buf **q;                   /* ring of queued messages, http->ws_max slots */
+    size_t qhead, qlen;
+    int linked;
+    int closing;                    /* no more sends: dropped, or closing */
+    int close_code;                 /* > 0: send a close frame once the queue is out */
+    char close_reason[64];
+};
+
 struct weir_http {
     weir_loop *loop;
     struct lws_vhost *vhost;
@@ -164,6 +188,12 @@ struct weir_http {
 
     conn *conns;
     size_t nconns;
+    ws_route *ws_routes;
+    size_t nws_routes;
+    size_t ws_max;                  /* queued messages per client */
+    weir_http_ws *clients;
+    size_t nclients;
+    weir_http_req upg;              /* an upgrade request, for accept() and open() */
     int draining;
     void (*drained)(void *arg);
     void *drained_arg;
@@ -182,6 +212,16 @@ static void conn_link(weir_http *http, conn *c)
     http->conns = c;
     c->linked = 1;
     http->nconns++;
+}
+
+/* Draining: done once no HTTP connection and no WebSocket client is left. */
+static void drain_check(weir_http *http)
+{
+    if (http->draining && http->nconns == 0 && http->nclients == 0 && http->drained) {
+        void (*done)(void *) = http->drained;
+        http->drained = NULL;
+        done(http->drained_arg);
+    }
 }
 
 static void req_reset(weir_http_req *req)
@@ -242,11 +282,7 @@ static void conn_unlink(weir_http *http, conn *c)
         c->next->prev = c->prev;
     c->linked = 0;
     http->nconns--;
-    if (http->draining && http->nconns == 0 && http->drained) {
-        void (*done)(void *) = http->drained;
-        http->drained = NULL;
-        done(http->drained_arg);
-    }
+    drain_check(http);
 }
 
 /* ---- request accessors ---------------------------------------------- */
@@ -1136,6 +1172,340 @@ static int on_body(weir_http *http, conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* ---- WebSocket routes ------------------------------------------------------
+ *
+ * lws does the upgrade and the framing.  A connection arrives as HTTP on
+ * "weir-http"; when its headers ask for "Upgrade: websocket", lws asks
+ * that protocol first (HTTP_CONFIRM_UPGRADE), where the route, the origin
+ * and the route's accept() decide: a refusal is an ordinary HTTP answer
+ * and the connection closes after it.  Accepted, lws binds the connection
+ * to the "weir" protocol (the vhost's default for upgrades that name no
+ * subprotocol; a client naming "weir" gets it too) and calls ESTABLISHED
+ * there, where the client is set up while the request headers are still
+ * readable.  From then on:
+ *
+ *   send -> ring of weir_buf references -> SERVER_WRITEABLE: one message
+ *   per turn -> queue empty and close asked: close frame, hang up
+ *   ring full: the client is not reading; it is dropped (logged once)
+ *   CLOSED: closed(), references released, unlinked
+ */
+
+#define HTTP_WS_QUEUE_DEFAULT 256
+
+static const ws_route *ws_route_find(const weir_http *http, const char *path)
+{
+    for (size_t i = 0; i < http->nws_routes; i++)
+        if (strcmp(http->ws_routes[i].path, path) == 0)
+            return &http->ws_routes[i];
+    return NULL;
+}
+
+/* The plain GET of a WebSocket path. */
+static int ws_plain(weir_http_req *req, void *arg)
+{
+    (void)arg;
+    weir_http_add_header(req, "Upgrade", "websocket");
+    return weir_http_respond_error(req, 426, "this path speaks WebSocket only");
+}
+
+int weir_http_ws_route(weir_http *http, const char *path, const weir_http_ws_handler *h,
+                       void *arg)
+{
+    ws_route *grown = realloc(http->ws_routes, (http->nws_routes + 1) * sizeof *grown);
+    int r;
+
+    if (!grown)
+        return AVERROR(ENOMEM);
+    http->ws_routes = grown;
+    if ((r = route_add(http, "GET", path, 0, 0, ws_plain, NULL)) < 0)
+        return r;
+    http->ws_routes[http->nws_routes++] = (ws_route){
+        .path = path, .h = h, .arg = arg, .route = http->nroutes - 1,
+    };
+    return 0;
+}
+
+int weir_http_origin_allowed(const char *list, const char *origin, const char *host)
+{
+    size_t n = strlen(origin), hlen = host ? strlen(host) : 0;
+
+    if (!list || strcmp(list, "*") == 0)
+        return 1;
+    /* This host's own page: "http://" or "https://" followed by Host. */
+    if (hlen) {
+        const char *rest = strncmp(origin, "http://", 7) == 0    ? origin + 7
+                           : strncmp(origin, "https://", 8) == 0 ? origin + 8 : NULL;
+        if (rest && strcmp(rest, host) == 0)
+            return 1;
+    }
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *q = p;
+        while (len && *q == ' ')
+            q++, len--;
+        while (len && q[len - 1] == ' ')
+            len--;
+        if (len && len == n && memcmp(q, origin, len) == 0)
+            return 1;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+/* An upgrade from a browser's page (it has Origin) must be allowed by
+ * ws_origins; one without Origin is not a page and goes on to accept(). */
+static int ws_origin_ok(const weir_http *http, struct lws *wsi)
+{
+    char origin[256], host[256];
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+        return 1;
+    if (lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) <= 0)
+        return 0;
+    if (lws_hdr_copy(wsi, host, sizeof host, WSI_TOKEN_HOST) <= 0)
+        host[0] = '\0';
+    return weir_http_origin_allowed(http->opts.ws_origins, origin, host);
+}
+
+/* http->upg as the request of the upgrade on wsi (headers readable). */
+static weir_http_req *ws_req(weir_http *http, struct lws *wsi, const ws_route *rt,
+                             const char *path)
+{
+    weir_http_req *req = &http->upg;
+
+    req_reset(req);
+    req->http = http;
+    req->wsi = wsi;
+    req->method = "GET";
+    req->t0_us = lws_now_usecs();
+    req->rt = rt ? &http->routes[rt->route] : NULL;
+    snprintf(req->path, sizeof req->path, "%s", path);
+    return req;
+}
+
+/* HTTP_CONFIRM_UPGRADE: 0 lets lws upgrade; -1 hangs up after a refusal
+ * written here.  (lws also offers ">0: answered, keep the connection", but
+ * a refused upgrade is rare and closing after it leaves nothing of the
+ * upgrade's state behind.) */
+static int ws_confirm(weir_http *http, struct lws *wsi, const char *up)
+{
+    char path[HTTP_PATH_MAX];
+    const ws_route *rt;
+    weir_http_req *req;
+    int status = 0;
+    const char *msg = NULL;
+
+    if (!up || strcasecmp(up, "websocket") != 0)
+        return 0;                   /* h2c: lws's business */
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
+        return -1;                  /* not a GET, or a path too long */
+    rt = ws_route_find(http, path);
+    req = ws_req(http, wsi, rt, path);
+    req->close_after = 1;
+    if (!rt) {
+        status = 404;
+        msg = "no WebSocket here";
+    } else if (http->draining) {
+        status = 503;
+        msg = "shutting down";
+    } else if (!ws_origin_ok(http, wsi)) {
+        status = 403;
+        msg = "this origin may not open a WebSocket here";
+    } else if ((status = rt->h->accept(rt->arg, req)) == 0) {
+        req_reset(req);
+        return 0;
+    }
+    if (!req->responded)
+        weir_http_respond_error(req, status > 0 ? status : 500, msg ? msg : "refused");
+    account(http, req);
+    req_reset(req);
+    return -1;
+}
+
+static void ws_link(weir_http *http, weir_http_ws *ws)
+{
+    ws->prev = NULL;
+    ws->next = http->clients;
+    if (http->clients)
+        http->clients->prev = ws;
+    http->clients = ws;
+    ws->linked = 1;
+    http->nclients++;
+}
+
+/* The client is gone: closed() and everything it held. */
+static void ws_unlink(weir_http *http, weir_http_ws *ws)
+{
+    if (!ws->linked)
+        return;
+    ws->closing = 1;
+    ws->rt->h->closed(ws->rt->arg, ws);
+    for (size_t i = 0; i < ws->qlen; i++)
+        weir_buf_unref(ws->q[(ws->qhead + i) % http->ws_max]);
+    free(ws->q);
+    ws->q = NULL;
+    ws->qlen = 0;
+    if (ws->prev)
+        ws->prev->next = ws->next;
+    else
+        http->clients = ws->next;
+    if (ws->next)
+        ws->next->prev = ws->prev;
+    ws->linked = 0;
+    http->nclients--;
+    drain_check(http);
+}
+
+/* ESTABLISHED: the 101 is out and the headers are still attached. */
+static int ws_established(weir_http *http, weir_http_ws *ws, struct lws *wsi)
+{
+    char path[HTTP_PATH_MAX];
+    weir_http_req *req;
+    int r;
+
+    memset(ws, 0, sizeof *ws);
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
+        !(ws->rt = ws_route_find(http, path)))
+        return -1;                  /* cannot happen: ws_confirm found it */
+    ws->http = http;
+    ws->wsi = wsi;
+    if (!(ws->q = calloc(http->ws_max, sizeof *ws->q)))
+        return -1;
+    req = ws_req(http, wsi, ws->rt, path);
+    req->responded = 1;
+    req->status = 101;
+    ws_link(http, ws);
+    r = ws->rt->h->open(ws->rt->arg, ws, req);
+    account(http, req);
+    req_reset(req);
+    if (r < 0) {
+        /* No closed() for a client that never opened. */
+        const ws_route *rt = ws->rt;
+        ws->linked = 0;
+        if (ws->prev)
+            ws->prev->next = ws->next;
+        else
+            http->clients = ws->next;
+        if (ws->next)
+            ws->next->prev = ws->prev;
+        http->nclients--;
+        free(ws->q);
+        ws->q = NULL;
+        weir_log_warn("http", "WebSocket client refused after upgrade",
+                      WL_STR("path", rt->path), WL_ERR(r));
+        return -1;
+    }
+    /* The client is bounded by its queue, not by lws's idle timeout. */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    return 0;
+}
+
+/* SERVER_WRITEABLE: one queued message, or the close once all are out. */
+static int ws_writeable(weir_http *http, weir_http_ws *ws, struct lws *wsi)
+{
+    if (ws->qlen) {
+        weir_buf *m = ws->q[ws->qhead];
+        size_t len = m->size - LWS_PRE;
+        int w;
+
+        ws->q[ws->qhead] = NULL;
+        ws->qhead = (ws->qhead + 1) % http->ws_max;
+        ws->qlen--;
+        w = lws_write(wsi, m->data + LWS_PRE, len, LWS_WRITE_TEXT);
+        weir_counter_add(http->opts.tx_bytes, (double)len);
+        weir_buf_unref(m);
+        if (w < (int)len)
+            return -1;
+        if (ws->qlen || ws->close_code)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (ws->close_code) {
+        lws_close_reason(wsi, (enum lws_close_status)ws->close_code,
+                         (unsigned char *)ws->close_reason, strlen(ws->close_reason));
+        return -1;
+    }
+    return 0;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                       void *in, size_t len)
+{
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    weir_http *http = vh ? lws_vhost_user(vh) : NULL;
+    weir_http_ws *ws = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_ESTABLISHED:
+        return http && ws ? ws_established(http, ws, wsi) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return http && ws && ws->linked ? ws_writeable(http, ws, wsi) : 0;
+    case LWS_CALLBACK_RECEIVE:
+        return 0;                   /* one-way: what the client says is dropped */
+    case LWS_CALLBACK_CLOSED:
+        if (http && ws)
+            ws_unlink(http, ws);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+void weir_http_ws_set_user(weir_http_ws *ws, void *user) { ws->user = user; }
+void *weir_http_ws_user(const weir_http_ws *ws) { return ws->user; }
+size_t weir_http_ws_clients(const weir_http *http) { return http->nclients; }
+
+int weir_http_ws_send_buf(weir_http_ws *ws, weir_buf *msg)
+{
+    weir_http *http = ws->http;
+
+    if (ws->closing || !ws->linked)
+        return AVERROR(EPIPE);
+    if (msg->size < LWS_PRE)
+        return AVERROR(EINVAL);
+    if (ws->qlen == http->ws_max) {
+        char client[64] = "";
+        lws_get_peer_simple(ws->wsi, client, sizeof client);
+        weir_log_warn("http", "WebSocket client not reading; dropped", WL_STR("client", client),
+                      WL_STR("path", ws->rt->path), WL_UINT("queued", ws->qlen));
+        ws->closing = 1;
+        /* Its socket takes nothing, so no close frame would get through. */
+        lws_set_timeout(ws->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return AVERROR(EPIPE);
+    }
+    ws->q[(ws->qhead + ws->qlen) % http->ws_max] = weir_buf_ref(msg);
+    ws->qlen++;
+    lws_callback_on_writable(ws->wsi);
+    return 0;
+}
+
+int weir_http_ws_send(weir_http_ws *ws, const char *text, size_t len)
+{
+    weir_buf *m = weir_buf_new(LWS_PRE + len);
+    int r;
+
+    if (!m)
+        return AVERROR(ENOMEM);
+    memcpy(m->data + LWS_PRE, text, len);
+    r = weir_http_ws_send_buf(ws, m);
+    weir_buf_unref(m);
+    return r;
+}
+
+void weir_http_ws_close(weir_http_ws *ws, int code, const char *reason)
+{
+    if (ws->closing || !ws->linked)
+        return;
+    ws->closing = 1;
+    ws->close_code = code;
+    snprintf(ws->close_reason, sizeof ws->close_reason, "%s", reason ? reason : "");
+    lws_callback_on_writable(ws->wsi);
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
                          void *user, void *in, size_t len)
 {
@@ -1161,6 +1531,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
         c->wsi = wsi;
         conn_link(http, c);
         return on_request(http, c, wsi, in ? in : "/", in ? strlen(in) : 1);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http ? ws_confirm(http, wsi, in) : -1;
     case LWS_CALLBACK_HTTP_BODY:
         return c && http ? on_body(http, c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -1211,8 +1583,13 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 static const struct lws_protocols http_protocols[] = {
     { .name = "weir-http", .callback = http_callback, .per_session_data_size = sizeof(conn) },
+    { .name = "weir", .callback = ws_callback, .per_session_data_size = sizeof(weir_http_ws) },
     { 0 }
 };
+/* "weir" is the vhost's default protocol for WebSocket upgrades that name
+ * none (HTTP still starts on protocols[0], as the loop adopts it there). */
+static const struct lws_protocol_vhost_options ws_default = { NULL, NULL, "default", "" };
+static const struct lws_protocol_vhost_options ws_pvo = { NULL, &ws_default, "weir", "" };
 
 weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
 {
@@ -1223,6 +1600,7 @@ weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
         return NULL;
     http->loop = loop;
     http->opts = *opts;
+    http->ws_max = opts->ws_max_queue > 0 ? (size_t)opts->ws_max_queue : HTTP_WS_QUEUE_DEFAULT;
     if (opts->metrics) {
         if (weir_metric_counter(opts->metrics, "weir_http_requests_total",
                                 "HTTP requests answered, by route and status code",
@@ -1245,6 +1623,7 @@ weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
     info.vhost_name = "weir-http";
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;  /* the loop listens; see loop.h */
     info.protocols = http_protocols;
+    info.pvo = &ws_pvo;
     info.user = http;
     info.keepalive_timeout = (int)((opts->keepalive_ms + 999) / 1000);
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -1273,9 +1652,11 @@ void weir_http_free(weir_http *http)
     /* Connections are gone with the context; nothing may point back here. */
     for (conn *c = http->conns; c; c = c->next)
         req_reset(&c->req);
+    req_reset(&http->upg);
     for (size_t i = 0; i < http->nroutes; i++)
         free(http->routes[i].metrics);
     free(http->routes);
+    free(http->ws_routes);
     free(http);
 }
 
@@ -1284,7 +1665,10 @@ void weir_http_drain(weir_http *http, void (*done)(void *arg), void *arg)
     http->draining = 1;
     http->drained = done;
     http->drained_arg = arg;
-    if (http->nconns == 0) {
+    /* WebSocket clients get a clean close after what is queued for them. */
+    for (weir_http_ws *ws = http->clients; ws; ws = ws->next)
+        weir_http_ws_close(ws, 1001, "server shutting down");
+    if (http->nconns == 0 && http->nclients == 0) {
         http->drained = NULL;
         done(arg);
         return;

@@ -50,6 +50,12 @@ typedef struct weir_http_opts {
     int64_t keepalive_ms;       /* idle keep-alive connections close after this */
     int access_log;             /* log a line per request (module=access) */
     int64_t send_timeout_ms;    /* a client that takes nothing for this long is dropped */
+    int ws_max_queue;           /* messages waiting per WebSocket client; 0: 256 */
+    /* Origins whose pages may open a WebSocket here: "*" (or NULL) for any,
+     * else a comma-separated list as origin.cors_origins.  A request
+     * without Origin (not a browser) or from this server's own host is
+     * always let through: the route's accept() still decides. */
+    const char *ws_origins;
     /* Optional.  metrics: the server registers weir_http_requests_total
      * {route,code} and weir_http_request_duration_seconds{route} there.
      * rx_bytes/tx_bytes: counters to add request-body and response bytes to
@@ -145,6 +151,55 @@ int weir_http_body_stream(weir_http_req *req, const weir_http_body_sink *sink, v
  * delivered). */
 void weir_http_body_pause(weir_http_req *req);
 void weir_http_body_resume(weir_http_req *req);
+
+/* ---- WebSocket routes -------------------------------------------------
+ *
+ * A path answered by upgrading to WebSocket (RFC 6455) on the same vhost
+ * and port as every other route; lws's ws role does the framing.  Messages
+ * go one way, server to client (text); what a client sends is read and
+ * ignored (control frames are answered by lws).
+ *
+ *   GET + Upgrade: websocket --origin check (403)--> accept(req): 0, or an
+ *     HTTP status answered as {"error"} before the upgrade (401, 403, ...)
+ *   --101--> open(ws, req): headers still readable; 0, or AVERROR: closed
+ *   weir_http_ws_send*()*  queued, written when the socket takes them;
+ *     past ws_max_queue unsent the client is dropped (logged once)
+ *   client gone, weir_http_ws_close(), or the server draining -> closed(ws)
+ *
+ * A request without "Upgrade: websocket" to the path gets 426.  Every call
+ * runs on the loop thread; ws is valid from open() until closed() returns. */
+typedef struct weir_http_ws weir_http_ws;
+
+typedef struct weir_http_ws_handler {
+    int (*accept)(void *arg, weir_http_req *req);
+    int (*open)(void *arg, weir_http_ws *ws, weir_http_req *req);
+    void (*closed)(void *arg, weir_http_ws *ws);
+} weir_http_ws_handler;
+
+/* path: exact.  h and the strings are borrowed for the server's life. */
+int weir_http_ws_route(weir_http *http, const char *path, const weir_http_ws_handler *h,
+                       void *arg);
+/* A per-client pointer for the route's own use (NULL until set). */
+void weir_http_ws_set_user(weir_http_ws *ws, void *user);
+void *weir_http_ws_user(const weir_http_ws *ws);
+/* Queues one text message, copied.  0; AVERROR(EPIPE) once the client is
+ * closing (it was dropped, or closed); AVERROR(ENOMEM). */
+int weir_http_ws_send(weir_http_ws *ws, const char *text, size_t len);
+/* The same for a message shared by many clients without a copy: msg holds
+ * LWS_PRE bytes of headroom, then the text (msg->size - LWS_PRE bytes).
+ * The headroom is scratch space for lws's frame header, rewritten at each
+ * write, so one buffer serves every client of the loop thread in turn.
+ * msg is borrowed (the queue takes its own reference). */
+int weir_http_ws_send_buf(weir_http_ws *ws, weir_buf *msg);
+/* Starts a clean close (code 1000 or 4000-4999, a short reason): messages
+ * already queued go first.  closed() follows. */
+void weir_http_ws_close(weir_http_ws *ws, int code, const char *reason);
+/* Is a page from `origin` (the Origin header) allowed by `list` ("*" or
+ * NULL: any; else comma-separated origins)?  A page of `host` (the Host
+ * header; NULL or "" if none) always is.  1 or 0. */
+int weir_http_origin_allowed(const char *list, const char *origin, const char *host);
+/* Open WebSocket clients on the server. */
+size_t weir_http_ws_clients(const weir_http *http);
 
 /* ---- inside a handler -------------------------------------------------- */
 

@@ -52,6 +52,8 @@ static const struct { const char *name, *path, *type; } web_files[] = {
     { "app.js", "app.js", "text/javascript; charset=utf-8" },
     { "style.css", "style.css", "text/css; charset=utf-8" },
     { "hls.min.js", "node_modules/hls.js/dist/hls.min.js", "text/javascript; charset=utf-8" },
+    { "tus.min.js", "node_modules/tus-js-client/dist/tus.min.js",
+      "text/javascript; charset=utf-8" },
 };
 #define WEB_FILES (sizeof web_files / sizeof web_files[0])
 #define WEB_FILE_MAX (8 << 20)

@@ -8,7 +8,7 @@
  *   GET|HEAD /time                 ISO 8601 UTC, for DASH UTCTiming
  *   GET|HEAD /, /web/<file>        the dashboard page from origin.web_dir, read
  *                                  into memory at start (hls.js from its npm
- *                                  install in web/node_modules)
+ *                                  install in web/node_modules: hls.js, tus-js-client)
  *   OPTIONS  (any media path)      CORS preflight
  *
  * Every media response carries Cache-Control by the object's class,

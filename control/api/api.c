@@ -5,6 +5,7 @@
 #include "control/api/api.h"
 #include "control/keys/keys.h"
 #include "control/assets/assets.h"
+#include "control/events/events.h"
 #include "control/uploads/uploads.h"
 
 #include <errno.h>
@@ -258,6 +259,11 @@ static int delete_asset(api_call *c)
     if (r < 0)
         return r;
     weir_log_info("api", "asset deleted", WL_STR("asset", c->param));
+    {
+        json_t *gone = json_pack("{ss}", "id", c->param);
+        weir_events_emit(c->api->opts.events, "asset.deleted", gone);
+        json_decref(gone);
+    }
     return ok(c, 200, json_pack("{ss ss}", "id", c->param, "state", "deleted"));
 }
 

@@ -49,6 +49,7 @@ typedef struct weir_api_opts {
      * (POST /api/v1/keys); NULL: any name of 1-15 [a-z0-9_-]. */
     const char *const *transcode_profiles;
     struct weir_uploads *uploads;   /* NULL: no upload URLs, uploads not in assets */
+    struct weir_events *events;     /* asset.deleted; NULL: none */
     /* Called between the API's own exact routes and its /api/v1/ prefix
      * route, so that a module can serve paths below /api/v1/ itself (tus
      * at /api/v1/uploads).  May be NULL. */

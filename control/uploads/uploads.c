@@ -177,6 +177,10 @@ static int asset_write(const weir_uploads *u, const weir_upload_row *row, const 
     if (extra)
         json_object_update(o, extra);
     r = weir_assets_write(u->vod, row->id, o);
+    /* Every state change of an asset passes here: one event each. */
+    if (r >= 0)
+        weir_events_emit(u->o.events, strcmp(state, "uploading") == 0 ? "asset.created"
+                                                                      : "asset.state", o);
     json_decref(o);
     if (r < 0)
         weir_log_error("uploads", "cannot write asset.json", WL_STR("upload", row->id), WL_ERR(r));
@@ -457,6 +461,14 @@ static void run_patch(tus_call *c)
     }
 }
 
+/* asset.deleted: tus termination removes the asset too. */
+static void emit_deleted(const weir_uploads *u, const char *id)
+{
+    json_t *o = json_pack("{ss}", "id", id);
+    weir_events_emit(u->o.events, "asset.deleted", o);
+    json_decref(o);
+}
+
 static void run_delete(tus_call *c)
 {
     char path[PATH_MAX_U + 64];
@@ -477,6 +489,7 @@ static void run_delete(tus_call *c)
     part_path(c->u, c->row.id, path, sizeof path);
     unlink(path);
     weir_assets_delete(c->u->vod, c->row.id);
+    emit_deleted(c->u, c->row.id);
     weir_log_info("uploads", "upload deleted", WL_STR("upload", c->row.id));
     c->status = 204;
 }
@@ -741,6 +754,16 @@ static void finalize_run(void *arg)     /* work */
     w->fd = -1;
 }
 
+/* upload.progress: an acknowledged offset (loop). */
+static void emit_progress(const upload_writer *w)
+{
+    json_t *o = json_pack("{ss sI sI}", "id", w->id, "offset", (json_int_t)w->offset,
+                          "length", (json_int_t)w->length);
+    if (o)
+        weir_events_emit(w->u->o.events, "upload.progress", o);
+    json_decref(o);
+}
+
 static void finalize_done(void *arg)    /* loop */
 {
     upload_writer *w = arg;
@@ -761,6 +784,8 @@ static void finalize_done(void *arg)    /* loop */
             weir_http_respond(req, w->status, NULL, NULL, 0);
         }
     }
+    if (w->status < 400 && w->written)
+        emit_progress(w);
     writer_free(w);
 }
 

@@ -41,6 +41,7 @@
 
 #include "control/control.h"
 #include "control/uploads/tus.h"
+#include "control/events/events.h"
 
 #define WEIR_UPLOAD_ID_LEN 22           /* 16 random bytes, base64url */
 #define WEIR_UPLOAD_MAX_ATTEMPTS 3
@@ -59,6 +60,7 @@ typedef struct weir_uploads_opts {
     const char *data_dir;                   /* <data_dir>/uploads, <data_dir>/vod */
     weir_upload_process_fn process;
     void *process_arg;
+    weir_events *events;                    /* asset.* and upload.progress; may be NULL */
 } weir_uploads_opts;
 
 /* Registers the routes, starts the expiry sweep and the processing threads.

@@ -364,6 +364,8 @@ Test(openapi, every_route_is_documented)
         { "POST", "/api/v1/uploads" }, { "OPTIONS", "/api/v1/uploads" },
         { "HEAD", "/api/v1/uploads/{id}" }, { "PATCH", "/api/v1/uploads/{id}" },
         { "DELETE", "/api/v1/uploads/{id}" }, { "OPTIONS", "/api/v1/uploads/{id}" },
+        /* the WebSocket (control/events) */
+        { "GET", "/api/v1/events" },
     };
     const size_t noutside = sizeof outside / sizeof outside[0];
 
