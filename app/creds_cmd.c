@@ -102,7 +102,8 @@ static int create_key(const weir_cli *cli, const weir_settings *s, weir_dbpool *
         fprintf(stderr, "weir: --profile must be default, low or high\n");
         return AVERROR(EINVAL);
     }
-    int r = weir_keys_create_with_profile(db, cli->args[1], cli->note, cli->profile, key);
+    int r = weir_keys_create_with_profile(db, cli->args[1], cli->note, cli->profile, NULL,
+                                          key);
 
     if (r == AVERROR(EINVAL))
         fprintf(stderr, "weir: stream names are 1-64 characters of A-Z a-z 0-9 _ -\n");

@@ -51,12 +51,17 @@ extern const weir_conf_table weir_ingest_conf_table;
  * (weir_control_authorize_publish); the app hands it to ingest, so ingest
  * depends on this signature only, not on control/.
  *
- * done(arg, 0, stream) on success, done(arg, AVERROR(EACCES), NULL) for an
- * unknown or revoked key, another negative code if the store failed; done
- * runs on the loop thread, exactly once, after the call returned 0.  The
- * call itself returns 0 or a negative code (then done never runs).
+ * done(arg, 0, stream, srt_passphrase) on success, done(arg, AVERROR(EACCES),
+ * NULL, NULL) for an unknown or revoked key, another negative code if the
+ * store failed; done runs on the loop thread, exactly once, after the call
+ * returned 0.  The call itself returns 0 or a negative code (then done never
+ * runs).  srt_passphrase is the key's own SRT passphrase (NULL: none, the
+ * server-wide srt.passphrase applies): a secret, borrowed for the call only,
+ * wiped by the caller afterwards; protocols other than SRT ignore it.
  */
-typedef void (*weir_publish_auth_done)(void *arg, int result, const char *stream);
+#define WEIR_SRT_PASSPHRASE_MAX 79      /* bytes; SRTO_PASSPHRASE's bound */
+typedef void (*weir_publish_auth_done)(void *arg, int result, const char *stream,
+                                       const char *srt_passphrase);
 typedef int (*weir_publish_auth_fn)(void *ctx, const char *key,
                                     weir_publish_auth_done done, void *arg);
 

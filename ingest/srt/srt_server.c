@@ -121,6 +121,7 @@
 #define HOLD_MAX_MS             5000    /* media held back while parameters are unknown */
 #define HOLD_MAX_PACKETS        4096
 #define HOLD_MAX_BYTES          (32u << 20)
+#define KEYED_RING              256     /* handshakes that set a key's passphrase */
 
 typedef struct conn conn;
 
@@ -197,6 +198,14 @@ struct weir_srt_server {
     weir_metric *stat_metric[NSTATS];
     stat_arg stat_args[NSTATS];
     weir_metric_child *rx_bytes;
+
+    /* Sockets whose handshake set their key's own passphrase (on_listen),
+     * looked up once accepted.  A ring: a socket pushed out by 256 newer
+     * handshakes reads as not set, and is closed if its key has one (fail
+     * closed; the caller's retry is decided in its handshake). */
+    pthread_mutex_t keyed_mu;
+    SRTSOCKET keyed[KEYED_RING];
+    unsigned keyed_next;
 };
 
 struct conn {
@@ -211,6 +220,7 @@ struct conn {
     weir_srt_streamid id;           /* id.key is a secret */
     char name[WEIR_BUS_NAME_MAX + 1];
     const char *why;                /* why it closed, for the one log line */
+    int decided;                    /* its handshake set the key's passphrase */
     atomic_int publishing;          /* name and stream set: the SRT thread samples it */
 
     /* statistics */
@@ -275,12 +285,46 @@ static int refuse(SRTSOCKET ns, const char *remote, int reason, const char *why)
     return -1;
 }
 
+/* The key's own passphrase on the caller's socket, inside the handshake:
+ * libsrt then refuses a caller without it (SRT_REJ_UNSECURE) or with
+ * another (SRT_REJ_BADSECRET) before any media flows.  It overrides
+ * srt.passphrase, which the socket inherited from the listener. */
+static int set_key_passphrase(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
+                              const char *passphrase)
+{
+    if (!passphrase[0])
+        return 0;
+    if (srt_setsockflag(ns, SRTO_PASSPHRASE, passphrase, (int)strlen(passphrase)) < 0 ||
+        srt_setsockflag(ns, SRTO_PBKEYLEN, &srv->pbkeylen, sizeof srv->pbkeylen) < 0)
+        return refuse(ns, remote, SRT_REJX_ISE, "cannot set the stream key's passphrase");
+    pthread_mutex_lock(&srv->keyed_mu);
+    srv->keyed[srv->keyed_next++ % KEYED_RING] = ns;
+    pthread_mutex_unlock(&srv->keyed_mu);
+    return 0;
+}
+
+/* Did ns's handshake set its key's passphrase?  Forgets it (once per socket). */
+static int keyed_take(weir_srt_server *srv, SRTSOCKET ns)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&srv->keyed_mu);
+    for (int i = 0; i < KEYED_RING && !found; i++)
+        if (srv->keyed[i] == ns) {
+            srv->keyed[i] = SRT_INVALID_SOCK;
+            found = 1;
+        }
+    pthread_mutex_unlock(&srv->keyed_mu);
+    return found;
+}
+
 /* Which stream the caller would publish, decided inside the handshake.
  * 0 and name; 1: accept and let the connection's thread finish the key
  * check; or a refusal (reject reason set, logged). */
 static int listen_name(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
                        const weir_srt_streamid *id, char name[WEIR_BUS_NAME_MAX + 1])
 {
+    char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1];
     int r;
 
     if (srv->settings.auth == WEIR_INGEST_AUTH_OPEN) {
@@ -290,9 +334,13 @@ static int listen_name(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
         memcpy(name, id->key, strlen(id->key) + 1);     /* valid: at most 64 bytes */
         return 0;
     }
-    r = weir_srt_auth_check(srv->keys, id->key, srv->auth_wait_us, 1, NULL, name);
+    r = weir_srt_auth_check(srv->keys, id->key, srv->auth_wait_us, 1, NULL, name, passphrase);
+    if (r == 0) {
+        r = set_key_passphrase(srv, ns, remote, passphrase);
+        memset(passphrase, 0, sizeof passphrase);
+        return r;
+    }
     switch (r) {
-    case 0:               return 0;
     case AVERROR(EAGAIN): return 1;     /* still being checked: decided after accept */
     case AVERROR(EACCES): return refuse(ns, remote, SRT_REJX_UNAUTHORIZED,
                                         "unknown or revoked stream key");
@@ -356,6 +404,7 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
 static int authorize(conn *c)
 {
     weir_srt_server *srv = c->srv;
+    char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1];
     int64_t deadline = weir_clock_mono_us() + AUTH_TIMEOUT_US;
     int r;
 
@@ -369,12 +418,22 @@ static int authorize(conn *c)
     }
     for (;;) {
         int64_t left = deadline - weir_clock_mono_us();
-        r = weir_srt_auth_check(srv->keys, c->id.key, FFMAX(left, 0), 0, &c->stop, c->name);
+        r = weir_srt_auth_check(srv->keys, c->id.key, FFMAX(left, 0), 0, &c->stop, c->name,
+                                passphrase);
         if (r != AVERROR(EBUSY) || left <= 0 || atomic_load(&c->stop))
             break;
         usleep(TAKEOVER_RETRY_US);      /* every check slot taken: our own thread waits */
     }
-    if (r < 0)
+    /* A key with its own passphrase that the handshake did not see answered
+     * was accepted under srt.passphrase (or none): not what the key asks
+     * for.  Close; the answer is in the key table now, so the caller's retry
+     * is decided, and encrypted, inside its handshake. */
+    if (r == 0 && passphrase[0] && !c->decided) {
+        r = AVERROR(EACCES);
+        c->why = "the key's passphrase was not known at the handshake (retry)";
+    }
+    memset(passphrase, 0, sizeof passphrase);
+    if (r < 0 && !c->why)
         c->why = r == AVERROR(EACCES) ? "unknown or revoked stream key"
                : r == AVERROR_EXIT ? "stopped" : "key store unavailable";
     return r;
@@ -882,6 +941,7 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
     c->held_first_ms = INT64_MAX;
     c->held_last_ms = INT64_MIN;
     c->last_rx_us = weir_clock_mono_us();
+    c->decided = keyed_take(srv, ns);
     remote_of(sa, c->remote, sizeof c->remote);
     memset(sid, 0, sizeof sid);
     /* on_listen already vetted it; parse again for our copy. */
@@ -1072,6 +1132,9 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
     srv->lsn = SRT_INVALID_SOCK;
     srv->eid = -1;
     pthread_mutex_init(&srv->stats_mu, NULL);
+    pthread_mutex_init(&srv->keyed_mu, NULL);
+    for (int i = 0; i < KEYED_RING; i++)
+        srv->keyed[i] = SRT_INVALID_SOCK;
     srt_startup();
     if (opts->settings->auth == WEIR_INGEST_AUTH_KEYS && !opts->auth) {
         weir_log_error("srt", "ingest.auth=keys needs an auth function");
@@ -1159,6 +1222,7 @@ void weir_srt_server_free(weir_srt_server *srv)
     weir_srt_auth_close(srv->keys);     /* answers still in flight hold their own reference */
     memset(srv->passphrase, 0, sizeof srv->passphrase);
     pthread_mutex_destroy(&srv->stats_mu);
+    pthread_mutex_destroy(&srv->keyed_mu);
     free(srv);
     srt_cleanup();
 }

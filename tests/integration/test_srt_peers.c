@@ -234,7 +234,7 @@ typedef struct auth_job {
 static void auth_answer(void *arg)
 {
     auth_job *j = arg;
-    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES), j->ok ? "cam3" : NULL);
+    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES), j->ok ? "cam3" : NULL, NULL);
     free(j);
 }
 
