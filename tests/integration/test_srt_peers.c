@@ -224,17 +224,22 @@ static void on_tick(weir_timer *t)
     weir_timer_start(p->loop, &p->tick, 10000, on_tick);
 }
 
-/* A key store of one key, answering on the loop like the real one. */
+/* A key store of two keys, answering on the loop like the real one:
+ * s3cretKey42 publishes cam3, encKey4242 publishes enc9 and has its own
+ * SRT passphrase. */
+#define KEY_PASSPHRASE "per-key passphrase 9"
 typedef struct auth_job {
     weir_publish_auth_done done;
     void *arg;
-    int ok;
+    int ok;                     /* 1: cam3, 2: enc9 */
 } auth_job;
 
 static void auth_answer(void *arg)
 {
     auth_job *j = arg;
-    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES), j->ok ? "cam3" : NULL, NULL);
+    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES),
+            j->ok == 1 ? "cam3" : j->ok == 2 ? "enc9" : NULL,
+            j->ok == 2 ? KEY_PASSPHRASE : NULL);
     free(j);
 }
 
@@ -244,7 +249,8 @@ static int fake_auth(void *ctx, const char *key, weir_publish_auth_done done, vo
     auth_job *j = calloc(1, sizeof *j);
     cr_assert_not_null(j);
     p->auth_calls++;
-    *j = (auth_job){ .done = done, .arg = arg, .ok = strcmp(key, "s3cretKey42") == 0 };
+    *j = (auth_job){ .done = done, .arg = arg,
+                     .ok = !strcmp(key, "s3cretKey42") ? 1 : !strcmp(key, "encKey4242") ? 2 : 0 };
     return weir_loop_post(p->loop, auth_answer, j);
 }
 
@@ -572,6 +578,45 @@ Test(srt_peers, passphrase, .timeout = 90)
              FF_SRC "'srt://127.0.0.1:%d?streamid=live/enc&passphrase=correct horse battery'");
     check_h264_aac(&p, "ffmpeg (encrypted)");
     cr_assert_null(strstr(logbuf, "horse"), "the passphrase was logged");
+}
+
+/* A key with its own passphrase: the listen callback sets it on the
+ * caller's socket, so ffmpeg with it publishes, and libsrt itself refuses a
+ * caller with none (UNSECURE) or another (BADSECRET) inside the handshake,
+ * even one holding the server-wide srt.passphrase: the key's overrides it.
+ * The passphrase is never logged. */
+Test(srt_peers, per_key_passphrase, .timeout = 120)
+{
+    peer_run p;
+    caller none = { .streamid = "#!::r=live/encKey4242,m=publish" };
+    caller wrong = { .streamid = "#!::r=live/encKey4242,m=publish", .passphrase = "wrongwrong12" };
+    caller server = { .streamid = "#!::r=live/encKey4242,m=publish",
+                      .passphrase = "correct horse battery" };
+    caller plain = { .streamid = "#!::r=live/s3cretKey42,m=publish",
+                     .passphrase = "correct horse battery" };
+
+    run_peer(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL,
+             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/encKey4242,m=publish"
+                    "&passphrase=" KEY_PASSPHRASE "'");
+    check_h264_aac(&p, "ffmpeg (the key's passphrase)");
+    cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
+
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL, "true", &none);
+    cr_assert_not(none.connected, "connected without the key's passphrase");
+    cr_assert_eq(none.reason, SRT_REJ_UNSECURE, "reject reason %d", none.reason);
+
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL, "true", &wrong);
+    cr_assert_not(wrong.connected, "connected with a wrong passphrase");
+    cr_assert_eq(wrong.reason, SRT_REJ_BADSECRET, "reject reason %d", wrong.reason);
+
+    /* srt.passphrase set: the key's own still decides for its key; a key
+     * without one keeps the server-wide passphrase. */
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, "correct horse battery", "true", &server);
+    cr_assert_not(server.connected, "the server-wide passphrase opened a key with its own");
+    cr_assert_eq(server.reason, SRT_REJ_BADSECRET, "reject reason %d", server.reason);
+    run_peer_with(&p, "cam3", WEIR_INGEST_AUTH_KEYS, "correct horse battery", "true", &plain);
+    cr_assert(plain.connected, "reject reason %d", plain.reason);
+    cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
 }
 
 Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
