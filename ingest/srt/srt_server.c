@@ -122,6 +122,9 @@
 #define HOLD_MAX_PACKETS        4096
 #define HOLD_MAX_BYTES          (32u << 20)
 #define KEYED_RING              256     /* handshakes that set a key's passphrase */
+#define DEFAULT_MAX_BITRATE     100000000   /* bits/s */
+#define DEFAULT_RATE_WINDOW_MS  5000
+#define RATE_SAMPLES            61      /* one a second: a window of up to 60 s */
 
 typedef struct conn conn;
 
@@ -198,6 +201,10 @@ struct weir_srt_server {
     weir_metric *stat_metric[NSTATS];
     stat_arg stat_args[NSTATS];
     weir_metric_child *rx_bytes;
+    weir_metric_child *publishers_gauge;
+    int64_t max_bitrate, rate_window_us;
+    weir_metric *over_rate_metric;      /* weir_srt_bitrate_exceeded_total */
+    weir_metric_child *over_rate;
 
     /* Sockets whose handshake set their key's own passphrase (on_listen),
      * looked up once accepted.  A ring: a socket pushed out by 256 newer
@@ -228,6 +235,11 @@ struct conn {
     int has_sample;                 /* under srv->stats_mu */
     uint64_t prev_bytes;            /* SRT thread: for the receive rate */
     int64_t prev_us;
+    /* SRT thread: byteRecvTotal once a second, for srt.max_bitrate */
+    uint64_t rate_bytes[RATE_SAMPLES];
+    int64_t rate_us[RATE_SAMPLES];
+    int rate_n, rate_next;
+    atomic_int over_rate;           /* disconnected for srt.max_bitrate */
 
     /* socket reads */
     uint8_t msg[LIVE_PAYLOAD_MAX];
@@ -509,6 +521,7 @@ static int claim(conn *c)
     }
     c->counted = 1;
     atomic_fetch_add(&srv->publishers, 1);
+    weir_gauge_inc(srv->publishers_gauge);
     c->started_us = weir_clock_mono_us();
     set_publisher(c, (AVRational){ 0, 1 });
     atomic_store(&c->publishing, 1);
@@ -870,7 +883,8 @@ static int demux(conn *c)
             r = e;
     }
     if (r == AVERROR_EXIT && !c->why)
-        c->why = atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
+        c->why = atomic_load(&c->over_rate) ? "over srt.max_bitrate"
+               : atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
 fail:
     if (r == AVERROR_EOF && !c->started) {
         r = AVERROR_INVALIDDATA;    /* the publisher left before any media */
@@ -916,8 +930,10 @@ static void *conn_main(void *arg)
         weir_log_warn("srt", "closing connection", WL_STR("remote", c->remote),
                       WL_STR("stream", c->name), WL_STR("reason", c->why ? c->why : "error"),
                       WL_ERR(r));
-    if (c->counted)
+    if (c->counted) {
         atomic_fetch_sub(&c->srv->publishers, 1);
+        weir_gauge_dec(c->srv->publishers_gauge);
+    }
     c->counted = 0;
     srt_epoll_release(c->eid);
     srt_close(c->sock);
@@ -991,6 +1007,46 @@ static void reap(weir_srt_server *srv, int all)
     }
 }
 
+/* The SRT thread, once a second, after the sample: srt.max_bitrate.  The
+ * average runs over the last srt.max_bitrate_window of one-second samples
+ * of byteRecvTotal (what arrived, retransmissions included: what the link
+ * costs), and only once a whole window is there, so a burst at connect (the
+ * encoder's first keyframe, SRT's catch-up after loss) shorter than the
+ * window passes.  Over it: one warning, the counter, and the connection is
+ * asked to stop (its thread ends the stream within 200 ms). */
+static void check_rate(weir_srt_server *srv, conn *c, uint64_t bytes, int64_t now)
+{
+    int oldest;
+    double bps;
+
+    c->rate_bytes[c->rate_next] = bytes;
+    c->rate_us[c->rate_next] = now;
+    c->rate_next = (c->rate_next + 1) % RATE_SAMPLES;
+    if (c->rate_n < RATE_SAMPLES)
+        c->rate_n++;
+    /* the newest sample at least a window older than now */
+    oldest = -1;
+    for (int k = 0; k < c->rate_n; k++) {
+        int i = (c->rate_next - 1 - k + 2 * RATE_SAMPLES) % RATE_SAMPLES;
+        if (now - c->rate_us[i] >= srv->rate_window_us) {
+            oldest = i;
+            break;
+        }
+    }
+    if (oldest < 0 || atomic_load(&c->over_rate) || bytes < c->rate_bytes[oldest])
+        return;
+    bps = (double)(bytes - c->rate_bytes[oldest]) * 8e6 / (double)(now - c->rate_us[oldest]);
+    if (bps <= (double)srv->max_bitrate)
+        return;
+    atomic_store(&c->over_rate, 1);
+    weir_counter_inc(srv->over_rate);
+    weir_log_warn("srt", "publisher over srt.max_bitrate: disconnecting",
+                  WL_STR("stream", c->name), WL_STR("remote", c->remote),
+                  WL_INT("bitrate", (int64_t)bps), WL_INT("max_bitrate", srv->max_bitrate),
+                  WL_INT("window_ms", srv->rate_window_us / 1000));
+    atomic_store(&c->stop, 1);
+}
+
 /* The SRT thread, once a second: every publisher's link statistics. */
 static void sample_stats(weir_srt_server *srv)
 {
@@ -1014,6 +1070,7 @@ static void sample_stats(weir_srt_server *srv)
             s.rate_mbps = (double)p.byteRecvTotal * 8 / ((double)p.msTimeStamp * 1000);
         c->prev_bytes = p.byteRecvTotal;
         c->prev_us = now;
+        check_rate(srv, c, p.byteRecvTotal, now);
         pthread_mutex_lock(&srv->stats_mu);
         c->sample = s;
         c->has_sample = 1;
@@ -1039,6 +1096,14 @@ static int register_stats(weir_srt_server *srv, weir_metrics *reg)
 {
     static const char *const labels[] = { "stream", NULL };
     int r;
+
+    if (reg) {
+        if ((r = weir_metric_counter(reg, "weir_srt_bitrate_exceeded_total",
+                                     "SRT publishers disconnected for sending above"
+                                     " srt.max_bitrate", NULL, &srv->over_rate_metric)) < 0)
+            return r;
+        srv->over_rate = weir_metric_with(srv->over_rate_metric, NULL);
+    }
 
     for (int i = 0; reg && i < NSTATS; i++) {
         srv->stat_args[i] = (stat_arg){ srv, i };
@@ -1172,6 +1237,12 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
                         ? opts->max_streamid : WEIR_SRT_STREAMID_MAX;
     srv->idle_ms = opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
     srv->rx_bytes = opts->rx_bytes;
+    srv->publishers_gauge = opts->publishers;
+    srv->max_bitrate = opts->max_bitrate > 0 ? opts->max_bitrate : DEFAULT_MAX_BITRATE;
+    srv->rate_window_us = 1000 * (opts->max_bitrate_window_ms > 0
+                                  ? FFMAX(FFMIN(opts->max_bitrate_window_ms,
+                                                (RATE_SAMPLES - 1) * 1000), 1000)
+                                  : DEFAULT_RATE_WINDOW_MS);
     if ((r = register_stats(srv, opts->metrics)) < 0) {
         weir_log_error("srt", "cannot register the SRT metrics", WL_ERR(r));
         goto fail;
@@ -1190,7 +1261,8 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
                   WL_STR("auth", srv->settings.auth == WEIR_INGEST_AUTH_OPEN ? "open" : "keys"),
                   WL_BOOL("encrypted", srv->passphrase[0] != '\0'),
                   WL_INT("pbkeylen", srv->pbkeylen),
-                  WL_INT("latency_ms", srv->latency_ms));
+                  WL_INT("latency_ms", srv->latency_ms),
+                  WL_INT("max_bitrate", srv->max_bitrate));
     *out = srv;
     return 0;
 fail:
@@ -1214,6 +1286,7 @@ void weir_srt_server_free(weir_srt_server *srv)
         weir_metric_unregister(srv->stat_metric[i]);    /* no scrape sees srv after this */
     if (srv->thread_started)
         pthread_join(srv->thread, NULL);
+    weir_metric_unregister(srv->over_rate_metric);  /* the SRT thread counted into it */
     if (srv->eid >= 0)
         srt_epoll_release(srv->eid);
     if (srv->lsn != SRT_INVALID_SOCK)

@@ -189,6 +189,7 @@ typedef struct peer_run {
     caller *k;                  /* optional second caller */
     weir_publisher_stat stats[8];   /* the publisher's SRT statistics, last seen live */
     int nstats;
+    char metrics[8192];         /* with next_metrics: the registry just before the server went */
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -276,11 +277,14 @@ static const char *next_addr;
 static double next_relay_loss;
 static const char *next_prefix;
 static relay *last_relay;
+static int64_t next_max_bitrate, next_rate_window_ms;
+static weir_metrics *next_metrics;
 
 static void run_peer_with(peer_run *p, const char *name, int auth, const char *passphrase,
                           const char *cmd_fmt, caller *k)
 {
     weir_ingest_settings settings = { .auth = auth, .max_publishers = 8 };
+    weir_metrics *reg;
     char cmd[2048], fmt[2048];
     static relay rl;
     int relayed = next_relay_loss > 0;
@@ -297,7 +301,12 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
         .loop = p->loop, .bus = p->bus, .settings = &settings, .port = 0,
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
         .pbkeylen = next_pbkeylen, .addr = next_addr ? next_addr : "127.0.0.1",
+        .max_bitrate = next_max_bitrate, .max_bitrate_window_ms = next_rate_window_ms,
+        .metrics = next_metrics,
     }, &p->srt), 0);
+    next_max_bitrate = next_rate_window_ms = 0;
+    reg = next_metrics;
+    next_metrics = NULL;
     if (relayed)
         relay_start(&rl, weir_srt_server_port(p->srt), next_relay_loss);
     snprintf(fmt, sizeof fmt, "%s%s", next_prefix ? next_prefix : "", cmd_fmt);
@@ -321,6 +330,13 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
         relay_stop(&rl);
     last_relay = relayed ? &rl : NULL;
     bus_watch_close(&p->w);
+    if (reg) {
+        char *text = NULL;
+        size_t len;
+        cr_assert_eq(weir_metrics_render(reg, &text, &len), 0);
+        snprintf(p->metrics, sizeof p->metrics, "%s", text);
+        free(text);
+    }
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
     weir_bus_free(p->bus);
@@ -646,6 +662,38 @@ static double stat_of(const peer_run *p, const char *name)
               " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"         \
               " -preset ultrafast -g 50 -bf 2 -b:v 1500k -minrate 1500k -maxrate 1500k"     \
               " -bufsize 750k -x264-params nal-hrd=cbr -c:a aac -f mpegts "
+
+/* srt.max_bitrate: a publisher sending 1.5 Mbit/s against a 600 kbit/s
+ * limit averaged over 2 s is disconnected after about 2 s, with one warning
+ * and the counter; its stream ends while ffmpeg still had 6 s to send. */
+Test(srt_peers, publisher_over_max_bitrate_is_disconnected, .timeout = 90)
+{
+    peer_run p;
+    weir_metrics *reg = weir_metrics_new();
+
+    cr_assert_not_null(reg);
+    next_max_bitrate = 600000;
+    next_rate_window_ms = 2000;
+    next_metrics = reg;
+    run_peer(&p, "fat", WEIR_INGEST_AUTH_OPEN, NULL,
+             "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+             " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 8 -c:v libx264"
+             " -preset ultrafast -g 50 -b:v 1500k -minrate 1500k -maxrate 1500k"
+             " -bufsize 750k -x264-params nal-hrd=cbr -c:a aac -f mpegts "
+             "'srt://127.0.0.1:%d?streamid=live/fat'");
+    cr_assert(p.w.subscribed, "the stream never came");
+    cr_assert(p.w.eof);
+    cr_assert_not_null(strstr(logbuf, "publisher over srt.max_bitrate: disconnecting"), "%s",
+                       logbuf);
+    cr_assert_not_null(strstr(logbuf, "over srt.max_bitrate\""), "the unpublish reason: %s",
+                       logbuf);
+    /* cut well before the clip's 8 s (25 fps) */
+    cr_assert_lt(p.w.packets[0], 150, "%d video packets: not cut short", p.w.packets[0]);
+    cr_assert_gt(p.w.packets[0], 25, "%d video packets: cut before the window", p.w.packets[0]);
+    cr_assert_not_null(strstr(p.metrics, "weir_srt_bitrate_exceeded_total 1\n"), "%s",
+                       p.metrics);
+    weir_metrics_free(reg);
+}
 
 /* What a lossy link must not break: every frame in the middle of the clip
  * (the largest DTS step is one frame: 40 ms of video at 25 fps, one 21.3 ms
