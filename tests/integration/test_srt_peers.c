@@ -20,6 +20,7 @@
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,9 @@ typedef struct caller {
     const char *passphrase;     /* or NULL */
     const char *cmd_fmt;        /* or a command, %d = port */
     int when_live;
+    int delay_ms;               /* wait this long once started */
+    int flood;                  /* first: random datagrams and SRT inductions at the port */
+    int flood_sent;             /* datagrams the flood sent */
     pthread_t thread;
     int started;
     atomic_int done;
@@ -54,10 +58,69 @@ typedef struct caller {
     char out[8192];             /* command: its stdout and stderr */
 } caller;
 
+/* An SRT induction handshake (control packet, type 0; HSv4 caller form, as
+ * every caller's first packet): a listener answers each with a cookie and
+ * keeps no state.  Never followed by a conclusion: a caller that never
+ * completes. */
+static int induction(uint8_t *b, uint32_t id)
+{
+    static const uint32_t words[16] = {
+        0x80000000u, 0, 0, 0,                   /* control, handshake; dest socket 0 */
+        4, 2,                                   /* version 4; DGRAM */
+        0x1234567u, 1500, 8192, 1,              /* ISN, MTU, flow window, INDUCTION */
+        0, 0,                                   /* socket id (below), cookie */
+        0x0100007fu, 0, 0, 0,                   /* peer IP */
+    };
+    for (int i = 0; i < 16; i++) {
+        uint32_t v = i == 10 ? id : words[i];
+        b[4 * i] = (uint8_t)(v >> 24);
+        b[4 * i + 1] = (uint8_t)(v >> 16);
+        b[4 * i + 2] = (uint8_t)(v >> 8);
+        b[4 * i + 3] = (uint8_t)v;
+    }
+    return 64;
+}
+
+/* 4000 datagrams of random bytes (1-1500) and 4000 inductions, from 64
+ * source ports, paced at about 2000 a second so they overlap the live
+ * stream for a few seconds. */
+static void flood(caller *k)
+{
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)k->port) };
+    int fds[64];
+    uint32_t rng = 12345;
+    uint8_t b[1500];
+
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    for (int i = 0; i < 64; i++)
+        cr_assert_geq(fds[i] = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    for (int i = 0; i < 8000; i++) {
+        int n;
+        rng = rng * 1664525u + 1013904223u;
+        if (i % 2) {
+            n = induction(b, rng);
+        } else {
+            n = 1 + (int)(rng % sizeof b);
+            for (int j = 0; j < n; j++)
+                b[j] = (uint8_t)((rng = rng * 1664525u + 1013904223u) >> 24);
+        }
+        if (sendto(fds[i % 64], b, (size_t)n, 0, (struct sockaddr *)&to, sizeof to) == n)
+            k->flood_sent++;
+        if (i % 20 == 19)
+            usleep(10000);
+    }
+    for (int i = 0; i < 64; i++)
+        close(fds[i]);
+}
+
 static void *caller_main(void *arg)
 {
     caller *k = arg;
 
+    if (k->delay_ms)
+        usleep((useconds_t)k->delay_ms * 1000);
+    if (k->flood)
+        flood(k);
     if (k->cmd_fmt) {
         char cmd[1024];
         size_t n = 0;
@@ -190,6 +253,11 @@ typedef struct peer_run {
     weir_publisher_stat stats[8];   /* the publisher's SRT statistics, last seen live */
     int nstats;
     char metrics[8192];         /* with next_metrics: the registry just before the server went */
+    int64_t t0_us;              /* the peer was started */
+    int64_t eof_us;             /* the watched stream ended (0: not seen) */
+    int64_t last_arrival_us;    /* video packets last arrived on the bus */
+    int64_t max_arrival_gap_us; /* longest wait between two arrivals while live */
+    int seen_video;
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -204,6 +272,15 @@ static void on_tick(weir_timer *t)
     peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
 
     bus_watch_poll(&p->w);
+    if (p->w.packets[0] != p->seen_video && !p->w.eof) {
+        int64_t now = weir_clock_mono_us();
+        if (p->seen_video && now - p->last_arrival_us > p->max_arrival_gap_us)
+            p->max_arrival_gap_us = now - p->last_arrival_us;
+        p->last_arrival_us = now;
+        p->seen_video = p->w.packets[0];
+    }
+    if (p->w.eof && !p->eof_us)
+        p->eof_us = weir_clock_mono_us();
     if (p->w.sub && !p->w.eof) {
         weir_stream *s = weir_bus_find(p->bus, p->name);
         int n = s ? weir_stream_publisher_stats(s, p->stats, 8) : 0;
@@ -314,6 +391,7 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
     next_pbkeylen = 0;
     next_addr = next_prefix = NULL;
     next_relay_loss = 0;
+    p->t0_us = weir_clock_mono_us();
     p->child = peer_spawn(cmd);
     cr_assert_geq(p->child, 0);
     if (k && !k->when_live)
@@ -644,6 +722,82 @@ Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
              " 'srt://127.0.0.1:%d?streamid=live/junk'");
     cr_assert_eq(p.w.ntracks, 0, "garbage became %d tracks", p.w.ntracks);
     cr_assert_not_null(strstr(logbuf, "no audio or video track"), "%s", logbuf);
+}
+
+/* ---- robustness ------------------------------------------------------------------- */
+
+static double stat_of(const peer_run *p, const char *name);
+
+/* MPEG-TS timestamps are 33 bits of 90 kHz: they wrap every 26.5 hours.
+ * ffmpeg starts this clip 95440 s in, so PTS/PCR cross 2^33 (95443.7 s)
+ * about 3.7 s into the 8 s clip.  The bus must go on monotonic and
+ * continuous through it: no step back, no jump, every frame there. */
+Test(srt_peers, pts_wrap, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "wrap", WEIR_INGEST_AUTH_OPEN, NULL,
+             "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+             " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 8 -c:v libx264"
+             " -preset ultrafast -g 25 -c:a aac -output_ts_offset 95440 -f mpegts"
+             " 'srt://127.0.0.1:%d?streamid=live/wrap'");
+    check_h264_aac(&p, "ffmpeg (PTS wrap)");
+    cr_assert_eq(p.w.dts_backwards, 0);
+    for (int t = 0; t < p.w.ntracks; t++)
+        cr_assert_lt(p.w.max_gap[t], 200, "track %d: a %" PRId64 " ms jump at the wrap", t,
+                     p.w.max_gap[t]);
+    cr_assert_geq(p.w.packets[0], 190, "%d of 200 frames", p.w.packets[0]);
+    /* 8 s of media from 0: a wrap taken for a jump back would be clamped
+     * and stall the clock; one taken for a jump ahead would overshoot. */
+    cr_assert(p.w.last_dts[0] > 7500 && p.w.last_dts[0] < 8500, "last video DTS %" PRId64,
+              p.w.last_dts[0]);
+    cr_assert_null(strstr(logbuf, "dts_clamped=1"), "%s", logbuf);
+}
+
+/* A live publisher while the port takes 4000 random datagrams and 4000 SRT
+ * induction handshakes that never complete, from 64 ports, over about 4 s:
+ * the live stream's frames keep arriving (no wait above 1 s on the bus, no
+ * media lost) and a new caller still connects once the flood is over. */
+Test(srt_peers, handshake_flood_and_garbage, .timeout = 120)
+{
+    peer_run p;
+    caller k = { .streamid = "live/fresh", .when_live = 1, .flood = 1, .delay_ms = 500 };
+
+    run_peer_with(&p, "steady",  WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 8 -c:v libx264"
+                  " -preset ultrafast -g 25 -c:a aac -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/steady'", &k);
+    check_h264_aac(&p, "ffmpeg under a flood");
+    cr_assert_eq(k.flood_sent, 8000);
+    cr_assert(k.connected, "a fresh caller after the flood: reject reason %d", k.reason);
+    cr_assert_geq(p.w.packets[0], 190, "%d of 200 frames", p.w.packets[0]);
+    cr_assert_lt(p.w.max_gap[0], 200, "a %" PRId64 " ms hole in the video", p.w.max_gap[0]);
+    cr_assert_lt(p.max_arrival_gap_us, 1000000, "the bus waited %" PRId64 " ms for a frame",
+                 p.max_arrival_gap_us / 1000);
+    cr_assert_lt(stat_of(&p, "packets_dropped"), 1, "media given up on during the flood");
+}
+
+/* A publisher that goes silent mid-stream (ffmpeg stopped with SIGSTOP, so
+ * not even SRT keep-alives come) is closed by libsrt's peer idle timeout
+ * (5 s), and its stream name is free again: a new publisher on it is
+ * accepted (it would get SRT_REJX_CONFLICT while the name is held). */
+Test(srt_peers, half_open_publisher_is_closed_and_its_name_freed, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "live/half", .delay_ms = 10000 };
+
+    run_peer_with(&p, "half", WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -t 30 -c:v libx264 -preset ultrafast -g 25 -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/half' & pid=$!; sleep 2; kill -STOP $pid;"
+                  " sleep 10; kill -KILL $pid; kill -CONT $pid; wait $pid", &k);
+    cr_assert(p.w.subscribed, "the stream never came");
+    cr_assert(p.w.eof, "the silent publisher's stream never ended");
+    /* stopped 2 s in; libsrt gives up 5 s later (a little slack either way) */
+    cr_assert(p.eof_us - p.t0_us > 5500000 && p.eof_us - p.t0_us < 9500000,
+              "the stream ended %" PRId64 " ms after the start", (p.eof_us - p.t0_us) / 1000);
+    cr_assert(k.connected, "a new publisher on the freed name: reject reason %d", k.reason);
+    cr_assert_null(strstr(logbuf, "reject=1409"), "the name was still held:\n%s", logbuf);
 }
 
 /* ---- lossy links ------------------------------------------------------------------- */
