@@ -581,7 +581,8 @@ static int interrupted(void *opaque)
 static int codec_ok(enum AVCodecID id)
 {
     static const enum AVCodecID ok[] = {
-        AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_AAC, AV_CODEC_ID_MP3,
+        AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_AAC,
+        AV_CODEC_ID_AAC_LATM, AV_CODEC_ID_MP3,
         AV_CODEC_ID_MP2, AV_CODEC_ID_AC3, AV_CODEC_ID_EAC3, AV_CODEC_ID_OPUS,
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)

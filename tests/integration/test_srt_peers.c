@@ -474,6 +474,33 @@ static void check_h264_aac(const peer_run *p, const char *who)
                " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -c:v libx264"         \
                " -preset ultrafast -g 25 -bf 2 -c:a aac -f mpegts "
 
+/* AAC in LATM/LOAS (ffmpeg -mpegts_flags latm, as broadcast encoders send
+ * it): on the bus it is the same raw AAC under an AudioSpecificConfig as an
+ * ADTS track (here AAC-LC, 48 kHz, mono: 0x11 0x88), with as many frames as
+ * the same clip sent as ADTS. */
+#define FF_LATM "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
+                " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -c:v libx264"        \
+                " -preset ultrafast -g 25 -c:a aac -f mpegts "
+Test(srt_peers, ffmpeg_aac_latm, .timeout = 90)
+{
+    peer_run p;
+    int adts_frames;
+
+    run_peer(&p, "adts", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_LATM "'srt://127.0.0.1:%d?streamid=live/adts'");
+    check_h264_aac(&p, "ffmpeg (ADTS)");
+    adts_frames = p.w.packets[1];
+    run_peer(&p, "latm", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_LATM "-mpegts_flags latm 'srt://127.0.0.1:%d?streamid=live/latm'");
+    check_h264_aac(&p, "ffmpeg (LATM)");
+    cr_assert_eq(p.w.extradata_size[1], 2, "ASC of %d bytes", p.w.extradata_size[1]);
+    cr_assert(p.w.extradata[1][0] == 0x11 && p.w.extradata[1][1] == 0x88, "ASC %02x %02x",
+              p.w.extradata[1][0], p.w.extradata[1][1]);
+    cr_assert_geq(p.w.packets[1], adts_frames - 2, "LATM %d audio frames, ADTS %d",
+                  p.w.packets[1], adts_frames);
+    cr_assert_gt(p.w.bytes, 0);
+}
+
 Test(srt_peers, ffmpeg_access_control_streamid, .timeout = 90)
 {
     peer_run p;
