@@ -54,9 +54,11 @@ static void print_list(json_t *rows, const char *key_col, int json)
                    json_string_value(json_object_get(row, "name")));
         else {
             const char *profile = json_string_value(json_object_get(row, "profile"));
-            printf("%s%s%s%s\n", json_string_value(json_object_get(row, "note")),
+            printf("%s%s%s%s%s\n", json_string_value(json_object_get(row, "note")),
                    profile && *profile ? " [profile " : "", profile && *profile ? profile : "",
-                   profile && *profile ? "]" : "");
+                   profile && *profile ? "]" : "",
+                   json_is_true(json_object_get(row, "srt_passphrase_set"))
+                       ? " [srt passphrase]" : "");
         }
     }
 }

@@ -354,7 +354,7 @@ static const char *next_addr;
 static double next_relay_loss;
 static const char *next_prefix;
 static relay *last_relay;
-static int64_t next_max_bitrate, next_rate_window_ms;
+static int64_t next_max_bitrate, next_rate_window_ms, next_auth_wait_ms;
 static weir_metrics *next_metrics;
 
 static void run_peer_with(peer_run *p, const char *name, int auth, const char *passphrase,
@@ -379,9 +379,9 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
         .pbkeylen = next_pbkeylen, .addr = next_addr ? next_addr : "127.0.0.1",
         .max_bitrate = next_max_bitrate, .max_bitrate_window_ms = next_rate_window_ms,
-        .metrics = next_metrics,
+        .metrics = next_metrics, .auth_wait_ms = next_auth_wait_ms,
     }, &p->srt), 0);
-    next_max_bitrate = next_rate_window_ms = 0;
+    next_max_bitrate = next_rate_window_ms = next_auth_wait_ms = 0;
     reg = next_metrics;
     next_metrics = NULL;
     if (relayed)
@@ -737,6 +737,29 @@ Test(srt_peers, per_key_passphrase, .timeout = 120)
     cr_assert_eq(server.reason, SRT_REJ_BADSECRET, "reject reason %d", server.reason);
     run_peer_with(&p, "cam3", WEIR_INGEST_AUTH_KEYS, "correct horse battery", "true", &plain);
     cr_assert(plain.connected, "reject reason %d", plain.reason);
+    cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
+}
+
+/* The same key when the handshake could not wait for the key store
+ * (srt.auth_wait=0 here; a slow store does the same): the caller is
+ * accepted before its key's passphrase is known, so without encryption.
+ * It must not publish: the connection closes as soon as the answer shows
+ * the key has a passphrase.  The answer is then in the key table, so a
+ * caller with the passphrase 3 s later is decided, and encrypted, inside
+ * its handshake. */
+Test(srt_peers, per_key_passphrase_answered_after_accept_fails_closed, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "#!::r=live/encKey4242,m=publish", .passphrase = KEY_PASSPHRASE,
+                 .delay_ms = 3000 };
+
+    next_auth_wait_ms = -1;
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL,
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/encKey4242,m=publish'", &k);
+    cr_assert_eq(p.w.packets[0] + p.w.packets[1], 0, "media from a caller without the passphrase");
+    cr_assert_not_null(strstr(logbuf, "the key's passphrase was not known at the handshake"),
+                       "%s", logbuf);
+    cr_assert(k.connected, "the retry with the passphrase: reject reason %d", k.reason);
     cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
 }
 
