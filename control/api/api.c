@@ -336,6 +336,14 @@ static int srt_passphrase_ok(const json_t *v, const char **passphrase)
            weir_keys_srt_passphrase_valid(*passphrase);
 }
 
+/* jansson frees its strings without wiping them: wipe the passphrase's copy
+ * in the parsed body first (the raw body is wiped in http_call_free). */
+static void wipe_json_string(const char *v)
+{
+    if (v)
+        OPENSSL_cleanse((char *)v, strlen(v));
+}
+
 #define SRT_PASSPHRASE_PROBLEM "\"srt_passphrase\" must be a string of 10-79 bytes, or null"
 
 static int create_key(api_call *c)
@@ -364,6 +372,7 @@ static int create_key(api_call *c)
     }
     r = weir_keys_create_with_profile(c->api->opts.db, name, note, profile, srt_passphrase,
                                       key);
+    wipe_json_string(srt_passphrase);   /* stored; only "set or not" is answered */
     if (r == AVERROR(EEXIST)) {
         json_decref(in);
         return problem(c, 409, "that stream already has a key; revoke it first");
@@ -398,6 +407,7 @@ static int update_key(api_call *c)
         return problem(c, 400, SRT_PASSPHRASE_PROBLEM);
     }
     r = weir_keys_set_srt_passphrase(c->api->opts.db, c->param, srt_passphrase);
+    wipe_json_string(srt_passphrase);
     json_decref(in);
     if (r == AVERROR(ENOENT))
         return problem(c, 404, "that stream has no active key");
