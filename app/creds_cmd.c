@@ -54,9 +54,11 @@ static void print_list(json_t *rows, const char *key_col, int json)
                    json_string_value(json_object_get(row, "name")));
         else {
             const char *profile = json_string_value(json_object_get(row, "profile"));
-            printf("%s%s%s%s\n", json_string_value(json_object_get(row, "note")),
+            printf("%s%s%s%s%s\n", json_string_value(json_object_get(row, "note")),
                    profile && *profile ? " [profile " : "", profile && *profile ? profile : "",
-                   profile && *profile ? "]" : "");
+                   profile && *profile ? "]" : "",
+                   json_is_true(json_object_get(row, "srt_passphrase_set"))
+                       ? " [srt passphrase]" : "");
         }
     }
 }
@@ -102,7 +104,8 @@ static int create_key(const weir_cli *cli, const weir_settings *s, weir_dbpool *
         fprintf(stderr, "weir: --profile must be default, low or high\n");
         return AVERROR(EINVAL);
     }
-    int r = weir_keys_create_with_profile(db, cli->args[1], cli->note, cli->profile, key);
+    int r = weir_keys_create_with_profile(db, cli->args[1], cli->note, cli->profile, NULL,
+                                          key);
 
     if (r == AVERROR(EINVAL))
         fprintf(stderr, "weir: stream names are 1-64 characters of A-Z a-z 0-9 _ -\n");

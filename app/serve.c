@@ -31,6 +31,8 @@ typedef struct server {
     weir_metrics *metrics;          /* the process-wide registry */
     weir_metric *rx, *tx;           /* weir_{received,sent}_bytes_total{protocol} */
     weir_metric_child *http_rx, *http_tx, *rtmp_rx, *srt_rx;
+    weir_metric *publishers;        /* weir_publishers_connected{protocol} */
+    weir_metric_child *rtmp_publishers, *srt_publishers;
     weir_http *http;
     weir_packager *packager;
     weir_origin *origin;
@@ -79,6 +81,14 @@ static int register_io_metrics(server *srv)
     srv->http_tx = weir_metric_with(srv->tx, (const char *const[]){ "http", NULL });
     srv->rtmp_rx = weir_metric_with(srv->rx, (const char *const[]){ "rtmp", NULL });
     srv->srt_rx = weir_metric_with(srv->rx, (const char *const[]){ "srt", NULL });
+    if (weir_metric_gauge(srv->metrics, "weir_publishers_connected",
+                          "Publishers connected and publishing, by protocol", proto,
+                          &srv->publishers) < 0)
+        return -1;
+    srv->rtmp_publishers = weir_metric_with(srv->publishers, (const char *const[]){ "rtmp", NULL });
+    srv->srt_publishers = weir_metric_with(srv->publishers, (const char *const[]){ "srt", NULL });
+    weir_gauge_set(srv->rtmp_publishers, 0);
+    weir_gauge_set(srv->srt_publishers, 0);
     return 0;
 }
 
@@ -235,7 +245,7 @@ int weir_cmd_serve(const weir_cli *cli)
             .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.ingest,
             .port = (int)srv.settings.ingest.rtmp_port,
             .auth = weir_control_authorize_publish, .auth_ctx = srv.control,
-            .metrics = srv.metrics, .rx_bytes = srv.rtmp_rx,
+            .publishers = srv.rtmp_publishers, .rx_bytes = srv.rtmp_rx,
         }, &srv.rtmp) < 0)
         goto out;
     if (weir_srt_server_new(&(weir_srt_opts){
@@ -250,7 +260,9 @@ int weir_cmd_serve(const weir_cli *cli)
             .pbkeylen = weir_ingest_srt_pbkeylen(&srv.settings.ingest),
             .auth_wait_ms = srv.settings.ingest.srt_auth_wait ? srv.settings.ingest.srt_auth_wait
                                                                : -1,
-            .metrics = srv.metrics, .rx_bytes = srv.srt_rx,
+            .max_bitrate = srv.settings.ingest.srt_max_bitrate,
+            .max_bitrate_window_ms = srv.settings.ingest.srt_max_bitrate_window,
+            .metrics = srv.metrics, .publishers = srv.srt_publishers, .rx_bytes = srv.srt_rx,
         }, &srv.srt) < 0)
         goto out;
 

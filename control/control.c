@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <libavutil/error.h>
+#include <openssl/crypto.h>
 
 struct weir_control {
     weir_control_opts opts;
@@ -108,6 +109,14 @@ int weir_control_open_db(const weir_dbpool_settings *settings, const char *data_
     for (size_t i = 0; i < weir_keys_nmigrations; i++)
         migrations[n++] = weir_keys_migrations[i];
     migrations[n++] = weir_uploads_migration;
+    /* Modules' versions interleave (keys 1, 2, 4; uploads 3) and the pool
+     * wants them strictly ascending: a few entries, insertion sort. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && migrations[j - 1].version > migrations[j].version; j--) {
+            weir_db_migration t = migrations[j];
+            migrations[j] = migrations[j - 1];
+            migrations[j - 1] = t;
+        }
 
     if (settings->url && *settings->url)
         snprintf(url, sizeof url, "%s", settings->url);
@@ -151,8 +160,9 @@ int weir_control_bootstrap_key(weir_dbpool *db, int rtmp_port, FILE *out)
 
 typedef struct auth_job {
     weir_control *control;
-    char key[128];
-    void (*done)(void *arg, int result, const char *stream);
+    char key[128];                  /* secrets: wiped before free */
+    char srt_passphrase[WEIR_KEY_SRT_PASSPHRASE_MAX + 1];
+    void (*done)(void *arg, int result, const char *stream, const char *srt_passphrase);
     void *arg;
     int result;
     char stream[128];
@@ -161,18 +171,22 @@ typedef struct auth_job {
 static void auth_run(void *arg)
 {
     auth_job *j = arg;
-    j->result = weir_keys_lookup(j->control->opts.db, j->key, j->stream, sizeof j->stream);
+    j->result = weir_keys_lookup_publish(j->control->opts.db, j->key, j->stream,
+                                         sizeof j->stream, j->srt_passphrase);
 }
 
 static void auth_done(void *arg)
 {
     auth_job *j = arg;
-    j->done(j->arg, j->result, j->result < 0 ? NULL : j->stream);
+    j->done(j->arg, j->result, j->result < 0 ? NULL : j->stream,
+            j->result < 0 || !j->srt_passphrase[0] ? NULL : j->srt_passphrase);
+    OPENSSL_cleanse(j, sizeof *j);
     free(j);
 }
 
 int weir_control_authorize_publish(void *ctx, const char *key,
-                                   void (*done)(void *arg, int result, const char *stream),
+                                   void (*done)(void *arg, int result, const char *stream,
+                                                const char *srt_passphrase),
                                    void *arg)
 {
     weir_control *control = ctx;

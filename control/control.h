@@ -95,9 +95,12 @@ int weir_control_open_db(const weir_dbpool_settings *settings, const char *data_
 int weir_control_bootstrap_key(weir_dbpool *db, int rtmp_port, FILE *out);
 
 /* Matches ingest.h's weir_publish_auth_fn: looks the key up on the work
- * pool and calls done on the loop.  ctx is the weir_control. */
+ * pool and calls done on the loop with the stream and the key's SRT
+ * passphrase (NULL when it has none; a secret, wiped when done returns).
+ * ctx is the weir_control. */
 int weir_control_authorize_publish(void *ctx, const char *key,
-                                   void (*done)(void *arg, int result, const char *stream),
+                                   void (*done)(void *arg, int result, const char *stream,
+                                                const char *srt_passphrase),
                                    void *arg);
 
 /* ---- stream keys and API tokens ----------------------------------------------
@@ -139,7 +142,8 @@ int weir_keys_create(weir_dbpool *db, const char *name, const char *note,
  * AVERROR(EINVAL) unless it is 0-15 of [a-z0-9_-]. */
 #define WEIR_KEY_PROFILE_MAX 15
 int weir_keys_create_with_profile(weir_dbpool *db, const char *name, const char *note,
-                                  const char *profile, char key_out[WEIR_CRED_LEN + 1]);
+                                  const char *profile, const char *srt_passphrase,
+                                  char key_out[WEIR_CRED_LEN + 1]);
 int weir_keys_profile_valid(const char *profile);   /* 1 if the shape is right */
 /* The profile of the stream's active key ("" for the default) into out;
  * AVERROR(ENOENT) when the stream has no active key. */
@@ -147,10 +151,27 @@ int weir_keys_profile(weir_dbpool *db, const char *name, char *out, size_t cap);
 /* Which stream does this key publish?  0 and name_out filled, or
  * AVERROR(EACCES) for an unknown, malformed or revoked key.  Records the use. */
 int weir_keys_lookup(weir_dbpool *db, const char *key, char *name_out, size_t cap);
+
+/* A stream key's own SRT passphrase (migration 4): NULL in the database
+ * means srt.passphrase applies.  It is a secret that has to be usable, so
+ * it is stored as given (libsrt derives the stream's AES key from it at
+ * every handshake); it leaves the store only through
+ * weir_keys_lookup_publish, never in a listing or a log line.  10-79 bytes,
+ * SRT's own bounds (SRTO_PASSPHRASE). */
+#define WEIR_KEY_SRT_PASSPHRASE_MIN 10
+#define WEIR_KEY_SRT_PASSPHRASE_MAX 79
+int weir_keys_srt_passphrase_valid(const char *passphrase);    /* 1 if 10-79 bytes */
+/* The same as weir_keys_lookup, and the key's SRT passphrase into
+ * srt_passphrase_out ("" when it has none).  The caller wipes it. */
+int weir_keys_lookup_publish(weir_dbpool *db, const char *key, char *name_out, size_t cap,
+                             char srt_passphrase_out[WEIR_KEY_SRT_PASSPHRASE_MAX + 1]);
+/* Sets (NULL: clears) the SRT passphrase of the stream's active key.
+ * AVERROR(ENOENT) if it has none, AVERROR(EINVAL) for a bad passphrase. */
+int weir_keys_set_srt_passphrase(weir_dbpool *db, const char *name, const char *passphrase);
 /* AVERROR(ENOENT) if the stream has no active key. */
 int weir_keys_revoke(weir_dbpool *db, const char *name);
-/* A new JSON array of {stream, note, profile, created, last_used, revoked};
- * never the key or its hash. */
+/* A new JSON array of {stream, note, profile, srt_passphrase_set (bool),
+ * created, last_used, revoked}; never the key, its hash or the passphrase. */
 int weir_keys_list(weir_dbpool *db, json_t **out);
 /* Number of keys not revoked. */
 int weir_keys_count_active(weir_dbpool *db, int64_t *count);

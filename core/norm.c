@@ -2,6 +2,7 @@
  * core/norm.c — see norm.h.
  */
 #include "core/norm.h"
+#include "core/latm.h"
 #include "core/nal.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 struct weir_norm {
     weir_nal_conv *nal;             /* H.264, HEVC: Annex B -> avcC/hvcC + lengths */
     AVBSFContext *adts;             /* AAC: ADTS -> AudioSpecificConfig + raw frames */
+    weir_latm *latm;                /* AAC in LATM/LOAS -> the same (core/latm.h) */
     AVCodecParameters *par;         /* the bus's parameters; NULL until known */
 };
 
@@ -79,6 +81,10 @@ int weir_norm_new(const AVCodecParameters *par, AVRational time_base, weir_norm 
         if (n->adts->par_out->extradata_size >= 2)     /* the demuxer had an ASC */
             r = set_par(n, n->adts->par_out, NULL, 0);
         break;
+    case AV_CODEC_ID_AAC_LATM:
+        /* Parameters come with the first StreamMuxConfig in the stream. */
+        r = (n->latm = calloc(1, sizeof *n->latm)) ? 0 : AVERROR(ENOMEM);
+        break;
     default:
         r = set_par(n, par, NULL, 0);
         break;
@@ -97,6 +103,7 @@ void weir_norm_free(weir_norm *n)
         return;
     weir_nal_conv_free(n->nal);
     av_bsf_free(&n->adts);
+    free(n->latm);
     avcodec_parameters_free(&n->par);
     free(n);
 }
@@ -140,6 +147,55 @@ static int adts_packet(weir_norm *n, AVPacket *pkt)
     return 0;
 }
 
+/* The bus's AAC parameters from the LATM config: what RTMP's AAC sequence
+ * header gives (an ASC; frames of 1024 samples). */
+static int latm_par(weir_norm *n)
+{
+    AVCodecParameters *p = avcodec_parameters_alloc();
+    int r;
+
+    if (!p)
+        return AVERROR(ENOMEM);
+    p->codec_type = AVMEDIA_TYPE_AUDIO;
+    p->codec_id = AV_CODEC_ID_AAC;
+    p->sample_rate = n->latm->sample_rate;
+    p->frame_size = 1024;
+    av_channel_layout_default(&p->ch_layout, n->latm->channels);
+    r = set_par(n, p, n->latm->asc, (size_t)n->latm->asc_len);
+    avcodec_parameters_free(&p);
+    return r;
+}
+
+/* One LOAS frame -> one raw AAC frame, in place.  A config other than the
+ * first one is dropped: the bus fixed the track's parameters at its first. */
+static int latm_packet(weir_norm *n, AVPacket *pkt)
+{
+    AVBufferRef *buf = av_buffer_alloc((size_t)pkt->size + AV_INPUT_BUFFER_PADDING_SIZE);
+    size_t len = 0;
+    int r;
+
+    if (!buf)
+        return AVERROR(ENOMEM);
+    r = weir_latm_loas_frame(n->latm, pkt->data, (size_t)pkt->size, buf->data,
+                             (size_t)pkt->size, &len);
+    if (r >= 0 && !n->par)
+        r = latm_par(n);
+    else if (r >= 0 && (n->par->extradata_size != n->latm->asc_len ||
+                        memcmp(n->par->extradata, n->latm->asc, (size_t)n->latm->asc_len)))
+        r = AVERROR_INVALIDDATA;
+    if (r < 0) {
+        av_buffer_unref(&buf);
+        av_packet_unref(pkt);
+        return r;
+    }
+    memset(buf->data + len, 0, AV_INPUT_BUFFER_PADDING_SIZE);
+    av_buffer_unref(&pkt->buf);
+    pkt->buf = buf;
+    pkt->data = buf->data;
+    pkt->size = (int)len;
+    return 0;
+}
+
 int weir_norm_packet(weir_norm *n, AVPacket *pkt)
 {
     AVCodecParameters *p;
@@ -147,6 +203,8 @@ int weir_norm_packet(weir_norm *n, AVPacket *pkt)
 
     if (n->adts)
         return adts_packet(n, pkt);
+    if (n->latm)
+        return latm_packet(n, pkt);
     if (!n->nal)
         return 0;
     if ((r = weir_nal_conv_packet(n->nal, pkt)) < 0 || n->par)

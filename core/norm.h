@@ -5,7 +5,9 @@
  * length-prefixed NAL units, AAC as an AudioSpecificConfig plus raw frames.
  * MPEG-TS (SRT, .ts files) carries Annex B and ADTS instead.  A weir_norm
  * converts one track: H.264/HEVC through a weir_nal_conv (core/nal.h), AAC
- * through libavcodec's aac_adtstoasc; anything else passes as demuxed.
+ * through libavcodec's aac_adtstoasc, AAC in LATM/LOAS through core/latm.h
+ * (it becomes plain AAC: codec AV_CODEC_ID_AAC on the bus); anything else
+ * passes as demuxed.
  *
  *   weir_norm_new(par, tb)      par as the demuxer describes the track
  *   weir_norm_packet(n, pkt)    pkt rewritten in place, in the bus's form

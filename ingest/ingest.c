@@ -43,6 +43,12 @@ static const weir_conf_key ingest_keys[] = {
     { "srt.auth_wait", WEIR_CONF_DURATION, K(srt_auth_wait), "100ms", 0, 2000, NULL,
       "longest an SRT handshake waits for the key store (the wait stalls every SRT stream on"
       " the port); slower answers are decided after accept; 0: always after accept", 0 },
+    { "srt.max_bitrate", WEIR_CONF_INT, K(srt_max_bitrate), "100000000", 100000, 10000000000,
+      NULL, "bits/s one SRT publisher may send, averaged over srt.max_bitrate_window;"
+      " a publisher above it is disconnected", 0 },
+    { "srt.max_bitrate_window", WEIR_CONF_DURATION, K(srt_max_bitrate_window), "5s", 1000,
+      60000, NULL, "how long the average of srt.max_bitrate runs (bursts shorter than this pass)",
+      0 },
 };
 
 int weir_ingest_srt_pbkeylen(const weir_ingest_settings *s)

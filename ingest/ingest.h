@@ -37,6 +37,8 @@ typedef struct weir_ingest_settings {
     int64_t srt_idle_timeout;       /* ms */
     int srt_pbkeylen;               /* index into "0", "16", "24", "32": see weir_ingest_srt_pbkeylen */
     int64_t srt_auth_wait;          /* ms */
+    int64_t srt_max_bitrate;        /* bits/s */
+    int64_t srt_max_bitrate_window; /* ms */
 } weir_ingest_settings;
 
 /* srt.pbkeylen in bytes (0, 16, 24 or 32). */
@@ -51,12 +53,17 @@ extern const weir_conf_table weir_ingest_conf_table;
  * (weir_control_authorize_publish); the app hands it to ingest, so ingest
  * depends on this signature only, not on control/.
  *
- * done(arg, 0, stream) on success, done(arg, AVERROR(EACCES), NULL) for an
- * unknown or revoked key, another negative code if the store failed; done
- * runs on the loop thread, exactly once, after the call returned 0.  The
- * call itself returns 0 or a negative code (then done never runs).
+ * done(arg, 0, stream, srt_passphrase) on success, done(arg, AVERROR(EACCES),
+ * NULL, NULL) for an unknown or revoked key, another negative code if the
+ * store failed; done runs on the loop thread, exactly once, after the call
+ * returned 0.  The call itself returns 0 or a negative code (then done never
+ * runs).  srt_passphrase is the key's own SRT passphrase (NULL: none, the
+ * server-wide srt.passphrase applies): a secret, borrowed for the call only,
+ * wiped by the caller afterwards; protocols other than SRT ignore it.
  */
-typedef void (*weir_publish_auth_done)(void *arg, int result, const char *stream);
+#define WEIR_SRT_PASSPHRASE_MAX 79      /* bytes; SRTO_PASSPHRASE's bound */
+typedef void (*weir_publish_auth_done)(void *arg, int result, const char *stream,
+                                       const char *srt_passphrase);
 typedef int (*weir_publish_auth_fn)(void *ctx, const char *key,
                                     weir_publish_auth_done done, void *arg);
 
@@ -77,8 +84,11 @@ typedef struct weir_rtmp_opts {
     int port;                               /* 0: any free port (tests) */
     weir_publish_auth_fn auth;              /* required with ingest.auth=keys */
     void *auth_ctx;
-    weir_metrics *metrics;                  /* optional: publisher gauge */
-    weir_metric_child *rx_bytes;            /* optional: bytes received counter */
+    /* optional: weir_publishers_connected{protocol="rtmp"} and
+     * weir_received_bytes_total{protocol="rtmp"}; the app owns the
+     * families, shared by every protocol */
+    weir_metric_child *publishers;
+    weir_metric_child *rx_bytes;
 } weir_rtmp_opts;
 
 /* Starts listening.  0 or a negative code (logged). */
@@ -115,9 +125,17 @@ typedef struct weir_srt_opts {
     int64_t auth_wait_ms;                   /* the most a handshake waits for the key
                                                store; 0: 100; < 0: never (decide after
                                                accept) */
+    int64_t max_bitrate;                    /* bits/s a publisher may send, averaged
+                                               over max_bitrate_window_ms; above it
+                                               the publisher is disconnected; 0: 100 M */
+    int64_t max_bitrate_window_ms;          /* 0: 5000; at least 1000 */
     weir_metrics *metrics;                  /* optional: per-publisher link statistics,
-                                               weir_srt_* {stream} */
-    weir_metric_child *rx_bytes;            /* optional: bytes received counter */
+                                               weir_srt_* {stream}, and the
+                                               bitrate-limit counter */
+    /* optional: weir_publishers_connected{protocol="srt"} and
+     * weir_received_bytes_total{protocol="srt"} (families owned by the app) */
+    weir_metric_child *publishers;
+    weir_metric_child *rx_bytes;
 } weir_srt_opts;
 
 /* Binds and starts the SRT thread.  0 and *out (OUT, owned by the caller,

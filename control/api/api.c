@@ -330,11 +330,33 @@ static int profile_ok(const weir_api_opts *o, const json_t *v, const char **prof
     return !o->transcode_profiles;
 }
 
+/* 1 if v (absent or null: none) is an SRT passphrase of 10-79 bytes. */
+static int srt_passphrase_ok(const json_t *v, const char **passphrase)
+{
+    *passphrase = NULL;
+    if (!v || json_is_null(v))
+        return 1;
+    *passphrase = json_string_value(v);
+    /* A JSON string with an embedded NUL would be cut short by libsrt. */
+    return *passphrase && strlen(*passphrase) == json_string_length(v) &&
+           weir_keys_srt_passphrase_valid(*passphrase);
+}
+
+/* jansson frees its strings without wiping them: wipe the passphrase's copy
+ * in the parsed body first (the raw body is wiped in http_call_free). */
+static void wipe_json_string(const char *v)
+{
+    if (v)
+        OPENSSL_cleanse((char *)v, strlen(v));
+}
+
+#define SRT_PASSPHRASE_PROBLEM "\"srt_passphrase\" must be a string of 10-79 bytes, or null"
+
 static int create_key(api_call *c)
 {
     char key[WEIR_CRED_LEN + 1];
     json_t *in = body_object(c);
-    const char *name, *note, *profile;
+    const char *name, *note, *profile, *srt_passphrase;
     int r;
 
     if (!in)
@@ -350,16 +372,53 @@ static int create_key(api_call *c)
         return problem(c, 400, "\"profile\" must name a transcode profile "
                                "(default, low, high)");
     }
-    r = weir_keys_create_with_profile(c->api->opts.db, name, note, profile, key);
+    if (!srt_passphrase_ok(json_object_get(in, "srt_passphrase"), &srt_passphrase)) {
+        json_decref(in);
+        return problem(c, 400, SRT_PASSPHRASE_PROBLEM);
+    }
+    r = weir_keys_create_with_profile(c->api->opts.db, name, note, profile, srt_passphrase,
+                                      key);
+    wipe_json_string(srt_passphrase);   /* stored; only "set or not" is answered */
     if (r == AVERROR(EEXIST)) {
         json_decref(in);
         return problem(c, 409, "that stream already has a key; revoke it first");
     }
     if (r >= 0)
-        r = ok(c, 201, json_pack("{ss ss ss ss}", "name", name, "key", key, "note",
-                                 note ? note : "", "profile", profile ? profile : ""));
+        r = ok(c, 201, json_pack("{ss ss ss ss sb}", "name", name, "key", key, "note",
+                                 note ? note : "", "profile", profile ? profile : "",
+                                 "srt_passphrase_set", srt_passphrase != NULL));
     json_decref(in);
+    OPENSSL_cleanse(key, sizeof key);
     return r;
+}
+
+/* PATCH {"srt_passphrase": "..." | null}: the one thing of a key that
+ * changes without a new key.  Publishers connected now keep their link; the
+ * new passphrase applies from their next handshake (after the key table's
+ * few seconds of reuse, srt_auth.h). */
+static int update_key(api_call *c)
+{
+    json_t *in = body_object(c), *v;
+    const char *srt_passphrase;
+    int r;
+
+    if (!in)
+        return 0;
+    if (!(v = json_object_get(in, "srt_passphrase"))) {
+        json_decref(in);
+        return problem(c, 400, "nothing to change: send \"srt_passphrase\" (a string or null)");
+    }
+    if (!srt_passphrase_ok(v, &srt_passphrase)) {
+        json_decref(in);
+        return problem(c, 400, SRT_PASSPHRASE_PROBLEM);
+    }
+    r = weir_keys_set_srt_passphrase(c->api->opts.db, c->param, srt_passphrase);
+    wipe_json_string(srt_passphrase);
+    json_decref(in);
+    if (r == AVERROR(ENOENT))
+        return problem(c, 404, "that stream has no active key");
+    return r < 0 ? r : ok(c, 200, json_pack("{ss sb}", "name", c->param, "srt_passphrase_set",
+                                            srt_passphrase != NULL));
 }
 
 static int revoke_key(api_call *c)
@@ -453,6 +512,7 @@ static const api_route routes[] = {
     { "DELETE", "/api/v1/transcode/jobs/{id}", WEIR_SCOPE_WRITE, cancel_transcode_job },
     { "GET",    "/api/v1/keys",           WEIR_SCOPE_READ,  list_keys },
     { "POST",   "/api/v1/keys",           WEIR_SCOPE_WRITE, create_key },
+    { "PATCH",  "/api/v1/keys/{name}",    WEIR_SCOPE_WRITE, update_key },
     { "DELETE", "/api/v1/keys/{name}",    WEIR_SCOPE_WRITE, revoke_key },
     { "GET",    "/api/v1/tokens",         WEIR_SCOPE_ADMIN, list_tokens },
     { "POST",   "/api/v1/tokens",         WEIR_SCOPE_ADMIN, create_token },
@@ -587,6 +647,8 @@ typedef struct http_call {
 
 static void http_call_free(http_call *hc)
 {
+    if (hc->body)       /* may carry a secret (an SRT passphrase) */
+        OPENSSL_cleanse(hc->body, hc->body_len);
     free(hc->body);
     free(hc->out);
     free(hc);

@@ -48,6 +48,10 @@ const weir_db_migration weir_keys_migrations[] = {
       "  revoked_at BIGINT);" },
     /* The transcode profile a stream asks for ('': transcode.profile). */
     { 2, "ALTER TABLE stream_keys ADD COLUMN profile TEXT NOT NULL DEFAULT '';" },
+    /* (3 is uploads'.)  The key's own SRT passphrase, NULL: srt.passphrase
+     * applies.  Kept as given, unlike the key itself: libsrt needs the
+     * passphrase to derive the stream's encryption key at every handshake. */
+    { 4, "ALTER TABLE stream_keys ADD COLUMN srt_passphrase TEXT;" },
 };
 const size_t weir_keys_nmigrations = sizeof weir_keys_migrations / sizeof weir_keys_migrations[0];
 
@@ -169,10 +173,10 @@ static int acquire(weir_dbpool *pool, weir_db **db)
 }
 
 /* Inserts a new credential row.  sql takes $1 id, $2 and $3 the table's two
- * text columns, $4 salt, $5 hash, $6 created_at, and $7 a third text column
- * when x is not NULL. */
+ * text columns, $4 salt, $5 hash, $6 created_at, $7 a third text column
+ * when x is not NULL, and then $8 the nullable y (stream keys only). */
 static int cred_insert(weir_dbpool *pool, const char *sql, const cred *c, const char *a,
-                       const char *b, const char *x)
+                       const char *b, const char *x, const char *y)
 {
     weir_db *db;
     weir_db_stmt *st = NULL;
@@ -188,6 +192,7 @@ static int cred_insert(weir_dbpool *pool, const char *sql, const cred *c, const 
     if (r >= 0) r = weir_db_bind_blob(st, 5, c->hash, sizeof c->hash);
     if (r >= 0) r = weir_db_bind_int64(st, 6, weir_clock_unix_ms());
     if (r >= 0 && x) r = weir_db_bind_text(st, 7, x);
+    if (r >= 0 && x) r = weir_db_bind_text(st, 8, y);  /* NULL binds SQL NULL */
     if (r >= 0) r = weir_db_step(st);
     weir_db_finalize(st);
     weir_dbpool_release(pool, db);
@@ -224,23 +229,32 @@ int weir_keys_profile_valid(const char *profile)
     return 1;
 }
 
+int weir_keys_srt_passphrase_valid(const char *passphrase)
+{
+    size_t n = passphrase ? strlen(passphrase) : 0;
+    return n >= WEIR_KEY_SRT_PASSPHRASE_MIN && n <= WEIR_KEY_SRT_PASSPHRASE_MAX;
+}
+
 int weir_keys_create_with_profile(weir_dbpool *pool, const char *name, const char *note,
-                                  const char *profile, char key_out[WEIR_CRED_LEN + 1])
+                                  const char *profile, const char *srt_passphrase,
+                                  char key_out[WEIR_CRED_LEN + 1])
 {
     cred c;
     int r;
 
-    if (!weir_stream_name_valid(name) || !weir_keys_profile_valid(profile))
+    if (!weir_stream_name_valid(name) || !weir_keys_profile_valid(profile) ||
+        (srt_passphrase && !weir_keys_srt_passphrase_valid(srt_passphrase)))
         return AVERROR(EINVAL);
     if ((r = weir_cred_make("wk_", &c)) < 0)
         return r;
     r = cred_insert(pool, "INSERT INTO stream_keys (id, stream, note, salt, hash, created_at,"
-                          " profile) VALUES ($1, $2, $3, $4, $5, $6, $7)", &c, name,
-                    note ? note : "", profile ? profile : "");
+                          " profile, srt_passphrase) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &c, name, note ? note : "", profile ? profile : "", srt_passphrase);
     if (r >= 0) {       /* AVERROR(EEXIST) otherwise: the stream has an active key */
         memcpy(key_out, c.text, sizeof c.text);
         weir_log_info("keys", "stream key created", WL_STR("stream", name),
-                      WL_STR("profile", profile ? profile : ""));
+                      WL_STR("profile", profile ? profile : ""),
+                      WL_BOOL("srt_passphrase", srt_passphrase != NULL));
     }
     OPENSSL_cleanse(&c, sizeof c);
     return r;
@@ -249,7 +263,37 @@ int weir_keys_create_with_profile(weir_dbpool *pool, const char *name, const cha
 int weir_keys_create(weir_dbpool *pool, const char *name, const char *note,
                      char key_out[WEIR_CRED_LEN + 1])
 {
-    return weir_keys_create_with_profile(pool, name, note, NULL, key_out);
+    return weir_keys_create_with_profile(pool, name, note, NULL, NULL, key_out);
+}
+
+int weir_keys_set_srt_passphrase(weir_dbpool *pool, const char *name, const char *passphrase)
+{
+    weir_db *db;
+    weir_db_stmt *st = NULL;
+    int64_t changed = 0;
+    int r;
+
+    if (passphrase && !weir_keys_srt_passphrase_valid(passphrase))
+        return AVERROR(EINVAL);
+    if ((r = acquire(pool, &db)) < 0)
+        return r;
+    /* Bound by hand: a NULL text binds SQL NULL (no passphrase). */
+    r = weir_db_prepare(db, "UPDATE stream_keys SET srt_passphrase = $1"
+                            " WHERE stream = $2 AND revoked_at IS NULL", &st);
+    if (r >= 0) r = weir_db_bind_text(st, 1, passphrase);
+    if (r >= 0) r = weir_db_bind_text(st, 2, name);
+    if (r >= 0) r = weir_db_step(st);
+    if (r >= 0)
+        changed = weir_db_changes(db);
+    weir_db_finalize(st);
+    weir_dbpool_release(pool, db);
+    if (r < 0)
+        return r;
+    if (!changed)
+        return AVERROR(ENOENT);
+    weir_log_info("keys", "srt passphrase changed", WL_STR("stream", name),
+                  WL_BOOL("set", passphrase != NULL));
+    return 0;
 }
 
 int weir_keys_profile(weir_dbpool *pool, const char *name, char *out, size_t cap)
@@ -277,9 +321,11 @@ int weir_keys_profile(weir_dbpool *pool, const char *name, char *out, size_t cap
 }
 
 /* Looks a credential up by id in `table`; on a match copies column `col`
- * (stream or scope) and records the use. */
+ * (stream or scope), and the nullable column `col2` when out2 is not NULL
+ * ("" for NULL), and records the use. */
 static int cred_lookup(weir_dbpool *pool, const char *table, const char *col,
-                       const char *prefix, const char *text, char *out, size_t cap)
+                       const char *prefix, const char *text, char *out, size_t cap,
+                       const char *col2, char *out2, size_t cap2)
 {
     char id[ID_CHARS + 1], sql[256];
     const char *secret;
@@ -292,8 +338,9 @@ static int cred_lookup(weir_dbpool *pool, const char *table, const char *col,
         return AVERROR(EACCES);
     if ((r = acquire(pool, &db)) < 0)
         return r;
-    snprintf(sql, sizeof sql, "SELECT salt, hash, %s, last_used_at FROM %s"
-                              " WHERE id = $1 AND revoked_at IS NULL", col, table);
+    snprintf(sql, sizeof sql, "SELECT salt, hash, %s, last_used_at, %s FROM %s"
+                              " WHERE id = $1 AND revoked_at IS NULL", col,
+             out2 ? col2 : "NULL", table);
     r = weir_db_prepare(db, sql, &st);
     if (r >= 0) r = weir_db_bind_text(st, 1, id);
     if (r >= 0) r = weir_db_step(st);
@@ -305,6 +352,10 @@ static int cred_lookup(weir_dbpool *pool, const char *table, const char *col,
         ok = salt && hash && v && weir_cred_matches(salt, sl, hash, hl, secret);
         if (ok)
             snprintf(out, cap, "%s", v);
+        if (ok && out2) {
+            const char *v2 = weir_db_col_is_null(st, 4) ? NULL : weir_db_col_text(st, 4);
+            snprintf(out2, cap2, "%s", v2 ? v2 : "");
+        }
         last_used = weir_db_col_is_null(st, 3) ? 0 : weir_db_col_int64(st, 3);
     }
     weir_db_finalize(st);
@@ -320,7 +371,14 @@ static int cred_lookup(weir_dbpool *pool, const char *table, const char *col,
 
 int weir_keys_lookup(weir_dbpool *pool, const char *key, char *name_out, size_t cap)
 {
-    return cred_lookup(pool, "stream_keys", "stream", "wk_", key, name_out, cap);
+    return cred_lookup(pool, "stream_keys", "stream", "wk_", key, name_out, cap, NULL, NULL, 0);
+}
+
+int weir_keys_lookup_publish(weir_dbpool *pool, const char *key, char *name_out, size_t cap,
+                             char srt_passphrase_out[WEIR_KEY_SRT_PASSPHRASE_MAX + 1])
+{
+    return cred_lookup(pool, "stream_keys", "stream", "wk_", key, name_out, cap,
+                       "srt_passphrase", srt_passphrase_out, WEIR_KEY_SRT_PASSPHRASE_MAX + 1);
 }
 
 int weir_keys_revoke(weir_dbpool *pool, const char *name)
@@ -378,11 +436,24 @@ static int list_rows(weir_dbpool *pool, const char *sql, const char *const *text
 
 int weir_keys_list(weir_dbpool *pool, json_t **out)
 {
-    static const char *const text[] = { "stream", "note", "profile" };
+    static const char *const text[] = { "stream", "note", "profile", "srt_passphrase_set" };
     static const char *const times[] = { "created", "last_used", "revoked" };
-    return list_rows(pool, "SELECT stream, note, profile, created_at, last_used_at, revoked_at"
-                           " FROM stream_keys ORDER BY stream, created_at",
-                     text, 3, times, 3, out);
+    json_t *row;
+    size_t i;
+    /* Whether a passphrase is set, never the passphrase: it leaves the
+     * database only for the SRT handshake (weir_keys_lookup_publish). */
+    int r = list_rows(pool, "SELECT stream, note, profile,"
+                            " CASE WHEN srt_passphrase IS NULL THEN '' ELSE 'y' END,"
+                            " created_at, last_used_at, revoked_at"
+                            " FROM stream_keys ORDER BY stream, created_at",
+                      text, 4, times, 3, out);
+    if (r < 0)
+        return r;
+    json_array_foreach(*out, i, row) {
+        const char *set = json_string_value(json_object_get(row, "srt_passphrase_set"));
+        json_object_set_new(row, "srt_passphrase_set", json_boolean(set && *set));
+    }
+    return 0;
 }
 
 int weir_keys_count_active(weir_dbpool *pool, int64_t *count)
@@ -437,7 +508,7 @@ int weir_tokens_create(weir_dbpool *pool, weir_scope scope, const char *name,
         return r;
     r = cred_insert(pool, "INSERT INTO api_tokens (id, name, scope, salt, hash, created_at)"
                           " VALUES ($1, $2, $3, $4, $5, $6)", &c, name ? name : "",
-                    weir_scope_name(scope), NULL);
+                    weir_scope_name(scope), NULL, NULL);
     if (r >= 0) {
         memcpy(token_out, c.text, sizeof c.text);
         memcpy(id_out, c.id, sizeof c.id);
@@ -451,7 +522,8 @@ int weir_tokens_create(weir_dbpool *pool, weir_scope scope, const char *name,
 int weir_tokens_verify(weir_dbpool *pool, const char *token, weir_scope *scope_out)
 {
     char scope[16];
-    int r = cred_lookup(pool, "api_tokens", "scope", "wt_", token, scope, sizeof scope);
+    int r = cred_lookup(pool, "api_tokens", "scope", "wt_", token, scope, sizeof scope, NULL,
+                        NULL, 0);
     if (r < 0)
         return r;
     *scope_out = weir_scope_parse(scope);

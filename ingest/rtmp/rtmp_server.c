@@ -29,7 +29,6 @@ struct weir_rtmp_server {
     rtmp_env env;
     int port;
     int publishers;
-    weir_metric *publishers_metric;
 };
 
 /* lws per-session data: just the session pointer (the session outlives the
@@ -165,19 +164,10 @@ int weir_rtmp_server_new(const weir_rtmp_opts *opts, weir_rtmp_server **out)
     }
     srv->loop = opts->loop;
     srv->settings = *opts->settings;
-    if (opts->metrics &&
-        weir_metric_gauge(opts->metrics, "weir_publishers_connected",
-                          "Publishers connected and publishing, by protocol",
-                          (const char *const[]){ "protocol", NULL },
-                          &srv->publishers_metric) < 0) {
-        free(srv);
-        return AVERROR(EINVAL);
-    }
     srv->env = (rtmp_env){
         .loop = opts->loop, .bus = opts->bus, .settings = &srv->settings,
         .auth = opts->auth, .auth_ctx = opts->auth_ctx, .publishers = &srv->publishers,
-        .publishers_gauge = weir_metric_with(srv->publishers_metric,
-                                             (const char *const[]){ "rtmp", NULL }),
+        .publishers_gauge = opts->publishers,
         .rx_bytes = opts->rx_bytes, .want_write = want_write, .close = close_soon,
     };
     weir_gauge_set(srv->env.publishers_gauge, 0);

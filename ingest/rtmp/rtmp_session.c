@@ -285,10 +285,11 @@ static void try_publish(rtmp_session *s)
                   WL_STR("app", s->app));
 }
 
-static void on_authorized(void *arg, int result, const char *stream)
+static void on_authorized(void *arg, int result, const char *stream, const char *srt_passphrase)
 {
     rtmp_session *s = arg;
 
+    (void)srt_passphrase;       /* SRT's alone */
     if (s->conn && s->st == S_AUTHORIZING) {
         if (result < 0) {
             send_status(s, "error", "NetStream.Publish.BadName", "Unknown or revoked stream key.");

@@ -47,6 +47,7 @@ typedef struct entry {
     int state;
     int result;                     /* ANSWERED: 0, AVERROR(EACCES) or a store error */
     char stream[WEIR_BUS_NAME_MAX + 1];
+    char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1];   /* the key's own; a secret */
     int64_t at_us;                  /* started or answered, on opts.clock */
 } entry;
 
@@ -71,6 +72,7 @@ static void auth_unref(weir_srt_auth *a)
 {
     if (atomic_fetch_sub(&a->refs, 1) != 1)
         return;
+    memset(a->e, 0, sizeof a->e);       /* passphrases */
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->cv);
     free(a);
@@ -121,7 +123,7 @@ static int reusable(const weir_srt_auth *a, const entry *e, int64_t now)
 
 /* ---- the request, on the loop ------------------------------------------------- */
 
-static void req_done(void *arg, int result, const char *stream)
+static void req_done(void *arg, int result, const char *stream, const char *passphrase)
 {
     req *q = arg;
     weir_srt_auth *a = q->a;
@@ -134,6 +136,11 @@ static void req_done(void *arg, int result, const char *stream)
         e->result = result;
         e->at_us = now_us(a);
         e->stream[0] = '\0';
+        memset(e->passphrase, 0, sizeof e->passphrase);
+        if (result == 0 && passphrase &&
+            snprintf(e->passphrase, sizeof e->passphrase, "%s", passphrase) >=
+                (int)sizeof e->passphrase)
+            e->result = AVERROR(EINVAL);    /* longer than SRT takes: a store fault */
         if (result == 0 &&
             snprintf(e->stream, sizeof e->stream, "%s", stream ? stream : "") >=
                 (int)sizeof e->stream)
@@ -154,9 +161,9 @@ static void req_start(void *arg)
     weir_srt_auth *a = q->a;
 
     if (atomic_load(&a->closed))
-        req_done(q, AVERROR_EXIT, NULL);
+        req_done(q, AVERROR_EXIT, NULL, NULL);
     else if (a->o.auth(a->o.auth_ctx, q->key, req_done, q) < 0)
-        req_done(q, AVERROR(EIO), NULL);
+        req_done(q, AVERROR(EIO), NULL, NULL);
 }
 
 /* Under mu: makes e (found or not) PENDING and posts its request, with mu
@@ -173,6 +180,7 @@ static int start(weir_srt_auth *a, entry *e, const uint8_t digest[32], const cha
     if (!(q = calloc(1, sizeof *q)))
         return AVERROR(ENOMEM);
     memcpy(e->digest, digest, 32);
+    memset(e->passphrase, 0, sizeof e->passphrase);    /* the old answer's, or another key's */
     e->state = E_PENDING;
     e->at_us = now_us(a);
     a->inflight++;
@@ -183,7 +191,7 @@ static int start(weir_srt_auth *a, entry *e, const uint8_t digest[32], const cha
     pthread_mutex_unlock(&a->mu);
     r = a->o.post(a->o.post_ctx, req_start, q);
     if (r < 0)
-        req_done(q, r, NULL);   /* answers the entry with the error: not kept */
+        req_done(q, r, NULL, NULL);     /* answers the entry with the error: not kept */
     pthread_mutex_lock(&a->mu);
     return 0;
 }
@@ -225,7 +233,8 @@ static void wait_answer(weir_srt_auth *a, const uint8_t digest[32], int64_t wait
 }
 
 int weir_srt_auth_check(weir_srt_auth *a, const char *key, int64_t wait_us, int budgeted,
-                        const atomic_int *stop, char stream[WEIR_BUS_NAME_MAX + 1])
+                        const atomic_int *stop, char stream[WEIR_BUS_NAME_MAX + 1],
+                        char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1])
 {
     uint8_t digest[32];
     entry *e;
@@ -254,6 +263,8 @@ int weir_srt_auth_check(weir_srt_auth *a, const char *key, int64_t wait_us, int 
         r = e->result;
         if (r == 0)
             memcpy(stream, e->stream, sizeof e->stream);
+        if (r == 0 && passphrase)
+            memcpy(passphrase, e->passphrase, sizeof e->passphrase);
     } else {
         r = stop && atomic_load(stop) ? AVERROR_EXIT : AVERROR(EAGAIN);
     }

@@ -27,6 +27,12 @@
  * Keys are held only as SHA-256 digests in the table (and, while a check is
  * in flight, in its request, wiped when done).  Never logged.
  *
+ * A valid key's answer carries the key's own SRT passphrase, if it has one:
+ * the listen callback sets it on the caller's socket before the handshake
+ * completes (SRTO_PASSPHRASE), so a caller without it is refused by libsrt.
+ * It lives only in this table, in memory: wiped when its entry is reused or
+ * expires into a new check, and when the table is freed.  Never logged.
+ *
  * Threads: weir_srt_auth_check from any thread (libsrt's receiver thread,
  * connection threads); the requests run on whatever `post` runs them on (the
  * loop).  The table is refcounted: every request in flight holds a
@@ -60,14 +66,17 @@ int weir_srt_auth_new(const weir_srt_auth_opts *opts, weir_srt_auth **out);
 /* Which stream does `key` publish?  Waits at most wait_us (less when
  * budgeted and the budget is spent), and returns early when *stop becomes
  * non-zero (stop may be NULL).
- *   0                    stream (OUT) holds the stream name
+ *   0                    stream (OUT) holds the stream name, and passphrase
+ *                        (OUT, unless NULL) the key's own SRT passphrase
+ *                        ("" for none; a secret: the caller wipes it)
  *   AVERROR(EACCES)      unknown or revoked key
  *   AVERROR(EAGAIN)      no answer yet: it is being checked
  *   AVERROR(EBUSY)       max_inflight checks already run: not started
  *   AVERROR_EXIT         *stop was set
  *   other                the key store failed (not kept: asked again next time) */
 int weir_srt_auth_check(weir_srt_auth *a, const char *key, int64_t wait_us, int budgeted,
-                        const atomic_int *stop, char stream[WEIR_BUS_NAME_MAX + 1]);
+                        const atomic_int *stop, char stream[WEIR_BUS_NAME_MAX + 1],
+                        char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1]);
 
 /* Checks running now (a gauge for tests and metrics). */
 int weir_srt_auth_inflight(weir_srt_auth *a);

@@ -121,6 +121,10 @@
 #define HOLD_MAX_MS             5000    /* media held back while parameters are unknown */
 #define HOLD_MAX_PACKETS        4096
 #define HOLD_MAX_BYTES          (32u << 20)
+#define KEYED_RING              256     /* handshakes that set a key's passphrase */
+#define DEFAULT_MAX_BITRATE     100000000   /* bits/s */
+#define DEFAULT_RATE_WINDOW_MS  5000
+#define RATE_SAMPLES            61      /* one a second: a window of up to 60 s */
 
 typedef struct conn conn;
 
@@ -197,6 +201,18 @@ struct weir_srt_server {
     weir_metric *stat_metric[NSTATS];
     stat_arg stat_args[NSTATS];
     weir_metric_child *rx_bytes;
+    weir_metric_child *publishers_gauge;
+    int64_t max_bitrate, rate_window_us;
+    weir_metric *over_rate_metric;      /* weir_srt_bitrate_exceeded_total */
+    weir_metric_child *over_rate;
+
+    /* Sockets whose handshake set their key's own passphrase (on_listen),
+     * looked up once accepted.  A ring: a socket pushed out by 256 newer
+     * handshakes reads as not set, and is closed if its key has one (fail
+     * closed; the caller's retry is decided in its handshake). */
+    pthread_mutex_t keyed_mu;
+    SRTSOCKET keyed[KEYED_RING];
+    unsigned keyed_next;
 };
 
 struct conn {
@@ -211,6 +227,7 @@ struct conn {
     weir_srt_streamid id;           /* id.key is a secret */
     char name[WEIR_BUS_NAME_MAX + 1];
     const char *why;                /* why it closed, for the one log line */
+    int decided;                    /* its handshake set the key's passphrase */
     atomic_int publishing;          /* name and stream set: the SRT thread samples it */
 
     /* statistics */
@@ -218,6 +235,11 @@ struct conn {
     int has_sample;                 /* under srv->stats_mu */
     uint64_t prev_bytes;            /* SRT thread: for the receive rate */
     int64_t prev_us;
+    /* SRT thread: byteRecvTotal once a second, for srt.max_bitrate */
+    uint64_t rate_bytes[RATE_SAMPLES];
+    int64_t rate_us[RATE_SAMPLES];
+    int rate_n, rate_next;
+    atomic_int over_rate;           /* disconnected for srt.max_bitrate */
 
     /* socket reads */
     uint8_t msg[LIVE_PAYLOAD_MAX];
@@ -275,12 +297,46 @@ static int refuse(SRTSOCKET ns, const char *remote, int reason, const char *why)
     return -1;
 }
 
+/* The key's own passphrase on the caller's socket, inside the handshake:
+ * libsrt then refuses a caller without it (SRT_REJ_UNSECURE) or with
+ * another (SRT_REJ_BADSECRET) before any media flows.  It overrides
+ * srt.passphrase, which the socket inherited from the listener. */
+static int set_key_passphrase(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
+                              const char *passphrase)
+{
+    if (!passphrase[0])
+        return 0;
+    if (srt_setsockflag(ns, SRTO_PASSPHRASE, passphrase, (int)strlen(passphrase)) < 0 ||
+        srt_setsockflag(ns, SRTO_PBKEYLEN, &srv->pbkeylen, sizeof srv->pbkeylen) < 0)
+        return refuse(ns, remote, SRT_REJX_ISE, "cannot set the stream key's passphrase");
+    pthread_mutex_lock(&srv->keyed_mu);
+    srv->keyed[srv->keyed_next++ % KEYED_RING] = ns;
+    pthread_mutex_unlock(&srv->keyed_mu);
+    return 0;
+}
+
+/* Did ns's handshake set its key's passphrase?  Forgets it (once per socket). */
+static int keyed_take(weir_srt_server *srv, SRTSOCKET ns)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&srv->keyed_mu);
+    for (int i = 0; i < KEYED_RING && !found; i++)
+        if (srv->keyed[i] == ns) {
+            srv->keyed[i] = SRT_INVALID_SOCK;
+            found = 1;
+        }
+    pthread_mutex_unlock(&srv->keyed_mu);
+    return found;
+}
+
 /* Which stream the caller would publish, decided inside the handshake.
  * 0 and name; 1: accept and let the connection's thread finish the key
  * check; or a refusal (reject reason set, logged). */
 static int listen_name(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
                        const weir_srt_streamid *id, char name[WEIR_BUS_NAME_MAX + 1])
 {
+    char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1];
     int r;
 
     if (srv->settings.auth == WEIR_INGEST_AUTH_OPEN) {
@@ -290,9 +346,13 @@ static int listen_name(weir_srt_server *srv, SRTSOCKET ns, const char *remote,
         memcpy(name, id->key, strlen(id->key) + 1);     /* valid: at most 64 bytes */
         return 0;
     }
-    r = weir_srt_auth_check(srv->keys, id->key, srv->auth_wait_us, 1, NULL, name);
+    r = weir_srt_auth_check(srv->keys, id->key, srv->auth_wait_us, 1, NULL, name, passphrase);
+    if (r == 0) {
+        r = set_key_passphrase(srv, ns, remote, passphrase);
+        memset(passphrase, 0, sizeof passphrase);
+        return r;
+    }
     switch (r) {
-    case 0:               return 0;
     case AVERROR(EAGAIN): return 1;     /* still being checked: decided after accept */
     case AVERROR(EACCES): return refuse(ns, remote, SRT_REJX_UNAUTHORIZED,
                                         "unknown or revoked stream key");
@@ -356,6 +416,7 @@ static int on_listen(void *opaque, SRTSOCKET ns, int hsversion, const struct soc
 static int authorize(conn *c)
 {
     weir_srt_server *srv = c->srv;
+    char passphrase[WEIR_SRT_PASSPHRASE_MAX + 1];
     int64_t deadline = weir_clock_mono_us() + AUTH_TIMEOUT_US;
     int r;
 
@@ -369,12 +430,22 @@ static int authorize(conn *c)
     }
     for (;;) {
         int64_t left = deadline - weir_clock_mono_us();
-        r = weir_srt_auth_check(srv->keys, c->id.key, FFMAX(left, 0), 0, &c->stop, c->name);
+        r = weir_srt_auth_check(srv->keys, c->id.key, FFMAX(left, 0), 0, &c->stop, c->name,
+                                passphrase);
         if (r != AVERROR(EBUSY) || left <= 0 || atomic_load(&c->stop))
             break;
         usleep(TAKEOVER_RETRY_US);      /* every check slot taken: our own thread waits */
     }
-    if (r < 0)
+    /* A key with its own passphrase that the handshake did not see answered
+     * was accepted under srt.passphrase (or none): not what the key asks
+     * for.  Close; the answer is in the key table now, so the caller's retry
+     * is decided, and encrypted, inside its handshake. */
+    if (r == 0 && passphrase[0] && !c->decided) {
+        r = AVERROR(EACCES);
+        c->why = "the key's passphrase was not known at the handshake (retry)";
+    }
+    memset(passphrase, 0, sizeof passphrase);
+    if (r < 0 && !c->why)
         c->why = r == AVERROR(EACCES) ? "unknown or revoked stream key"
                : r == AVERROR_EXIT ? "stopped" : "key store unavailable";
     return r;
@@ -450,6 +521,7 @@ static int claim(conn *c)
     }
     c->counted = 1;
     atomic_fetch_add(&srv->publishers, 1);
+    weir_gauge_inc(srv->publishers_gauge);
     c->started_us = weir_clock_mono_us();
     set_publisher(c, (AVRational){ 0, 1 });
     atomic_store(&c->publishing, 1);
@@ -509,7 +581,8 @@ static int interrupted(void *opaque)
 static int codec_ok(enum AVCodecID id)
 {
     static const enum AVCodecID ok[] = {
-        AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_AAC, AV_CODEC_ID_MP3,
+        AV_CODEC_ID_H264, AV_CODEC_ID_HEVC, AV_CODEC_ID_AV1, AV_CODEC_ID_AAC,
+        AV_CODEC_ID_AAC_LATM, AV_CODEC_ID_MP3,
         AV_CODEC_ID_MP2, AV_CODEC_ID_AC3, AV_CODEC_ID_EAC3, AV_CODEC_ID_OPUS,
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -811,7 +884,8 @@ static int demux(conn *c)
             r = e;
     }
     if (r == AVERROR_EXIT && !c->why)
-        c->why = atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
+        c->why = atomic_load(&c->over_rate) ? "over srt.max_bitrate"
+               : atomic_load(&c->stop) ? "stopped" : "no media within 10 s";
 fail:
     if (r == AVERROR_EOF && !c->started) {
         r = AVERROR_INVALIDDATA;    /* the publisher left before any media */
@@ -857,8 +931,10 @@ static void *conn_main(void *arg)
         weir_log_warn("srt", "closing connection", WL_STR("remote", c->remote),
                       WL_STR("stream", c->name), WL_STR("reason", c->why ? c->why : "error"),
                       WL_ERR(r));
-    if (c->counted)
+    if (c->counted) {
         atomic_fetch_sub(&c->srv->publishers, 1);
+        weir_gauge_dec(c->srv->publishers_gauge);
+    }
     c->counted = 0;
     srt_epoll_release(c->eid);
     srt_close(c->sock);
@@ -882,6 +958,7 @@ static void accept_one(weir_srt_server *srv, SRTSOCKET ns, const struct sockaddr
     c->held_first_ms = INT64_MAX;
     c->held_last_ms = INT64_MIN;
     c->last_rx_us = weir_clock_mono_us();
+    c->decided = keyed_take(srv, ns);
     remote_of(sa, c->remote, sizeof c->remote);
     memset(sid, 0, sizeof sid);
     /* on_listen already vetted it; parse again for our copy. */
@@ -931,6 +1008,46 @@ static void reap(weir_srt_server *srv, int all)
     }
 }
 
+/* The SRT thread, once a second, after the sample: srt.max_bitrate.  The
+ * average runs over the last srt.max_bitrate_window of one-second samples
+ * of byteRecvTotal (what arrived, retransmissions included: what the link
+ * costs), and only once a whole window is there, so a burst at connect (the
+ * encoder's first keyframe, SRT's catch-up after loss) shorter than the
+ * window passes.  Over it: one warning, the counter, and the connection is
+ * asked to stop (its thread ends the stream within 200 ms). */
+static void check_rate(weir_srt_server *srv, conn *c, uint64_t bytes, int64_t now)
+{
+    int oldest;
+    double bps;
+
+    c->rate_bytes[c->rate_next] = bytes;
+    c->rate_us[c->rate_next] = now;
+    c->rate_next = (c->rate_next + 1) % RATE_SAMPLES;
+    if (c->rate_n < RATE_SAMPLES)
+        c->rate_n++;
+    /* the newest sample at least a window older than now */
+    oldest = -1;
+    for (int k = 0; k < c->rate_n; k++) {
+        int i = (c->rate_next - 1 - k + 2 * RATE_SAMPLES) % RATE_SAMPLES;
+        if (now - c->rate_us[i] >= srv->rate_window_us) {
+            oldest = i;
+            break;
+        }
+    }
+    if (oldest < 0 || atomic_load(&c->over_rate) || bytes < c->rate_bytes[oldest])
+        return;
+    bps = (double)(bytes - c->rate_bytes[oldest]) * 8e6 / (double)(now - c->rate_us[oldest]);
+    if (bps <= (double)srv->max_bitrate)
+        return;
+    atomic_store(&c->over_rate, 1);
+    weir_counter_inc(srv->over_rate);
+    weir_log_warn("srt", "publisher over srt.max_bitrate: disconnecting",
+                  WL_STR("stream", c->name), WL_STR("remote", c->remote),
+                  WL_INT("bitrate", (int64_t)bps), WL_INT("max_bitrate", srv->max_bitrate),
+                  WL_INT("window_ms", srv->rate_window_us / 1000));
+    atomic_store(&c->stop, 1);
+}
+
 /* The SRT thread, once a second: every publisher's link statistics. */
 static void sample_stats(weir_srt_server *srv)
 {
@@ -954,6 +1071,7 @@ static void sample_stats(weir_srt_server *srv)
             s.rate_mbps = (double)p.byteRecvTotal * 8 / ((double)p.msTimeStamp * 1000);
         c->prev_bytes = p.byteRecvTotal;
         c->prev_us = now;
+        check_rate(srv, c, p.byteRecvTotal, now);
         pthread_mutex_lock(&srv->stats_mu);
         c->sample = s;
         c->has_sample = 1;
@@ -979,6 +1097,14 @@ static int register_stats(weir_srt_server *srv, weir_metrics *reg)
 {
     static const char *const labels[] = { "stream", NULL };
     int r;
+
+    if (reg) {
+        if ((r = weir_metric_counter(reg, "weir_srt_bitrate_exceeded_total",
+                                     "SRT publishers disconnected for sending above"
+                                     " srt.max_bitrate", NULL, &srv->over_rate_metric)) < 0)
+            return r;
+        srv->over_rate = weir_metric_with(srv->over_rate_metric, NULL);
+    }
 
     for (int i = 0; reg && i < NSTATS; i++) {
         srv->stat_args[i] = (stat_arg){ srv, i };
@@ -1072,6 +1198,9 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
     srv->lsn = SRT_INVALID_SOCK;
     srv->eid = -1;
     pthread_mutex_init(&srv->stats_mu, NULL);
+    pthread_mutex_init(&srv->keyed_mu, NULL);
+    for (int i = 0; i < KEYED_RING; i++)
+        srv->keyed[i] = SRT_INVALID_SOCK;
     srt_startup();
     if (opts->settings->auth == WEIR_INGEST_AUTH_KEYS && !opts->auth) {
         weir_log_error("srt", "ingest.auth=keys needs an auth function");
@@ -1109,6 +1238,12 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
                         ? opts->max_streamid : WEIR_SRT_STREAMID_MAX;
     srv->idle_ms = opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : DEFAULT_IDLE_MS;
     srv->rx_bytes = opts->rx_bytes;
+    srv->publishers_gauge = opts->publishers;
+    srv->max_bitrate = opts->max_bitrate > 0 ? opts->max_bitrate : DEFAULT_MAX_BITRATE;
+    srv->rate_window_us = 1000 * (opts->max_bitrate_window_ms > 0
+                                  ? FFMAX(FFMIN(opts->max_bitrate_window_ms,
+                                                (RATE_SAMPLES - 1) * 1000), 1000)
+                                  : DEFAULT_RATE_WINDOW_MS);
     if ((r = register_stats(srv, opts->metrics)) < 0) {
         weir_log_error("srt", "cannot register the SRT metrics", WL_ERR(r));
         goto fail;
@@ -1127,7 +1262,8 @@ int weir_srt_server_new(const weir_srt_opts *opts, weir_srt_server **out)
                   WL_STR("auth", srv->settings.auth == WEIR_INGEST_AUTH_OPEN ? "open" : "keys"),
                   WL_BOOL("encrypted", srv->passphrase[0] != '\0'),
                   WL_INT("pbkeylen", srv->pbkeylen),
-                  WL_INT("latency_ms", srv->latency_ms));
+                  WL_INT("latency_ms", srv->latency_ms),
+                  WL_INT("max_bitrate", srv->max_bitrate));
     *out = srv;
     return 0;
 fail:
@@ -1151,6 +1287,7 @@ void weir_srt_server_free(weir_srt_server *srv)
         weir_metric_unregister(srv->stat_metric[i]);    /* no scrape sees srv after this */
     if (srv->thread_started)
         pthread_join(srv->thread, NULL);
+    weir_metric_unregister(srv->over_rate_metric);  /* the SRT thread counted into it */
     if (srv->eid >= 0)
         srt_epoll_release(srv->eid);
     if (srv->lsn != SRT_INVALID_SOCK)
@@ -1159,6 +1296,7 @@ void weir_srt_server_free(weir_srt_server *srv)
     weir_srt_auth_close(srv->keys);     /* answers still in flight hold their own reference */
     memset(srv->passphrase, 0, sizeof srv->passphrase);
     pthread_mutex_destroy(&srv->stats_mu);
+    pthread_mutex_destroy(&srv->keyed_mu);
     free(srv);
     srt_cleanup();
 }

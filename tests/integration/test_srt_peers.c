@@ -20,6 +20,7 @@
  */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,6 +47,9 @@ typedef struct caller {
     const char *passphrase;     /* or NULL */
     const char *cmd_fmt;        /* or a command, %d = port */
     int when_live;
+    int delay_ms;               /* wait this long once started */
+    int flood;                  /* first: random datagrams and SRT inductions at the port */
+    int flood_sent;             /* datagrams the flood sent */
     pthread_t thread;
     int started;
     atomic_int done;
@@ -54,10 +58,69 @@ typedef struct caller {
     char out[8192];             /* command: its stdout and stderr */
 } caller;
 
+/* An SRT induction handshake (control packet, type 0; HSv4 caller form, as
+ * every caller's first packet): a listener answers each with a cookie and
+ * keeps no state.  Never followed by a conclusion: a caller that never
+ * completes. */
+static int induction(uint8_t *b, uint32_t id)
+{
+    static const uint32_t words[16] = {
+        0x80000000u, 0, 0, 0,                   /* control, handshake; dest socket 0 */
+        4, 2,                                   /* version 4; DGRAM */
+        0x1234567u, 1500, 8192, 1,              /* ISN, MTU, flow window, INDUCTION */
+        0, 0,                                   /* socket id (below), cookie */
+        0x0100007fu, 0, 0, 0,                   /* peer IP */
+    };
+    for (int i = 0; i < 16; i++) {
+        uint32_t v = i == 10 ? id : words[i];
+        b[4 * i] = (uint8_t)(v >> 24);
+        b[4 * i + 1] = (uint8_t)(v >> 16);
+        b[4 * i + 2] = (uint8_t)(v >> 8);
+        b[4 * i + 3] = (uint8_t)v;
+    }
+    return 64;
+}
+
+/* 4000 datagrams of random bytes (1-1500) and 4000 inductions, from 64
+ * source ports, paced at about 2000 a second so they overlap the live
+ * stream for a few seconds. */
+static void flood(caller *k)
+{
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons((uint16_t)k->port) };
+    int fds[64];
+    uint32_t rng = 12345;
+    uint8_t b[1500];
+
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    for (int i = 0; i < 64; i++)
+        cr_assert_geq(fds[i] = socket(AF_INET, SOCK_DGRAM, 0), 0);
+    for (int i = 0; i < 8000; i++) {
+        int n;
+        rng = rng * 1664525u + 1013904223u;
+        if (i % 2) {
+            n = induction(b, rng);
+        } else {
+            n = 1 + (int)(rng % sizeof b);
+            for (int j = 0; j < n; j++)
+                b[j] = (uint8_t)((rng = rng * 1664525u + 1013904223u) >> 24);
+        }
+        if (sendto(fds[i % 64], b, (size_t)n, 0, (struct sockaddr *)&to, sizeof to) == n)
+            k->flood_sent++;
+        if (i % 20 == 19)
+            usleep(10000);
+    }
+    for (int i = 0; i < 64; i++)
+        close(fds[i]);
+}
+
 static void *caller_main(void *arg)
 {
     caller *k = arg;
 
+    if (k->delay_ms)
+        usleep((useconds_t)k->delay_ms * 1000);
+    if (k->flood)
+        flood(k);
     if (k->cmd_fmt) {
         char cmd[1024];
         size_t n = 0;
@@ -189,6 +252,12 @@ typedef struct peer_run {
     caller *k;                  /* optional second caller */
     weir_publisher_stat stats[8];   /* the publisher's SRT statistics, last seen live */
     int nstats;
+    char metrics[8192];         /* with next_metrics: the registry just before the server went */
+    int64_t t0_us;              /* the peer was started */
+    int64_t eof_us;             /* the watched stream ended (0: not seen) */
+    int64_t last_arrival_us;    /* video packets last arrived on the bus */
+    int64_t max_arrival_gap_us; /* longest wait between two arrivals while live */
+    int seen_video;
 } peer_run;
 
 static void stop(peer_run *p) { weir_loop_stop(p->loop); }
@@ -203,6 +272,15 @@ static void on_tick(weir_timer *t)
     peer_run *p = (peer_run *)((char *)t - offsetof(peer_run, tick));
 
     bus_watch_poll(&p->w);
+    if (p->w.packets[0] != p->seen_video && !p->w.eof) {
+        int64_t now = weir_clock_mono_us();
+        if (p->seen_video && now - p->last_arrival_us > p->max_arrival_gap_us)
+            p->max_arrival_gap_us = now - p->last_arrival_us;
+        p->last_arrival_us = now;
+        p->seen_video = p->w.packets[0];
+    }
+    if (p->w.eof && !p->eof_us)
+        p->eof_us = weir_clock_mono_us();
     if (p->w.sub && !p->w.eof) {
         weir_stream *s = weir_bus_find(p->bus, p->name);
         int n = s ? weir_stream_publisher_stats(s, p->stats, 8) : 0;
@@ -224,17 +302,22 @@ static void on_tick(weir_timer *t)
     weir_timer_start(p->loop, &p->tick, 10000, on_tick);
 }
 
-/* A key store of one key, answering on the loop like the real one. */
+/* A key store of two keys, answering on the loop like the real one:
+ * s3cretKey42 publishes cam3, encKey4242 publishes enc9 and has its own
+ * SRT passphrase. */
+#define KEY_PASSPHRASE "per-key passphrase 9"
 typedef struct auth_job {
     weir_publish_auth_done done;
     void *arg;
-    int ok;
+    int ok;                     /* 1: cam3, 2: enc9 */
 } auth_job;
 
 static void auth_answer(void *arg)
 {
     auth_job *j = arg;
-    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES), j->ok ? "cam3" : NULL);
+    j->done(j->arg, j->ok ? 0 : AVERROR(EACCES),
+            j->ok == 1 ? "cam3" : j->ok == 2 ? "enc9" : NULL,
+            j->ok == 2 ? KEY_PASSPHRASE : NULL);
     free(j);
 }
 
@@ -244,7 +327,8 @@ static int fake_auth(void *ctx, const char *key, weir_publish_auth_done done, vo
     auth_job *j = calloc(1, sizeof *j);
     cr_assert_not_null(j);
     p->auth_calls++;
-    *j = (auth_job){ .done = done, .arg = arg, .ok = strcmp(key, "s3cretKey42") == 0 };
+    *j = (auth_job){ .done = done, .arg = arg,
+                     .ok = !strcmp(key, "s3cretKey42") ? 1 : !strcmp(key, "encKey4242") ? 2 : 0 };
     return weir_loop_post(p->loop, auth_answer, j);
 }
 
@@ -270,11 +354,14 @@ static const char *next_addr;
 static double next_relay_loss;
 static const char *next_prefix;
 static relay *last_relay;
+static int64_t next_max_bitrate, next_rate_window_ms, next_auth_wait_ms;
+static weir_metrics *next_metrics;
 
 static void run_peer_with(peer_run *p, const char *name, int auth, const char *passphrase,
                           const char *cmd_fmt, caller *k)
 {
     weir_ingest_settings settings = { .auth = auth, .max_publishers = 8 };
+    weir_metrics *reg;
     char cmd[2048], fmt[2048];
     static relay rl;
     int relayed = next_relay_loss > 0;
@@ -291,7 +378,12 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
         .loop = p->loop, .bus = p->bus, .settings = &settings, .port = 0,
         .auth = fake_auth, .auth_ctx = p, .passphrase = passphrase, .idle_timeout_ms = 5000,
         .pbkeylen = next_pbkeylen, .addr = next_addr ? next_addr : "127.0.0.1",
+        .max_bitrate = next_max_bitrate, .max_bitrate_window_ms = next_rate_window_ms,
+        .metrics = next_metrics, .auth_wait_ms = next_auth_wait_ms,
     }, &p->srt), 0);
+    next_max_bitrate = next_rate_window_ms = next_auth_wait_ms = 0;
+    reg = next_metrics;
+    next_metrics = NULL;
     if (relayed)
         relay_start(&rl, weir_srt_server_port(p->srt), next_relay_loss);
     snprintf(fmt, sizeof fmt, "%s%s", next_prefix ? next_prefix : "", cmd_fmt);
@@ -299,6 +391,7 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
     next_pbkeylen = 0;
     next_addr = next_prefix = NULL;
     next_relay_loss = 0;
+    p->t0_us = weir_clock_mono_us();
     p->child = peer_spawn(cmd);
     cr_assert_geq(p->child, 0);
     if (k && !k->when_live)
@@ -315,6 +408,13 @@ static void run_peer_with(peer_run *p, const char *name, int auth, const char *p
         relay_stop(&rl);
     last_relay = relayed ? &rl : NULL;
     bus_watch_close(&p->w);
+    if (reg) {
+        char *text = NULL;
+        size_t len;
+        cr_assert_eq(weir_metrics_render(reg, &text, &len), 0);
+        snprintf(p->metrics, sizeof p->metrics, "%s", text);
+        free(text);
+    }
     weir_srt_server_free(p->srt);   /* before the loop goes: see srt_server.h */
     weir_loop_free(p->loop);
     weir_bus_free(p->bus);
@@ -373,6 +473,33 @@ static void check_h264_aac(const peer_run *p, const char *who)
 #define FF_SRC "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
                " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -c:v libx264"         \
                " -preset ultrafast -g 25 -bf 2 -c:a aac -f mpegts "
+
+/* AAC in LATM/LOAS (ffmpeg -mpegts_flags latm, as broadcast encoders send
+ * it): on the bus it is the same raw AAC under an AudioSpecificConfig as an
+ * ADTS track (here AAC-LC, 48 kHz, mono: 0x11 0x88), with as many frames as
+ * the same clip sent as ADTS. */
+#define FF_LATM "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25" \
+                " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 2.5 -c:v libx264"        \
+                " -preset ultrafast -g 25 -c:a aac -f mpegts "
+Test(srt_peers, ffmpeg_aac_latm, .timeout = 90)
+{
+    peer_run p;
+    int adts_frames;
+
+    run_peer(&p, "adts", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_LATM "'srt://127.0.0.1:%d?streamid=live/adts'");
+    check_h264_aac(&p, "ffmpeg (ADTS)");
+    adts_frames = p.w.packets[1];
+    run_peer(&p, "latm", WEIR_INGEST_AUTH_OPEN, NULL,
+             FF_LATM "-mpegts_flags latm 'srt://127.0.0.1:%d?streamid=live/latm'");
+    check_h264_aac(&p, "ffmpeg (LATM)");
+    cr_assert_eq(p.w.extradata_size[1], 2, "ASC of %d bytes", p.w.extradata_size[1]);
+    cr_assert(p.w.extradata[1][0] == 0x11 && p.w.extradata[1][1] == 0x88, "ASC %02x %02x",
+              p.w.extradata[1][0], p.w.extradata[1][1]);
+    cr_assert_geq(p.w.packets[1], adts_frames - 2, "LATM %d audio frames, ADTS %d",
+                  p.w.packets[1], adts_frames);
+    cr_assert_gt(p.w.bytes, 0);
+}
 
 Test(srt_peers, ffmpeg_access_control_streamid, .timeout = 90)
 {
@@ -574,6 +701,68 @@ Test(srt_peers, passphrase, .timeout = 90)
     cr_assert_null(strstr(logbuf, "horse"), "the passphrase was logged");
 }
 
+/* A key with its own passphrase: the listen callback sets it on the
+ * caller's socket, so ffmpeg with it publishes, and libsrt itself refuses a
+ * caller with none (UNSECURE) or another (BADSECRET) inside the handshake,
+ * even one holding the server-wide srt.passphrase: the key's overrides it.
+ * The passphrase is never logged. */
+Test(srt_peers, per_key_passphrase, .timeout = 120)
+{
+    peer_run p;
+    caller none = { .streamid = "#!::r=live/encKey4242,m=publish" };
+    caller wrong = { .streamid = "#!::r=live/encKey4242,m=publish", .passphrase = "wrongwrong12" };
+    caller server = { .streamid = "#!::r=live/encKey4242,m=publish",
+                      .passphrase = "correct horse battery" };
+    caller plain = { .streamid = "#!::r=live/s3cretKey42,m=publish",
+                     .passphrase = "correct horse battery" };
+
+    run_peer(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL,
+             FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/encKey4242,m=publish"
+                    "&passphrase=" KEY_PASSPHRASE "'");
+    check_h264_aac(&p, "ffmpeg (the key's passphrase)");
+    cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
+
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL, "true", &none);
+    cr_assert_not(none.connected, "connected without the key's passphrase");
+    cr_assert_eq(none.reason, SRT_REJ_UNSECURE, "reject reason %d", none.reason);
+
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL, "true", &wrong);
+    cr_assert_not(wrong.connected, "connected with a wrong passphrase");
+    cr_assert_eq(wrong.reason, SRT_REJ_BADSECRET, "reject reason %d", wrong.reason);
+
+    /* srt.passphrase set: the key's own still decides for its key; a key
+     * without one keeps the server-wide passphrase. */
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, "correct horse battery", "true", &server);
+    cr_assert_not(server.connected, "the server-wide passphrase opened a key with its own");
+    cr_assert_eq(server.reason, SRT_REJ_BADSECRET, "reject reason %d", server.reason);
+    run_peer_with(&p, "cam3", WEIR_INGEST_AUTH_KEYS, "correct horse battery", "true", &plain);
+    cr_assert(plain.connected, "reject reason %d", plain.reason);
+    cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
+}
+
+/* The same key when the handshake could not wait for the key store
+ * (srt.auth_wait=0 here; a slow store does the same): the caller is
+ * accepted before its key's passphrase is known, so without encryption.
+ * It must not publish: the connection closes as soon as the answer shows
+ * the key has a passphrase.  The answer is then in the key table, so a
+ * caller with the passphrase 3 s later is decided, and encrypted, inside
+ * its handshake. */
+Test(srt_peers, per_key_passphrase_answered_after_accept_fails_closed, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "#!::r=live/encKey4242,m=publish", .passphrase = KEY_PASSPHRASE,
+                 .delay_ms = 3000 };
+
+    next_auth_wait_ms = -1;
+    run_peer_with(&p, "enc9", WEIR_INGEST_AUTH_KEYS, NULL,
+                  FF_SRC "'srt://127.0.0.1:%d?streamid=#!::r=live/encKey4242,m=publish'", &k);
+    cr_assert_eq(p.w.packets[0] + p.w.packets[1], 0, "media from a caller without the passphrase");
+    cr_assert_not_null(strstr(logbuf, "the key's passphrase was not known at the handshake"),
+                       "%s", logbuf);
+    cr_assert(k.connected, "the retry with the passphrase: reject reason %d", k.reason);
+    cr_assert_null(strstr(logbuf, "per-key"), "the passphrase was logged:\n%s", logbuf);
+}
+
 Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
 {
     peer_run p;
@@ -583,6 +772,82 @@ Test(srt_peers, garbage_closes_with_one_line, .timeout = 60)
              " 'srt://127.0.0.1:%d?streamid=live/junk'");
     cr_assert_eq(p.w.ntracks, 0, "garbage became %d tracks", p.w.ntracks);
     cr_assert_not_null(strstr(logbuf, "no audio or video track"), "%s", logbuf);
+}
+
+/* ---- robustness ------------------------------------------------------------------- */
+
+static double stat_of(const peer_run *p, const char *name);
+
+/* MPEG-TS timestamps are 33 bits of 90 kHz: they wrap every 26.5 hours.
+ * ffmpeg starts this clip 95440 s in, so PTS/PCR cross 2^33 (95443.7 s)
+ * about 3.7 s into the 8 s clip.  The bus must go on monotonic and
+ * continuous through it: no step back, no jump, every frame there. */
+Test(srt_peers, pts_wrap, .timeout = 90)
+{
+    peer_run p;
+    run_peer(&p, "wrap", WEIR_INGEST_AUTH_OPEN, NULL,
+             "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+             " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 8 -c:v libx264"
+             " -preset ultrafast -g 25 -c:a aac -output_ts_offset 95440 -f mpegts"
+             " 'srt://127.0.0.1:%d?streamid=live/wrap'");
+    check_h264_aac(&p, "ffmpeg (PTS wrap)");
+    cr_assert_eq(p.w.dts_backwards, 0);
+    for (int t = 0; t < p.w.ntracks; t++)
+        cr_assert_lt(p.w.max_gap[t], 200, "track %d: a %" PRId64 " ms jump at the wrap", t,
+                     p.w.max_gap[t]);
+    cr_assert_geq(p.w.packets[0], 190, "%d of 200 frames", p.w.packets[0]);
+    /* 8 s of media from 0: a wrap taken for a jump back would be clamped
+     * and stall the clock; one taken for a jump ahead would overshoot. */
+    cr_assert(p.w.last_dts[0] > 7500 && p.w.last_dts[0] < 8500, "last video DTS %" PRId64,
+              p.w.last_dts[0]);
+    cr_assert_null(strstr(logbuf, "dts_clamped=1"), "%s", logbuf);
+}
+
+/* A live publisher while the port takes 4000 random datagrams and 4000 SRT
+ * induction handshakes that never complete, from 64 ports, over about 4 s:
+ * the live stream's frames keep arriving (no wait above 1 s on the bus, no
+ * media lost) and a new caller still connects once the flood is over. */
+Test(srt_peers, handshake_flood_and_garbage, .timeout = 120)
+{
+    peer_run p;
+    caller k = { .streamid = "live/fresh", .when_live = 1, .flood = 1, .delay_ms = 500 };
+
+    run_peer_with(&p, "steady",  WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 8 -c:v libx264"
+                  " -preset ultrafast -g 25 -c:a aac -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/steady'", &k);
+    check_h264_aac(&p, "ffmpeg under a flood");
+    cr_assert_eq(k.flood_sent, 8000);
+    cr_assert(k.connected, "a fresh caller after the flood: reject reason %d", k.reason);
+    cr_assert_geq(p.w.packets[0], 190, "%d of 200 frames", p.w.packets[0]);
+    cr_assert_lt(p.w.max_gap[0], 200, "a %" PRId64 " ms hole in the video", p.w.max_gap[0]);
+    cr_assert_lt(p.max_arrival_gap_us, 1000000, "the bus waited %" PRId64 " ms for a frame",
+                 p.max_arrival_gap_us / 1000);
+    cr_assert_lt(stat_of(&p, "packets_dropped"), 1, "media given up on during the flood");
+}
+
+/* A publisher that goes silent mid-stream (ffmpeg stopped with SIGSTOP, so
+ * not even SRT keep-alives come) is closed by libsrt's peer idle timeout
+ * (5 s), and its stream name is free again: a new publisher on it is
+ * accepted (it would get SRT_REJX_CONFLICT while the name is held). */
+Test(srt_peers, half_open_publisher_is_closed_and_its_name_freed, .timeout = 90)
+{
+    peer_run p;
+    caller k = { .streamid = "live/half", .delay_ms = 10000 };
+
+    run_peer_with(&p, "half", WEIR_INGEST_AUTH_OPEN, NULL,
+                  "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+                  " -t 30 -c:v libx264 -preset ultrafast -g 25 -f mpegts"
+                  " 'srt://127.0.0.1:%d?streamid=live/half' & pid=$!; sleep 2; kill -STOP $pid;"
+                  " sleep 10; kill -KILL $pid; kill -CONT $pid; wait $pid", &k);
+    cr_assert(p.w.subscribed, "the stream never came");
+    cr_assert(p.w.eof, "the silent publisher's stream never ended");
+    /* stopped 2 s in; libsrt gives up 5 s later (a little slack either way) */
+    cr_assert(p.eof_us - p.t0_us > 5500000 && p.eof_us - p.t0_us < 9500000,
+              "the stream ended %" PRId64 " ms after the start", (p.eof_us - p.t0_us) / 1000);
+    cr_assert(k.connected, "a new publisher on the freed name: reject reason %d", k.reason);
+    cr_assert_null(strstr(logbuf, "reject=1409"), "the name was still held:\n%s", logbuf);
 }
 
 /* ---- lossy links ------------------------------------------------------------------- */
@@ -601,6 +866,38 @@ static double stat_of(const peer_run *p, const char *name)
               " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 4 -c:v libx264"         \
               " -preset ultrafast -g 50 -bf 2 -b:v 1500k -minrate 1500k -maxrate 1500k"     \
               " -bufsize 750k -x264-params nal-hrd=cbr -c:a aac -f mpegts "
+
+/* srt.max_bitrate: a publisher sending 1.5 Mbit/s against a 600 kbit/s
+ * limit averaged over 2 s is disconnected after about 2 s, with one warning
+ * and the counter; its stream ends while ffmpeg still had 6 s to send. */
+Test(srt_peers, publisher_over_max_bitrate_is_disconnected, .timeout = 90)
+{
+    peer_run p;
+    weir_metrics *reg = weir_metrics_new();
+
+    cr_assert_not_null(reg);
+    next_max_bitrate = 600000;
+    next_rate_window_ms = 2000;
+    next_metrics = reg;
+    run_peer(&p, "fat", WEIR_INGEST_AUTH_OPEN, NULL,
+             "ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=25"
+             " -f lavfi -i sine=frequency=440:sample_rate=48000 -t 8 -c:v libx264"
+             " -preset ultrafast -g 50 -b:v 1500k -minrate 1500k -maxrate 1500k"
+             " -bufsize 750k -x264-params nal-hrd=cbr -c:a aac -f mpegts "
+             "'srt://127.0.0.1:%d?streamid=live/fat'");
+    cr_assert(p.w.subscribed, "the stream never came");
+    cr_assert(p.w.eof);
+    cr_assert_not_null(strstr(logbuf, "publisher over srt.max_bitrate: disconnecting"), "%s",
+                       logbuf);
+    cr_assert_not_null(strstr(logbuf, "over srt.max_bitrate\""), "the unpublish reason: %s",
+                       logbuf);
+    /* cut well before the clip's 8 s (25 fps) */
+    cr_assert_lt(p.w.packets[0], 150, "%d video packets: not cut short", p.w.packets[0]);
+    cr_assert_gt(p.w.packets[0], 25, "%d video packets: cut before the window", p.w.packets[0]);
+    cr_assert_not_null(strstr(p.metrics, "weir_srt_bitrate_exceeded_total 1\n"), "%s",
+                       p.metrics);
+    weir_metrics_free(reg);
+}
 
 /* What a lossy link must not break: every frame in the middle of the clip
  * (the largest DTS step is one frame: 40 ms of video at 25 fps, one 21.3 ms

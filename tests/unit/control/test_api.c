@@ -137,6 +137,62 @@ Test(api, keys_through_the_api)
     expect_problem("DELETE", "/api/v1/keys/cam1", tok_write, NULL, 404);
 }
 
+/* A key's own SRT passphrase: accepted at creation and by PATCH, checked
+ * for SRT's bounds, and never shown, only whether it is set. */
+Test(api, a_key_can_carry_an_srt_passphrase)
+{
+    int status;
+    json_t *j;
+    char key[64], name[64], pass[WEIR_KEY_SRT_PASSPHRASE_MAX + 1], *dump;
+
+    expect_problem("POST", "/api/v1/keys", tok_write,
+                   "{\"name\":\"enc\",\"srt_passphrase\":\"short\"}", 400);
+    expect_problem("POST", "/api/v1/keys", tok_write,
+                   "{\"name\":\"enc\",\"srt_passphrase\":12345678901}", 400);
+    expect_problem("POST", "/api/v1/keys", tok_write,
+                   "{\"name\":\"enc\",\"srt_passphrase\":"
+                   "\"01234567890123456789012345678901234567890123456789012345678901234567890123456789\"}",
+                   400);
+    j = call("POST", "/api/v1/keys", tok_write,
+             "{\"name\":\"enc\",\"srt_passphrase\":\"correct horse battery\"}", &status, NULL);
+    cr_assert_eq(status, 201);
+    cr_assert(json_is_true(json_object_get(j, "srt_passphrase_set")));
+    cr_assert_null(json_object_get(j, "srt_passphrase"));
+    snprintf(key, sizeof key, "%s", json_string_value(json_object_get(j, "key")));
+    json_decref(j);
+    cr_assert_eq(weir_keys_lookup_publish(db, key, name, sizeof name, pass), 0);
+    cr_assert_str_eq(pass, "correct horse battery");
+
+    j = call("GET", "/api/v1/keys", tok_read, NULL, &status, NULL);
+    cr_assert_eq(status, 200);
+    dump = json_dumps(j, 0);
+    cr_assert_null(strstr(dump, "horse"), "the passphrase was listed: %s", dump);
+    free(dump);
+    cr_assert(json_is_true(json_object_get(json_array_get(json_object_get(j, "keys"), 0),
+                                           "srt_passphrase_set")));
+    json_decref(j);
+
+    /* PATCH changes and clears it; bad values and unknown streams fail. */
+    j = call("PATCH", "/api/v1/keys/enc", tok_write, "{\"srt_passphrase\":\"another one!\"}",
+             &status, NULL);
+    cr_assert_eq(status, 200);
+    cr_assert(json_is_true(json_object_get(j, "srt_passphrase_set")));
+    json_decref(j);
+    cr_assert_eq(weir_keys_lookup_publish(db, key, name, sizeof name, pass), 0);
+    cr_assert_str_eq(pass, "another one!");
+    expect_problem("PATCH", "/api/v1/keys/enc", tok_write, "{\"srt_passphrase\":\"123\"}", 400);
+    expect_problem("PATCH", "/api/v1/keys/enc", tok_write, "{}", 400);
+    expect_problem("PATCH", "/api/v1/keys/enc", tok_read, "{\"srt_passphrase\":null}", 403);
+    expect_problem("PATCH", "/api/v1/keys/nobody", tok_write,
+                   "{\"srt_passphrase\":\"0123456789\"}", 404);
+    j = call("PATCH", "/api/v1/keys/enc", tok_write, "{\"srt_passphrase\":null}", &status, NULL);
+    cr_assert_eq(status, 200);
+    cr_assert(json_is_false(json_object_get(j, "srt_passphrase_set")));
+    json_decref(j);
+    cr_assert_eq(weir_keys_lookup_publish(db, key, name, sizeof name, pass), 0);
+    cr_assert_str_eq(pass, "");
+}
+
 /* A stand-in for the transcoder: the app wires the real one. */
 static int cancelled_id;
 

@@ -181,16 +181,17 @@ Test(keys, a_key_can_name_a_transcode_profile)
     char key[WEIR_CRED_LEN + 1], profile[32] = "x";
     json_t *rows;
 
-    cr_assert_eq(weir_keys_create_with_profile(db, "cam1", NULL, "low", key), 0);
+    cr_assert_eq(weir_keys_create_with_profile(db, "cam1", NULL, "low", NULL, key), 0);
     cr_assert_eq(weir_keys_profile(db, "cam1", profile, sizeof profile), 0);
     cr_assert_str_eq(profile, "low");
     cr_assert_eq(weir_keys_create(db, "cam2", NULL, key), 0);
     cr_assert_eq(weir_keys_profile(db, "cam2", profile, sizeof profile), 0);
     cr_assert_str_eq(profile, "", "no profile: the default");
     cr_assert_eq(weir_keys_profile(db, "cam3", profile, sizeof profile), AVERROR(ENOENT));
-    cr_assert_eq(weir_keys_create_with_profile(db, "cam4", NULL, "Has Space", key),
+    cr_assert_eq(weir_keys_create_with_profile(db, "cam4", NULL, "Has Space", NULL, key),
                  AVERROR(EINVAL));
-    cr_assert_eq(weir_keys_create_with_profile(db, "cam4", NULL, "sixteen-chars-xx", key),
+    cr_assert_eq(weir_keys_create_with_profile(db, "cam4", NULL, "sixteen-chars-xx", NULL,
+                                               key),
                  AVERROR(EINVAL));
     cr_assert_eq(weir_keys_list(db, &rows), 0);
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "profile")),
@@ -219,4 +220,58 @@ Test(keys, profiles_migrate_an_old_database)
     cr_assert_eq(weir_keys_profile(v1, "cam1", profile, sizeof profile), 0);
     cr_assert_str_eq(profile, "");
     weir_dbpool_close(v1);
+}
+
+/* Migration 4: a key may carry its own SRT passphrase.  It comes back only
+ * from the publish lookup; a listing says whether one is set. */
+Test(keys, a_key_can_carry_its_own_srt_passphrase)
+{
+    char key[WEIR_CRED_LEN + 1], other[WEIR_CRED_LEN + 1], name[128];
+    char pass[WEIR_KEY_SRT_PASSPHRASE_MAX + 1];
+    json_t *rows;
+    char *dump;
+
+    cr_assert_eq(weir_keys_create_with_profile(db, "enc", NULL, NULL, "correct horse battery",
+                                               key), 0);
+    cr_assert_eq(weir_keys_create(db, "plain", NULL, other), 0);
+    memset(pass, 'x', sizeof pass);
+    cr_assert_eq(weir_keys_lookup_publish(db, key, name, sizeof name, pass), 0);
+    cr_assert_str_eq(name, "enc");
+    cr_assert_str_eq(pass, "correct horse battery");
+    memset(pass, 'x', sizeof pass);
+    cr_assert_eq(weir_keys_lookup_publish(db, other, name, sizeof name, pass), 0);
+    cr_assert_str_eq(name, "plain");
+    cr_assert_str_eq(pass, "", "no passphrase: srt.passphrase applies");
+
+    cr_assert_eq(weir_keys_list(db, &rows), 0);
+    dump = json_dumps(rows, 0);
+    cr_assert_null(strstr(dump, "correct horse"), "the listing never holds the passphrase");
+    free(dump);
+    cr_assert(json_is_true(json_object_get(json_array_get(rows, 0), "srt_passphrase_set")));
+    cr_assert(json_is_false(json_object_get(json_array_get(rows, 1), "srt_passphrase_set")));
+    json_decref(rows);
+
+    /* Set, change and clear on the active key. */
+    cr_assert_eq(weir_keys_set_srt_passphrase(db, "plain", "0123456789"), 0);
+    cr_assert_eq(weir_keys_lookup_publish(db, other, name, sizeof name, pass), 0);
+    cr_assert_str_eq(pass, "0123456789");
+    cr_assert_eq(weir_keys_set_srt_passphrase(db, "enc", NULL), 0);
+    cr_assert_eq(weir_keys_lookup_publish(db, key, name, sizeof name, pass), 0);
+    cr_assert_str_eq(pass, "");
+    cr_assert_eq(weir_keys_set_srt_passphrase(db, "nobody", "0123456789"), AVERROR(ENOENT));
+
+    /* SRT's bounds: 10 to 79 bytes. */
+    cr_assert_eq(weir_keys_set_srt_passphrase(db, "plain", "short"), AVERROR(EINVAL));
+    cr_assert_eq(weir_keys_set_srt_passphrase(db, "plain",
+                                              "0123456789012345678901234567890123456789"
+                                              "0123456789012345678901234567890123456789"),
+                 AVERROR(EINVAL));
+    cr_assert_eq(weir_keys_create_with_profile(db, "bad", NULL, NULL, "123456789", key),
+                 AVERROR(EINVAL));
+    cr_assert_eq(weir_keys_srt_passphrase_valid("0123456789"), 1);
+    cr_assert_eq(weir_keys_srt_passphrase_valid("012345678"), 0);
+
+    /* A revoked key's passphrase publishes nothing. */
+    cr_assert_eq(weir_keys_revoke(db, "plain"), 0);
+    cr_assert_eq(weir_keys_lookup_publish(db, other, name, sizeof name, pass), AVERROR(EACCES));
 }

@@ -41,9 +41,9 @@ static void answer(void)
     weir_publish_auth_done done = pending_done;
     pending_done = NULL;
     if (strcmp(asked_key, "good") == 0)
-        done(pending_arg, 0, "cam");
+        done(pending_arg, 0, "cam", NULL);
     else
-        done(pending_arg, AVERROR(EACCES), NULL);
+        done(pending_arg, AVERROR(EACCES), NULL, NULL);
 }
 
 typedef struct client {

@@ -65,7 +65,7 @@ static int fake_auth(void *ctx, const char *key, weir_publish_auth_done done, vo
 /* The store answers its request number i. */
 static void answer(int i, int result, const char *stream)
 {
-    f.done[i](f.done_arg[i], result, stream);
+    f.done[i](f.done_arg[i], result, stream, NULL);
     f.answered++;
 }
 
@@ -91,27 +91,27 @@ Test(srt_auth, a_valid_key_is_checked_once_then_reused_until_ttl)
 {
     weir_srt_auth *a = new_table(8, 0);
 
-    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
     cr_assert_eq(weir_srt_auth_inflight(a), 1);
     /* asking again while it runs starts nothing new */
-    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
     run_loop();
     cr_assert_eq(f.calls, 1);
     cr_assert_str_eq(f.key[0], "k1");
     answer(0, 0, "cam1");
     cr_assert_eq(weir_srt_auth_inflight(a), 0);
-    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name, NULL), 0);
     cr_assert_str_eq(name, "cam1");
     f.now += 4999999;
-    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name, NULL), 0);
     run_loop();
     cr_assert_eq(f.calls, 1, "the answer was not reused");
     f.now += 1;
-    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
     run_loop();
     cr_assert_eq(f.calls, 2, "an expired answer was reused");
     answer(1, AVERROR(EACCES), NULL);       /* revoked meanwhile */
-    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name), AVERROR(EACCES));
+    cr_assert_eq(weir_srt_auth_check(a, "k1", 0, 0, NULL, name, NULL), AVERROR(EACCES));
     weir_srt_auth_close(a);
 }
 
@@ -119,11 +119,11 @@ Test(srt_auth, a_refused_key_is_remembered)
 {
     weir_srt_auth *a = new_table(8, 0);
 
-    weir_srt_auth_check(a, "bad", 0, 0, NULL, name);
+    weir_srt_auth_check(a, "bad", 0, 0, NULL, name, NULL);
     run_loop();
     answer(0, AVERROR(EACCES), NULL);
     for (int i = 0; i < 10; i++)
-        cr_assert_eq(weir_srt_auth_check(a, "bad", 0, 0, NULL, name), AVERROR(EACCES));
+        cr_assert_eq(weir_srt_auth_check(a, "bad", 0, 0, NULL, name, NULL), AVERROR(EACCES));
     run_loop();
     cr_assert_eq(f.calls, 1);
     weir_srt_auth_close(a);
@@ -133,16 +133,16 @@ Test(srt_auth, store_errors_are_not_kept)
 {
     weir_srt_auth *a = new_table(8, 0);
 
-    weir_srt_auth_check(a, "k", 0, 0, NULL, name);
+    weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL);
     run_loop();
     answer(0, AVERROR(EIO), NULL);
     /* the next caller asks again rather than taking the error */
-    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name), AVERROR(EAGAIN),
+    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL), AVERROR(EAGAIN),
                  "an error answer was reused instead of asking again");
     run_loop();
     cr_assert_eq(f.calls, 2);
     answer(1, 0, "cam");
-    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL), 0);
     weir_srt_auth_close(a);
 }
 
@@ -153,16 +153,16 @@ Test(srt_auth, bad_answers_from_the_store)
 
     memset(longname, 'x', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    weir_srt_auth_check(a, "k", 0, 0, NULL, name);
-    weir_srt_auth_check(a, "k2", 0, 0, NULL, name);
+    weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL);
+    weir_srt_auth_check(a, "k2", 0, 0, NULL, name, NULL);
     run_loop();
     answer(0, 0, longname);
     answer(1, 0, NULL);
-    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name), AVERROR(EAGAIN),
+    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL), AVERROR(EAGAIN),
                  "a malformed answer was kept");
     run_loop();
     answer(2, 0, "ok");
-    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL), 0);
     weir_srt_auth_close(a);
 }
 
@@ -170,14 +170,14 @@ Test(srt_auth, in_flight_checks_are_bounded)
 {
     weir_srt_auth *a = new_table(2, 0);
 
-    cr_assert_eq(weir_srt_auth_check(a, "a", 0, 0, NULL, name), AVERROR(EAGAIN));
-    cr_assert_eq(weir_srt_auth_check(a, "b", 0, 0, NULL, name), AVERROR(EAGAIN));
-    cr_assert_eq(weir_srt_auth_check(a, "c", 0, 0, NULL, name), AVERROR(EBUSY));
+    cr_assert_eq(weir_srt_auth_check(a, "a", 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "b", 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "c", 0, 0, NULL, name, NULL), AVERROR(EBUSY));
     cr_assert_eq(weir_srt_auth_inflight(a), 2);
     run_loop();
     cr_assert_eq(f.calls, 2, "a refused check reached the store");
     answer(0, AVERROR(EACCES), NULL);
-    cr_assert_eq(weir_srt_auth_check(a, "c", 0, 0, NULL, name), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "c", 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
     cr_assert_eq(weir_srt_auth_inflight(a), 2);
     run_loop();
     answer(1, 0, "b");
@@ -194,13 +194,13 @@ Test(srt_auth, the_table_forgets_the_oldest_answer_first)
     for (int i = 0; i < 65; i++) {
         snprintf(key, sizeof key, "key%d", i);
         f.now += 1000;
-        cr_assert_eq(weir_srt_auth_check(a, key, 0, 0, NULL, name), AVERROR(EAGAIN));
+        cr_assert_eq(weir_srt_auth_check(a, key, 0, 0, NULL, name, NULL), AVERROR(EAGAIN));
         run_loop();
         answer(i, 0, key);
     }
-    cr_assert_eq(weir_srt_auth_check(a, "key64", 0, 0, NULL, name), 0);
-    cr_assert_eq(weir_srt_auth_check(a, "key1", 0, 0, NULL, name), 0);
-    cr_assert_eq(weir_srt_auth_check(a, "key0", 0, 0, NULL, name), AVERROR(EAGAIN),
+    cr_assert_eq(weir_srt_auth_check(a, "key64", 0, 0, NULL, name, NULL), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "key1", 0, 0, NULL, name, NULL), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "key0", 0, 0, NULL, name, NULL), AVERROR(EAGAIN),
                  "key0 was the oldest: it should have been forgotten");
     run_loop();
     answer(65, 0, "key0");
@@ -211,11 +211,11 @@ Test(srt_auth, an_answer_already_there_needs_no_wait_and_no_budget)
 {
     weir_srt_auth *a = new_table(8, 0);
 
-    weir_srt_auth_check(a, "k", 0, 0, NULL, name);
+    weir_srt_auth_check(a, "k", 0, 0, NULL, name, NULL);
     run_loop();
     answer(0, 0, "cam");
     /* budgeted with an empty budget: a known answer still comes back */
-    cr_assert_eq(weir_srt_auth_check(a, "k", 1000000, 1, NULL, name), 0);
+    cr_assert_eq(weir_srt_auth_check(a, "k", 1000000, 1, NULL, name, NULL), 0);
     weir_srt_auth_close(a);
 }
 
@@ -225,7 +225,7 @@ Test(srt_auth, an_empty_budget_means_no_wait)
     int64_t t0 = weir_clock_mono_us();
 
     /* 10 s asked for, nothing answers, no budget: back at once */
-    cr_assert_eq(weir_srt_auth_check(a, "k", 10000000, 1, NULL, name), AVERROR(EAGAIN));
+    cr_assert_eq(weir_srt_auth_check(a, "k", 10000000, 1, NULL, name, NULL), AVERROR(EAGAIN));
     cr_assert_lt(weir_clock_mono_us() - t0, 2000000);
     run_loop();
     answer(0, 0, "cam");
@@ -237,7 +237,7 @@ Test(srt_auth, a_stopped_waiter_returns)
     weir_srt_auth *a = new_table(8, 0);
     atomic_int stop = 1;
 
-    cr_assert_eq(weir_srt_auth_check(a, "k", 10000000, 0, &stop, name), AVERROR_EXIT);
+    cr_assert_eq(weir_srt_auth_check(a, "k", 10000000, 0, &stop, name, NULL), AVERROR_EXIT);
     run_loop();
     answer(0, 0, "cam");
     weir_srt_auth_close(a);
@@ -250,8 +250,8 @@ Test(srt_auth, keys_too_long_for_a_stream_id_are_refused_without_asking)
 
     memset(key, 'k', sizeof key - 1);
     key[sizeof key - 1] = '\0';
-    cr_assert_eq(weir_srt_auth_check(a, key, 0, 0, NULL, name), AVERROR(EACCES));
-    cr_assert_eq(weir_srt_auth_check(a, NULL, 0, 0, NULL, name), AVERROR(EACCES));
+    cr_assert_eq(weir_srt_auth_check(a, key, 0, 0, NULL, name, NULL), AVERROR(EACCES));
+    cr_assert_eq(weir_srt_auth_check(a, NULL, 0, 0, NULL, name, NULL), AVERROR(EACCES));
     run_loop();
     cr_assert_eq(f.calls, 0);
     weir_srt_auth_close(a);
@@ -261,8 +261,8 @@ Test(srt_auth, close_with_checks_in_flight)
 {
     weir_srt_auth *a = new_table(8, 0);
 
-    weir_srt_auth_check(a, "posted", 0, 0, NULL, name);    /* posted, not yet run */
-    weir_srt_auth_check(a, "asked", 0, 0, NULL, name);
+    weir_srt_auth_check(a, "posted", 0, 0, NULL, name, NULL);    /* posted, not yet run */
+    weir_srt_auth_check(a, "asked", 0, 0, NULL, name, NULL);
     f.nrun = 0;
     f.fn[1](f.arg[1]);          /* "asked" reaches the store */
     f.nrun = 2;
@@ -283,7 +283,7 @@ typedef struct waiter {
 static void *wait_thread(void *arg)
 {
     waiter *w = arg;
-    w->r = weir_srt_auth_check(w->a, "k", 30000000, 0, NULL, w->name);
+    w->r = weir_srt_auth_check(w->a, "k", 30000000, 0, NULL, w->name, NULL);
     return NULL;
 }
 
@@ -328,5 +328,46 @@ Test(srt_auth, a_waiter_wakes_on_the_answer)
     pthread_join(t, NULL);
     cr_assert_eq(w.r, 0);
     cr_assert_str_eq(w.name, "cam9");
+    weir_srt_auth_close(a);
+}
+
+/* A key's own passphrase rides with its answer, is reused with it, and is
+ * gone when the answer expires into a new check. */
+Test(srt_auth, the_answer_carries_the_keys_passphrase)
+{
+    weir_srt_auth *a = new_table(8, 0);
+    char pass[WEIR_SRT_PASSPHRASE_MAX + 1];
+    char toolong[WEIR_SRT_PASSPHRASE_MAX + 2];
+
+    weir_srt_auth_check(a, "enc", 0, 0, NULL, name, pass);
+    weir_srt_auth_check(a, "plain", 0, 0, NULL, name, pass);
+    run_loop();
+    f.done[0](f.done_arg[0], 0, "cam1", "correct horse battery");
+    f.done[1](f.done_arg[1], 0, "cam2", NULL);
+    memset(pass, 'x', sizeof pass);
+    cr_assert_eq(weir_srt_auth_check(a, "enc", 0, 0, NULL, name, pass), 0);
+    cr_assert_str_eq(name, "cam1");
+    cr_assert_str_eq(pass, "correct horse battery");
+    cr_assert_eq(weir_srt_auth_check(a, "plain", 0, 0, NULL, name, pass), 0);
+    cr_assert_str_eq(name, "cam2");
+    cr_assert_str_eq(pass, "", "no passphrase of its own");
+
+    /* Expired: the next check starts clean, and a passphrase removed from
+     * the key meanwhile is not served from the old answer. */
+    f.now += 5000000;
+    cr_assert_eq(weir_srt_auth_check(a, "enc", 0, 0, NULL, name, pass), AVERROR(EAGAIN));
+    run_loop();
+    f.done[2](f.done_arg[2], 0, "cam1", NULL);
+    cr_assert_eq(weir_srt_auth_check(a, "enc", 0, 0, NULL, name, pass), 0);
+    cr_assert_str_eq(pass, "");
+
+    /* Longer than SRT accepts: a store fault, not a silently cut secret. */
+    memset(toolong, 'p', sizeof toolong - 1);
+    toolong[sizeof toolong - 1] = '\0';
+    weir_srt_auth_check(a, "long", 0, 0, NULL, name, pass);
+    run_loop();
+    f.done[3](f.done_arg[3], 0, "cam3", toolong);
+    cr_assert_eq(weir_srt_auth_check(a, "long", 0, 0, NULL, name, pass), AVERROR(EAGAIN),
+                 "a store fault is asked again, not kept");
     weir_srt_auth_close(a);
 }
