@@ -1,7 +1,8 @@
 """Real players against weir: hls.js and dash.js in headless Chromium
 (player-test/play.mjs) play a live RTMP push — HLS (CMAF), Low-Latency HLS,
 DASH and HLS over MPEG-TS (packager.hls_ts) — ride through the encoder
-reconnecting, then play its recording as VOD, seeking in it; and, with transcoding
+reconnecting, then play its recording as VOD, seeking in it, and a file
+uploaded with `weir upload`, transcoded into the ladder; and, with transcoding
 on, both players switch rungs when the bandwidth is capped and lifted.  Each run must play
 10 s of media with the pushed picture size and no fatal error; the LL-HLS
 run reports hls.js's live latency.  Screenshots go to player-artifacts/ in
@@ -44,7 +45,7 @@ def setup():
     rtmp = free_port()
     w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
              "--set", "packager.record=true", "--set", "http.access_log=false",
-             "--set", "packager.hls_ts=true")
+             "--set", "packager.hls_ts=true", "--set", "uploads.profile=low")
     state["weir"] = w
     w.wait_ready()
     state["token"] = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope",
@@ -157,6 +158,46 @@ def test_the_recording_plays_and_seeks():
         assert res["live"] is False, name
 
 
+def test_an_uploaded_file_plays_and_seeks():
+    """A file uploaded with `weir upload` is transcoded into the ladder
+    ('low' profile: rungs up to the file's 640x360) and plays in hls.js and
+    dash.js, seeking into it, at one of the rungs' sizes."""
+    w = state["weir"]
+    clip = os.path.join(w.tmp.name, "upload.mp4")
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error",
+                    "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+                    "-t", "12", "-c:v", "libx264", "-preset", "ultrafast", "-g", "60",
+                    "-c:a", "aac", clip], check=True, timeout=120)
+    write = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope",
+                         "write").stdout.strip()
+    r = subprocess.run([WEIR, "upload", clip, "--name", "uploaded", "--server", state["base"],
+                        "--token", write], capture_output=True, text=True, timeout=120)
+    weirtest.assert_no_sanitizer_report(r.stderr)
+    assert r.returncode == 0, r.stderr
+    aid = r.stdout.strip()
+    auth = {"Authorization": f"Bearer {state['token']}"}
+
+    def ready():
+        status, _, body = w.request("GET", f"/api/v1/assets/{aid}", headers=auth)
+        a = json.loads(body)
+        assert a.get("state") != "failed", a
+        return a.get("state") == "ready" and a
+    a = weirtest.wait_for(ready, timeout=180, interval=0.5)
+    master = w.request("GET", a["hls"])[2].decode()
+    sizes = re.findall(r"RESOLUTION=(\d+x\d+)", master)
+    assert "640x360" in sizes and len(sizes) >= 2, master
+    base = state["base"]
+    runs = [("upload-hls", f"{base}{a['hls']}", "hls", ("--seek", "6")),
+            ("upload-dash", f"{base}{a['dash']}", "dash", ("--seek", "6"))]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda x: play(x[0], x[1], x[2], *x[3], "--expect-sizes",
+                                               ",".join(sizes), seconds=4), runs))
+    for (name, *_), (rc, res) in zip(runs, results):
+        assert rc == 0 and res["pass"], (name, res.get("reason"))
+        assert res["live"] is False, name
+
+
 def test_abr_ladder_switches_down_and_up():
     """transcode.enabled with the 'low' profile: an 854x480 push becomes
     480p/360p/240p; with the bandwidth capped each player drops a rung and
@@ -217,6 +258,7 @@ if __name__ == "__main__":
         run_tests([test_live_hls_dash_and_low_latency_hls_play,
                    test_players_ride_through_a_reconnect,
                    test_the_recording_plays_and_seeks,
+                   test_an_uploaded_file_plays_and_seeks,
                    test_abr_ladder_switches_down_and_up])
     finally:
         teardown()
