@@ -124,6 +124,31 @@ static int epoch_change(weir_bytes *b, const pkg_track *t, const pkg_epoch **cur
     return pkg_printf(b, "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"%s\"\n", init);
 }
 
+/* EXTINF of a number a track has no segment for: the key track's segment
+ * of that number, else a whole target duration. */
+static double gap_seconds(const pkg_pres *p, int64_t number)
+{
+    const pkg_track *k = &p->tracks[p->key];
+    for (int i = 0; i < k->nsegs; i++)
+        if (k->segs[i]->number == number && k->segs[i]->complete)
+            return (double)k->segs[i]->duration_ts / k->timescale;
+    return (double)p->target_s;
+}
+
+/* Numbers from..to-1 that track t has no segment for — it sent nothing
+ * then (audio that stopped before the video's last cut, a silent track):
+ * EXT-X-GAP entries, so media sequence numbers run on without a hole
+ * (players count them by position).  Their URLs answer 404. */
+static int render_gaps(weir_bytes *b, const pkg_pres *p, const pkg_track *t, int64_t from,
+                       int64_t to)
+{
+    int r = 0;
+    for (int64_t m = from; m < to && r >= 0; m++)
+        r = pkg_printf(b, "#EXTINF:%.5f,\n#EXT-X-GAP\n%s_%" PRId64 ".m4s\n",
+                       gap_seconds(p, m), t->id, m);
+    return r;
+}
+
 weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
 {
     const weir_packager_settings *cfg = p->settings;
@@ -150,7 +175,7 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
         /* Delta update: leave out segments more than CAN-SKIP-UNTIL before
          * the end of the playlist, but none past a discontinuity (the
          * skipped ones and the first one shown share the header's MAP and
-         * discontinuity sequence). */
+         * discontinuity sequence) or a gap. */
         int64_t from_end = 0;
         for (int i = n - 1; i >= 0; i--) {
             from_end += l[i].duration_ts;
@@ -160,7 +185,7 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
             }
         }
         for (int i = 1; i <= skipped && i < n; i++)
-            if (l[i].epoch != epoch) {
+            if (l[i].epoch != epoch || l[i].number != l[i - 1].number + 1) {
                 skipped = i - 1;
                 break;
             }
@@ -179,7 +204,10 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
         r = pkg_printf(&b, "#EXT-X-SKIP:SKIPPED-SEGMENTS=%d\n", skipped);
     for (int i = skipped; i < n && r >= 0; i++) {
         const pkg_listed *s = &l[i];
-        r = epoch_change(&b, t, &epoch, s->epoch);
+        if (i > skipped)
+            r = render_gaps(&b, p, t, l[i - 1].number + 1, s->number);
+        if (r >= 0)
+            r = epoch_change(&b, t, &epoch, s->epoch);
         weir_clock_iso8601(p->ast_unix_ms + av_rescale(s->start_ts, 1000, t->timescale), when);
         if (r >= 0)
             r = pkg_printf(&b, "#EXT-X-PROGRAM-DATE-TIME:%s\n", when);
@@ -191,7 +219,10 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     }
     if (r >= 0 && ll) {
         if (open && open->nparts > 0) {
-            r = epoch_change(&b, t, &epoch, open->epoch);
+            if (n > 0)
+                r = render_gaps(&b, p, t, l[n - 1].number + 1, open->number);
+            if (r >= 0)
+                r = epoch_change(&b, t, &epoch, open->epoch);
             weir_clock_iso8601(p->ast_unix_ms + av_rescale(open->start_ts, 1000, t->timescale),
                                when);
             if (r >= 0)

@@ -761,12 +761,50 @@ int pres_packet(pkg_pres *p, const AVPacket *pkt, int64_t now_unix_ms)
     return 0;
 }
 
+/* Cuts track t's pending samples at every boundary it has not reached, as
+ * pres_packet would have once later samples came. */
+static int track_catch_up(pkg_pres *p, pkg_track *t, int64_t now_unix_ms)
+{
+    while (t->cut < p->nboundaries) {
+        int64_t b_ms = p->bq[t->cut % PRES_BOUNDARIES].ms;
+        int segment = p->bq[t->cut % PRES_BOUNDARIES].segment;
+        int k = 0, kept, nrest, r;
+
+        while (k < t->npend &&
+               av_rescale_q(t->pend[k]->dts, t->tb, ms_tb) - p->base_ms < b_ms)
+            k++;
+        /* track_cut takes pend[0..npend): hand it the first k, then put
+         * the rest back behind whatever it did not take. */
+        nrest = t->npend - k;
+        t->npend = k;
+        r = track_cut(p, t, nrest > 0 ? pkt_ts(p, t, t->pend[k]) : -1, segment, now_unix_ms);
+        kept = t->npend;
+        memmove(t->pend + kept, t->pend + k, (size_t)nrest * sizeof *t->pend);
+        t->npend = kept + nrest;
+        if (r < 0)
+            return r;
+        t->cut++;
+        if (segment)
+            t->segs_cut++;
+    }
+    return 0;
+}
+
 int pres_pause(pkg_pres *p, int64_t now_unix_ms)
 {
     int ret = 0;
 
     if (p->paused || p->ended)
         return 0;
+    /* A track behind the key track (audio arrives later than video) has not
+     * cut the last boundaries yet: cut them now, at the same instants, so
+     * segment N is the same span on every track and no track skips a
+     * number (a playlist's sequence numbers must run on without gaps). */
+    for (int i = 0; i < p->ntracks; i++) {
+        int r = track_catch_up(p, &p->tracks[i], now_unix_ms);
+        if (r < 0)
+            ret = r;
+    }
     p->paused = 1;
     for (int i = 0; i < p->ntracks; i++) {
         int r = track_cut(p, &p->tracks[i], -1, 1, now_unix_ms);

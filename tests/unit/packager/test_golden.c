@@ -80,14 +80,16 @@ static pkg_pres *new_pres(const weir_packager_settings *cfg)
  * with the frame) and 1024-sample AAC frames, interleaved by time, the
  * wall clock at t0 + media time.  Timestamps restart at 0 per call, as a
  * new publisher's do. */
-static void feed(pkg_pres *p, int64_t t0, int64_t ms)
+static void feed_lagged(pkg_pres *p, int64_t t0, int64_t ms, int64_t audio_lag_ms)
 {
-    int64_t nv = ms * 25 / 1000, na = ms * 48 / 1024, v = 0, a = 0;
+    /* Audio that arrives audio_lag_ms late: at the cut-off the last of it
+     * never came. */
+    int64_t nv = ms * 25 / 1000, na = (ms - audio_lag_ms) * 48 / 1024, v = 0, a = 0;
     AVPacket *pkt = av_packet_alloc();
 
     while (v < nv || a < na) {
         int64_t vms = v * 40, ams = a * 1024 / 48;
-        int video = v < nv && (a >= na || vms <= ams);
+        int video = v < nv && (a >= na || vms <= ams + audio_lag_ms);
         int size = video ? (v % 50 == 0 ? 9000 : 1500 + (int)(v % 7) * 150) : 350;
         cr_assert_eq(av_new_packet(pkt, size), 0);
         memset(pkt->data, 0, (size_t)size);
@@ -102,10 +104,15 @@ static void feed(pkg_pres *p, int64_t t0, int64_t ms)
             pkt->flags = AV_PKT_FLAG_KEY;
             a++;
         }
-        cr_assert_eq(pres_packet(p, pkt, t0 + (video ? vms : ams)), 0);
+        cr_assert_eq(pres_packet(p, pkt, t0 + (video ? vms : ams + audio_lag_ms)), 0);
         av_packet_unref(pkt);
     }
     av_packet_free(&pkt);
+}
+
+static void feed(pkg_pres *p, int64_t t0, int64_t ms)
+{
+    feed_lagged(p, t0, ms, 0);
 }
 
 /* Compares what p serves at `file` with golden/<name>. */
@@ -187,5 +194,50 @@ Test(golden, ended_then_resumed)
     check(p, "index.mpd", NULL, "resumed.mpd");
     cr_assert_eq(pres_end(p, T0 + 13100), 0);
     check(p, "index.mpd", NULL, "resumed_ended.mpd");
+    pres_free(p);
+}
+
+/* The segment numbers a media playlist lists, in order; returns how many. */
+static int numbers_in(pkg_pres *p, const char *file, int64_t *out, int cap)
+{
+    weir_object o = { 0 };
+    int n = 0;
+    cr_assert_eq(pres_lookup(p, file, NULL, &o), 0);
+    char *text = strndup((const char *)o.body->data, o.body->size);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+        if (line[0] != '#' && n < cap)
+            out[n++] = strtoll(strchr(line, '_') + 1, NULL, 10);
+    free(text);
+    weir_object_clear(&o);
+    return n;
+}
+
+/* The publisher leaves while audio is 1.1 s behind video: video has cut its
+ * last segment (1002, from 4.0 s) but no audio sample past 4.0 s ever came.
+ * Audio is cut at the same instants anyway (segment 1001 ends at the same
+ * boundary), and its playlist lists 1002 as EXT-X-GAP, so both playlists
+ * count the same numbers, consecutively, across the comeback (a hole breaks
+ * players: hls.js counts sequence numbers by position). */
+Test(golden, a_lagging_track_keeps_numbers_consecutive_across_a_pause)
+{
+    weir_packager_settings cfg = { .segment_duration = 2000, .part_duration = 500, .window = 10 };
+    const AVCodecParameters *pars[2] = { video_par, audio_par };
+    AVRational tbs[2] = { video_tb, audio_tb };
+    int64_t v[32], a[32];
+    pkg_pres *p = new_pres(&cfg);
+
+    feed_lagged(p, T0, 5000, 1100);
+    cr_assert_eq(pres_pause(p, T0 + 5000), 0);
+    cr_assert_eq(pres_resume(p, pars, tbs, 2, T0 + 7000), 0);
+    feed_lagged(p, T0 + 7000, 4100, 0);
+    cr_assert_eq(pres_end(p, T0 + 11100), 0);
+    int nv = numbers_in(p, "v0.m3u8", v, 32), na = numbers_in(p, "a0.m3u8", a, 32);
+    cr_assert_eq(nv, na, "v0 lists %d segments, a0 %d", nv, na);
+    for (int i = 0; i < nv; i++) {
+        cr_assert_eq(v[i], a[i], "segment %d: v0 %lld, a0 %lld", i, (long long)v[i],
+                     (long long)a[i]);
+        cr_assert_eq(v[i], 1000 + i, "numbers run on: %lld at %d", (long long)v[i], i);
+    }
+    check(p, "a0.m3u8", NULL, "lagging_a0.m3u8");
     pres_free(p);
 }
