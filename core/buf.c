@@ -3,18 +3,44 @@
  */
 #include "core/buf.h"
 
+#include <stddef.h>
+
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* A memfd-backed buffer (see buf.h), or NULL when the kernel says no. */
+static weir_buf *buf_new_file(size_t size)
+{
+    size_t total = sizeof(weir_buf) + size;
+    weir_buf *b;
+    int fd = memfd_create("weir-buf", MFD_CLOEXEC);
+
+    if (fd < 0)
+        return NULL;
+    if (ftruncate(fd, (off_t)total) < 0 ||
+        (b = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+        close(fd);
+        return NULL;
+    }
+    b->fd = fd;
+    return b;
+}
 
 weir_buf *weir_buf_new(size_t size)
 {
-    weir_buf *b;
+    weir_buf *b = NULL;
 
-    if (size > SIZE_MAX - sizeof *b)
+    if (size > SIZE_MAX - sizeof *b - 4096)
         return NULL;
-    b = malloc(sizeof *b + size);
-    if (!b)
-        return NULL;
+    if (size >= WEIR_BUF_FILE_MIN)
+        b = buf_new_file(size);
+    if (!b) {
+        if (!(b = malloc(sizeof *b + size)))
+            return NULL;
+        b->fd = -1;
+    }
     b->size = size;
     b->refs = 1;
     return b;
@@ -36,8 +62,15 @@ weir_buf *weir_buf_ref(weir_buf *b)
 
 void weir_buf_unref(weir_buf *b)
 {
-    if (b && __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    if (!b || __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (b->fd >= 0) {
+        int fd = b->fd;
+        munmap(b, sizeof *b + b->size);
+        close(fd);
+    } else {
         free(b);
+    }
 }
 
 void weir_object_clear(weir_object *o)
