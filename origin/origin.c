@@ -73,6 +73,7 @@ struct held;
 typedef struct vod_entry {
     uint64_t hash;                  /* of path; 0: free slot */
     char *path;                     /* under vod_dir */
+    int fd;                         /* the file it was read from, open */
     weir_object obj;
     int64_t read_us;                /* when it was read (expiry) */
     int64_t used_us;                /* last hit (eviction) */
@@ -627,6 +628,7 @@ typedef struct vod_read {
     char path[ORIGIN_PATH_MAX + 1024];
     weir_object obj;                /* filled by the worker */
     int err;                        /* AVERROR, set by the worker */
+    int fd;                         /* the file, kept open for the cache; -1 */
 } vod_read;
 
 static const char *vod_type(const char *path, weir_cache_class *cache)
@@ -684,6 +686,8 @@ static void vod_read_run(void *arg)
     v->obj.mtime_ms = (int64_t)st.st_mtime * 1000;
     v->obj.etag = ((uint64_t)st.st_ino << 32) ^ ((uint64_t)st.st_mtime << 8) ^
                   (uint64_t)st.st_size;
+    v->fd = fd;                     /* the cache watches it (vod_cache_get) */
+    return;
 out:
     close(fd);
 }
@@ -702,6 +706,7 @@ static void vod_drop(weir_origin *o, vod_entry *e)
 {
     o->vod_bytes -= e->obj.body->size;
     weir_object_clear(&e->obj);
+    close(e->fd);
     free(e->path);
     memset(e, 0, sizeof *e);
 }
@@ -711,13 +716,18 @@ static const weir_object *vod_cache_get(weir_origin *o, const char *path)
 {
     uint64_t h = path_hash(path);
     int64_t now = weir_clock_mono_us();
+    struct stat st;
 
     for (size_t i = 0; i < VOD_CACHE_SLOTS; i++) {
         vod_entry *e = &o->vod[i];
         if (e->hash != h || strcmp(e->path, path) != 0)
             continue;
-        if (now - e->read_us > o->opts.settings->vod_cache_valid * 1000) {
-            vod_drop(o, e);         /* read again: the file may have been replaced */
+        /* Deleted (an asset's DELETE) or replaced by a rename: the inode we
+         * read has no name left.  fstat on an open descriptor reads the
+         * inode in memory, it does not wait for the disk. */
+        if (fstat(e->fd, &st) < 0 || st.st_nlink == 0 ||
+            now - e->read_us > o->opts.settings->vod_cache_valid * 1000) {
+            vod_drop(o, e);         /* read again (or 404) */
             return NULL;
         }
         e->used_us = now;
@@ -728,14 +738,16 @@ static const weir_object *vod_cache_get(weir_origin *o, const char *path)
 
 /* Keeps a new reference to a freshly read file, evicting the least recently
  * used entries to stay within origin.vod_cache_size. */
-static void vod_cache_put(weir_origin *o, const char *path, const weir_object *obj)
+static void vod_cache_put(weir_origin *o, const char *path, int fd, const weir_object *obj)
 {
     size_t size = obj->body->size, cap = (size_t)o->opts.settings->vod_cache_size;
     uint64_t h = path_hash(path);
     vod_entry *slot = NULL;
 
-    if (size > cap / 4)
+    if (size > cap / 4) {
+        close(fd);
         return;                     /* one file must not flush everything else */
+    }
     for (size_t i = 0; i < VOD_CACHE_SLOTS; i++)
         if (o->vod[i].hash == h && strcmp(o->vod[i].path, path) == 0)
             vod_drop(o, &o->vod[i]);    /* two reads raced: keep the newer */
@@ -753,12 +765,17 @@ static void vod_cache_put(weir_origin *o, const char *path, const weir_object *o
         }
         if (slot && o->vod_bytes + size <= cap)
             break;
-        if (!lru)
+        if (!lru) {
+            close(fd);
             return;
+        }
         vod_drop(o, lru);
     }
-    if (!(slot->path = strdup(path)))
+    if (!(slot->path = strdup(path))) {
+        close(fd);
         return;
+    }
+    slot->fd = fd;
     slot->hash = h;
     slot->obj = *obj;
     slot->obj.body = weir_buf_ref(obj->body);
@@ -772,8 +789,10 @@ static void vod_read_done(void *arg)
     vod_read *v = arg;
     weir_http_req *req = weir_http_resume(v->d);
 
-    if (v->err == 0 && v->o->opts.settings->vod_cache_size > 0)
-        vod_cache_put(v->o, v->path, &v->obj);
+    if (v->err == 0 && v->fd >= 0 && v->o->opts.settings->vod_cache_size > 0)
+        vod_cache_put(v->o, v->path, v->fd, &v->obj);     /* takes the fd */
+    else if (v->fd >= 0)
+        close(v->fd);
 
     if (req) {
         if (v->err == AVERROR(ENOMEM))
@@ -808,6 +827,7 @@ static int on_vod(weir_http_req *req, void *arg)
         return respond_status(o, req, &h, 503, "out of memory\n");
     v->o = o;
     v->h = h;
+    v->fd = -1;
     memcpy(v->path, path, sizeof path);
     v->obj.content_type = type;
     v->obj.cache = cache;

@@ -131,19 +131,33 @@ def test_slow_reader_gets_every_byte_and_a_vanished_one_costs_nothing():
         w.close()
 
 
-def test_vod_cache_rereads_after_its_validity():
+def test_vod_cache_notices_replacement_and_deletion_at_once():
+    w = Weir(WEIR)                          # origin.vod_cache_valid: 10s
+    try:
+        w.wait_ready()
+        put_vod(w, "v0_1.m4s", BIG)
+        assert w.request("GET", "/vod/a1/v0_1.m4s")[2] == BIG
+        assert w.request("GET", "/vod/a1/v0_1.m4s")[2] == BIG     # a hit
+        other = os.urandom(len(BIG))
+        put_vod(w, "v0_1.m4s", other)       # a recording replaced (rename over it)
+        assert w.request("GET", "/vod/a1/v0_1.m4s")[2] == other
+        os.remove(os.path.join(w.data_dir, "vod", "a1", "v0_1.m4s"))   # an asset deleted
+        assert w.request("GET", "/vod/a1/v0_1.m4s")[0] == 404
+    finally:
+        w.close()
+
+
+def test_vod_cache_rereads_a_file_rewritten_in_place_after_its_validity():
     w = Weir(WEIR, "--set", "origin.vod_cache_valid=300ms")
     try:
         w.wait_ready()
         put_vod(w, "v0_1.m4s", BIG)
         assert w.request("GET", "/vod/a1/v0_1.m4s")[2] == BIG
         other = os.urandom(len(BIG))
-        put_vod(w, "v0_1.m4s", other)       # a recording replaced on disk
+        with open(os.path.join(w.data_dir, "vod", "a1", "v0_1.m4s"), "r+b") as f:
+            f.write(other)                  # same inode: only the expiry notices
         time.sleep(0.5)
         assert w.request("GET", "/vod/a1/v0_1.m4s")[2] == other
-        os.remove(os.path.join(w.data_dir, "vod", "a1", "v0_1.m4s"))
-        time.sleep(0.5)
-        assert w.request("GET", "/vod/a1/v0_1.m4s")[0] == 404
     finally:
         w.close()
 
@@ -304,7 +318,8 @@ def test_tls_key_without_cert_is_refused_at_start():
 run_tests([
     test_large_and_small_bodies_in_turn_on_one_connection,
     test_slow_reader_gets_every_byte_and_a_vanished_one_costs_nothing,
-    test_vod_cache_rereads_after_its_validity,
+    test_vod_cache_notices_replacement_and_deletion_at_once,
+    test_vod_cache_rereads_a_file_rewritten_in_place_after_its_validity,
     test_max_connections_closes_new_ones_and_counts_them,
     test_header_size_limit,
     test_rate_limit_answers_429_then_recovers,
