@@ -34,8 +34,11 @@
  * finishes once both the response is written and the body is in) or, past
  * HTTP_DISCARD_MAX, closes the connection after it (close_after).
  *
- * HTTP/1.1 only for now: HTTP/2 arrives with TLS (ALPN), and with it the
- * split header/body write the h2 framing needs.
+ * HTTP/1.1 only, in clear or over TLS (http.tls_cert; ALPN offers
+ * http/1.1 alone).  HTTP/2 needs the split header/body writes of h2
+ * framing in every response path here, and is not done yet.
+ *
+ * Large bodies on plain HTTP/1.1 bypass lws_write: see "direct sends".
  */
 #include "core/http.h"
 #include "core/log.h"
