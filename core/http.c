@@ -192,6 +192,8 @@ struct weir_http {
     int64_t refused_unlogged;           /* since the last log line */
     int64_t refused_logged_us;
     rate_slot *rate;                    /* HTTP_RATE_SLOTS, with opts.rate_limit */
+    /* build_response's buffer for answers written at once (see there). */
+    unsigned char scratch[LWS_PRE + HTTP_HEADER_BUDGET + HTTP_INLINE_MAX];
 
     conn *conns;
     size_t nconns;
@@ -516,14 +518,21 @@ static int add_content_length(weir_http_req *req, size_t len, unsigned char **p,
 /* Builds status line, headers and body into one malloc'd buffer with LWS_PRE
  * bytes of headroom.  *out_len counts from buf + LWS_PRE. */
 static int build_response(weir_http_req *req, int status, const char *content_type,
-                          const void *body, size_t len, unsigned char **out, size_t *out_len)
+                          const void *body, size_t len, int scratch_ok,
+                          unsigned char **out, size_t *out_len)
 {
     struct lws *wsi = req->wsi;
     size_t body_out = is_head(req) || !body ? 0 : len;
+    size_t need = LWS_PRE + HTTP_HEADER_BUDGET + body_out;
     unsigned char *buf, *start, *p, *end;
 
-    buf = malloc(LWS_PRE + HTTP_HEADER_BUDGET + body_out);
-    if (!buf)
+    /* scratch_ok: the caller writes the answer and is done with it before
+     * returning, so the server's scratch buffer serves (loop thread only;
+     * lws copies what the socket does not take): playlists and other
+     * small answers cost no malloc. */
+    if (scratch_ok && need <= sizeof req->http->scratch)
+        buf = req->http->scratch;
+    else if (!(buf = malloc(need)))
         return AVERROR(ENOMEM);
     start = p = buf + LWS_PRE;
     end = start + HTTP_HEADER_BUDGET;
@@ -558,7 +567,8 @@ static int build_response(weir_http_req *req, int status, const char *content_ty
     *out_len = (size_t)(p - start) + body_out;
     return 0;
 fail:
-    free(buf);
+    if (buf != req->http->scratch)
+        free(buf);
     return AVERROR(ENOSPC);     /* headers over HTTP_HEADER_BUDGET */
 }
 
@@ -574,7 +584,7 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
     req->responded = 1;
     req->status = status;
     stream_answered(req);
-    if ((r = build_response(req, status, content_type, body, len, &buf, &n)) < 0)
+    if ((r = build_response(req, status, content_type, body, len, !req->resumed, &buf, &n)) < 0)
         goto fail;
     weir_counter_add(req->http->opts.tx_bytes, (double)n);
     req->sent = n;
@@ -589,7 +599,8 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
     /* Status line, headers and body leave in one write (see the header). */
     if (lws_write(req->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) < 0)
         r = AVERROR(EIO);
-    free(buf);
+    if (buf != req->http->scratch)
+        free(buf);
 fail:
     if (r < 0)
         weir_log_warn("http", "response not sent", WL_STR("path", req->path),
@@ -615,7 +626,7 @@ int weir_http_respond_buf(weir_http_req *req, int status, const char *content_ty
     req->status = status;
     stream_answered(req);
     c->direct = direct_ok(req->wsi);
-    if ((r = build_response(req, status, content_type, NULL, len, &buf, &n)) < 0) {
+    if ((r = build_response(req, status, content_type, NULL, len, 0, &buf, &n)) < 0) {
         c->direct = 0;
         weir_log_warn("http", "response not sent", WL_STR("path", req->path),
                       WL_INT("status", status), WL_ERR(r));
@@ -787,7 +798,7 @@ int weir_http_stream_begin(weir_http_req *req, int status, const char *content_t
 
     if (req->responded || !req->deferred)
         return AVERROR(EINVAL);
-    if ((r = build_response(req, status, content_type, NULL, HTTP_CHUNKED, &buf, &n)) < 0)
+    if ((r = build_response(req, status, content_type, NULL, HTTP_CHUNKED, 0, &buf, &n)) < 0)
         return r;
     req->responded = 1;
     req->resumed = 1;               /* everything goes out on WRITEABLE */
