@@ -3,29 +3,36 @@
  */
 #include "core/buf.h"
 
-#include <stddef.h>
-
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* A memfd-backed buffer (see buf.h), or NULL when the kernel says no. */
+/* memfd buffers alive now, against WEIR_BUF_FILE_MAX_OPEN. */
+static int files_open;
+
+/* A memfd-backed buffer (see buf.h), or NULL when the kernel says no or
+ * WEIR_BUF_FILE_MAX_OPEN are open (descriptors are for connections first). */
 static weir_buf *buf_new_file(size_t size)
 {
     size_t total = sizeof(weir_buf) + size;
     weir_buf *b;
-    int fd = memfd_create("weir-buf", MFD_CLOEXEC);
+    int fd;
 
-    if (fd < 0)
-        return NULL;
+    if (__atomic_add_fetch(&files_open, 1, __ATOMIC_RELAXED) > WEIR_BUF_FILE_MAX_OPEN)
+        goto fail;
+    if ((fd = memfd_create("weir-buf", MFD_CLOEXEC)) < 0)
+        goto fail;
     if (ftruncate(fd, (off_t)total) < 0 ||
         (b = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
         close(fd);
-        return NULL;
+        goto fail;
     }
     b->fd = fd;
     return b;
+fail:
+    __atomic_sub_fetch(&files_open, 1, __ATOMIC_RELAXED);
+    return NULL;
 }
 
 weir_buf *weir_buf_new(size_t size)
@@ -68,6 +75,7 @@ void weir_buf_unref(weir_buf *b)
         int fd = b->fd;
         munmap(b, sizeof *b + b->size);
         close(fd);
+        __atomic_sub_fetch(&files_open, 1, __ATOMIC_RELAXED);
     } else {
         free(b);
     }

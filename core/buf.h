@@ -35,6 +35,9 @@ typedef struct weir_buf {
 } weir_buf;
 
 #define WEIR_BUF_FILE_MIN ((size_t)64 * 1024)
+/* memfd buffers alive at once; past it new ones are plain memory, so that
+ * a large live window never takes the descriptors connections need. */
+#define WEIR_BUF_FILE_MAX_OPEN 4096
 
 /* Where data[0] is in b->fd (meaningful when b->fd >= 0). */
 #define weir_buf_fd_off(b) ((uint64_t)offsetof(weir_buf, data))
