@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 /* Threads for blocking work (database, file probing). */
@@ -137,6 +138,26 @@ static void on_signal(void *arg, int signo)
                      on_deadline);
     weir_http_drain(srv->http, on_drained, srv);
 }
+/* Descriptors: one per connection (http.max_connections), one per large
+ * buffer (core/buf.h memfds), two per cached VOD file.  The soft limit is
+ * often 1024 while the hard one is far higher: take the hard one, and say
+ * so when it is still below what the settings ask for. */
+static void raise_fd_limit(const weir_core_settings *core)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)core->http_max_connections + WEIR_BUF_FILE_MAX_OPEN + 1024;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur < want)
+        weir_log_warn("app", "open file limit below what http.max_connections needs; raise ulimit -n",
+                      WL_UINT("limit", (uint64_t)rl.rlim_cur), WL_UINT("wanted", (uint64_t)want));
+}
+
 
 int weir_cmd_serve(const weir_cli *cli)
 {
@@ -151,6 +172,7 @@ int weir_cmd_serve(const weir_cli *cli)
     /* A peer hanging up mid-write must not kill the process. */
     signal(SIGPIPE, SIG_IGN);
 
+    raise_fd_limit(core);
     if ((r = weir_app_make_dirs(core->data_dir)) < 0) {
         weir_log_error("app", "cannot create data_dir", WL_STR("path", core->data_dir),
                        WL_STR("err", strerror(-r)));
@@ -212,6 +234,10 @@ int weir_cmd_serve(const weir_cli *cli)
         .send_timeout_ms = core->http_send_timeout,
         .ws_max_queue = (int)core->http_ws_max_queue,
         .ws_origins = srv.settings.origin.cors_origins,
+        .max_connections = core->http_max_connections,
+        .rate_limit = core->http_rate_limit,
+        .tls_cert = core->http_tls_cert,
+        .tls_key = core->http_tls_key,
         .metrics = srv.metrics,
         .rx_bytes = srv.http_rx,
         .tx_bytes = srv.http_tx,

@@ -28,6 +28,16 @@ static const weir_conf_key core_keys[] = {
     { "http.ws_max_queue", WEIR_CONF_INT, K(http_ws_max_queue), "256", 1, 65536, NULL,
       "messages waiting for one WebSocket client (/api/v1/events); a client that falls this "
       "far behind is disconnected", 0 },
+    { "http.max_connections", WEIR_CONF_INT, K(http_max_connections), "10000", 1, 1000000,
+      NULL, "HTTP connections open at once; past it a new one is closed as it arrives "
+      "(counted in weir_http_connections_refused_total, logged at most once a second)", 0 },
+    { "http.rate_limit", WEIR_CONF_INT, K(http_rate_limit), "0", 0, 1000000, NULL,
+      "requests per second one client address may make (a burst of one second's worth); "
+      "more get 429 with Retry-After; 0: no limit", 0 },
+    { "http.tls_cert", WEIR_CONF_STRING, K(http_tls_cert), "", 0, 0, NULL,
+      "PEM certificate (chain) for HTTPS on http.port; empty: plain HTTP", 0 },
+    { "http.tls_key", WEIR_CONF_STRING, K(http_tls_key), "", 0, 0, NULL,
+      "PEM private key of http.tls_cert", 0 },
     { "http.access_log", WEIR_CONF_BOOL, K(http_access_log), "true", 0, 0, NULL,
       "log one line per HTTP request (module=access: client, method, path, status, bytes, "
       "duration, user agent; never the query string)", 0 },

@@ -41,6 +41,10 @@ typedef struct weir_core_settings {
     int http_access_log;            /* a line per request */
     int64_t http_send_timeout;      /* ms */
     int64_t http_ws_max_queue;      /* messages per WebSocket client */
+    int64_t http_max_connections;   /* open at once; more are closed at once */
+    int64_t http_rate_limit;        /* requests/s per client address; 0: off */
+    char *http_tls_cert;            /* PEM paths; "" = plain HTTP */
+    char *http_tls_key;
     int log_level;                  /* weir_log_level */
     int log_format;                 /* weir_log_format */
     int64_t shutdown_timeout;       /* ms */

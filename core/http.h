@@ -56,6 +56,13 @@ typedef struct weir_http_opts {
      * without Origin (not a browser) or from this server's own host is
      * always let through: the route's accept() still decides. */
     const char *ws_origins;
+    /* Limits (see "limits" below).  max_connections: 0 = unlimited;
+     * rate_limit: requests/s per client address, 0 = off. */
+    int64_t max_connections;
+    int64_t rate_limit;
+    /* PEM paths: both set, the port speaks HTTPS only (HTTP/1.1 over TLS;
+     * ALPN offers http/1.1).  NULL or "": plain HTTP. */
+    const char *tls_cert, *tls_key;
     /* Optional.  metrics: the server registers weir_http_requests_total
      * {route,code} and weir_http_request_duration_seconds{route} there.
      * rx_bytes/tx_bytes: counters to add request-body and response bytes to
@@ -63,6 +70,17 @@ typedef struct weir_http_opts {
     weir_metrics *metrics;
     weir_metric_child *rx_bytes, *tx_bytes;
 } weir_http_opts;
+
+/* Limits.  A connection arriving while max_connections are open is closed
+ * before it is read (weir_http_connections_refused_total, a log line at most
+ * once a second).  HTTP/2 streams count as connections of their own.  With
+ * rate_limit, each client address has a token bucket of rate_limit tokens
+ * refilled at rate_limit per second; a request finding it empty gets 429
+ * with Retry-After before any handler runs.  Buckets live in a fixed table
+ * (HTTP_RATE_SLOTS): when it is full the longest-idle address is forgotten,
+ * so a flood of distinct addresses makes the limit lenient, never memory
+ * unbounded.  Request headers past the loop's max_http_header are refused
+ * by lws itself (the connection is closed). */
 
 /* Returns 0 when it responded, or a negative AVERROR: the server then answers
  * 500 (if nothing was sent) and logs the error once. */

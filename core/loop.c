@@ -102,7 +102,8 @@ static void accept_ready(watch *w)
         setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         fd.sockfd = s;
         wsi = lws_adopt_descriptor_vhost(w->target,
-                                         LWS_ADOPT_SOCKET | (w->http ? LWS_ADOPT_HTTP : 0),
+                                         LWS_ADOPT_SOCKET |
+                                         (w->http ? LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL : 0),
                                          fd, w->protocol, NULL);
         if (!wsi)   /* lws closes the socket when adoption fails */
             weir_log_warn("loop", "connection not adopted", WL_INT("port", w->port));
@@ -190,8 +191,10 @@ weir_loop *weir_loop_new(const weir_loop_opts *opts)
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
     memset(&info, 0, sizeof info);
+    /* SSL global init: the HTTP vhost may serve TLS (http.tls_cert). */
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_DISABLE_IPV6;
+                   LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.gid = -1;
     info.uid = -1;

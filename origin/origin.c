@@ -35,6 +35,14 @@ static const weir_conf_key origin_keys[] = {
     { "origin.max_held", WEIR_CONF_INT, offsetof(weir_origin_settings, max_held),
       "10000", 0, 1000000, NULL,
       "LL-HLS requests held at once (blocking playlist reload, preload hints); more get 503", 0 },
+    { "origin.vod_cache_size", WEIR_CONF_SIZE, offsetof(weir_origin_settings, vod_cache_size),
+      "64MiB", 0, (int64_t)1 << 40, NULL,
+      "VOD files kept in memory after a read (least recently used go first); a hit is "
+      "answered without a disk read or a worker round trip; 0: read every request", 0 },
+    { "origin.vod_cache_valid", WEIR_CONF_DURATION,
+      offsetof(weir_origin_settings, vod_cache_valid), "10s", 0, 3600000, NULL,
+      "how long a cached VOD file is served before it is read again (a recording "
+      "replaced on disk shows after at most this)", 0 },
     { "origin.web_dir", WEIR_CONF_STRING, offsetof(weir_origin_settings, web_dir),
       "web", 0, 0, NULL,
       "folder of the dashboard served at / (scripts/setup installs its hls.js there)", 0 },
@@ -60,11 +68,26 @@ static const struct { const char *name, *path, *type; } web_files[] = {
 
 struct held;
 
+/* A VOD file read into memory: answers on the loop until it expires (see
+ * vod_cache_*).  Slots, not a list: VOD_CACHE_SLOTS is small enough that a
+ * scan of the hashes costs less than a syscall. */
+#define VOD_CACHE_SLOTS 512
+typedef struct vod_entry {
+    uint64_t hash;                  /* of path; 0: free slot */
+    char *path;                     /* under vod_dir */
+    int fd;                         /* the file it was read from, open */
+    weir_object obj;
+    int64_t read_us;                /* when it was read (expiry) */
+    int64_t used_us;                /* last hit (eviction) */
+} vod_entry;
+
 struct weir_origin {
     weir_origin_opts opts;
     weir_object web[WEB_FILES];     /* body NULL: not found at start */
     struct held *held;              /* requests waiting for a part or playlist */
     size_t nheld;
+    vod_entry vod[VOD_CACHE_SLOTS];
+    size_t vod_bytes;               /* bodies held by vod[] */
 };
 
 /* ---- request checks ---------------------------------------------------- */
@@ -617,6 +640,7 @@ typedef struct vod_read {
     char path[ORIGIN_PATH_MAX + 1024];
     weir_object obj;                /* filled by the worker */
     int err;                        /* AVERROR, set by the worker */
+    int fd;                         /* the file, kept open for the cache; -1 */
 } vod_read;
 
 static const char *vod_type(const char *path, weir_cache_class *cache)
@@ -676,8 +700,101 @@ static void vod_read_run(void *arg)
     v->obj.mtime_ms = (int64_t)st.st_mtime * 1000;
     v->obj.etag = ((uint64_t)st.st_ino << 32) ^ ((uint64_t)st.st_mtime << 8) ^
                   (uint64_t)st.st_size;
+    v->fd = fd;                     /* the cache watches it (vod_cache_get) */
+    return;
 out:
     close(fd);
+}
+
+/* ---- the VOD cache ----------------------------------------------------- */
+
+static uint64_t path_hash(const char *p)
+{
+    uint64_t h = 1469598103934665603ull;        /* FNV-1a */
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static void vod_drop(weir_origin *o, vod_entry *e)
+{
+    o->vod_bytes -= e->obj.body->size;
+    weir_object_clear(&e->obj);
+    close(e->fd);
+    free(e->path);
+    memset(e, 0, sizeof *e);
+}
+
+/* The cached object for path if it is still valid, or NULL. */
+static const weir_object *vod_cache_get(weir_origin *o, const char *path)
+{
+    uint64_t h = path_hash(path);
+    int64_t now = weir_clock_mono_us();
+    struct stat st;
+
+    for (size_t i = 0; i < VOD_CACHE_SLOTS; i++) {
+        vod_entry *e = &o->vod[i];
+        if (e->hash != h || strcmp(e->path, path) != 0)
+            continue;
+        /* Deleted (an asset's DELETE) or replaced by a rename: the inode we
+         * read has no name left.  fstat on an open descriptor reads the
+         * inode in memory, it does not wait for the disk. */
+        if (fstat(e->fd, &st) < 0 || st.st_nlink == 0 ||
+            now - e->read_us > o->opts.settings->vod_cache_valid * 1000) {
+            vod_drop(o, e);         /* read again (or 404) */
+            return NULL;
+        }
+        e->used_us = now;
+        return &e->obj;
+    }
+    return NULL;
+}
+
+/* Keeps a new reference to a freshly read file, evicting the least recently
+ * used entries to stay within origin.vod_cache_size. */
+static void vod_cache_put(weir_origin *o, const char *path, int fd, const weir_object *obj)
+{
+    size_t size = obj->body->size, cap = (size_t)o->opts.settings->vod_cache_size;
+    uint64_t h = path_hash(path);
+    vod_entry *slot = NULL;
+
+    if (size > cap / 4) {
+        close(fd);
+        return;                     /* one file must not flush everything else */
+    }
+    for (size_t i = 0; i < VOD_CACHE_SLOTS; i++)
+        if (o->vod[i].hash == h && strcmp(o->vod[i].path, path) == 0)
+            vod_drop(o, &o->vod[i]);    /* two reads raced: keep the newer */
+    for (;;) {
+        vod_entry *lru = NULL;
+        slot = NULL;
+        for (size_t i = 0; i < VOD_CACHE_SLOTS; i++) {
+            vod_entry *e = &o->vod[i];
+            if (!e->hash) {
+                slot = slot ? slot : e;
+                continue;
+            }
+            if (!lru || e->used_us < lru->used_us)
+                lru = e;
+        }
+        if (slot && o->vod_bytes + size <= cap)
+            break;
+        if (!lru) {
+            close(fd);
+            return;
+        }
+        vod_drop(o, lru);
+    }
+    if (!(slot->path = strdup(path))) {
+        close(fd);
+        return;
+    }
+    slot->fd = fd;
+    slot->hash = h;
+    slot->obj = *obj;
+    slot->obj.body = weir_buf_ref(obj->body);
+    slot->read_us = slot->used_us = weir_clock_mono_us();
+    o->vod_bytes += size;
 }
 
 /* Loop: answer the deferred request. */
@@ -685,6 +802,11 @@ static void vod_read_done(void *arg)
 {
     vod_read *v = arg;
     weir_http_req *req = weir_http_resume(v->d);
+
+    if (v->err == 0 && v->fd >= 0 && v->o->opts.settings->vod_cache_size > 0)
+        vod_cache_put(v->o, v->path, v->fd, &v->obj);     /* takes the fd */
+    else if (v->fd >= 0)
+        close(v->fd);
 
     if (req) {
         if (v->err == AVERROR(ENOMEM))
@@ -702,9 +824,11 @@ static int on_vod(weir_http_req *req, void *arg)
     const char *rel = weir_http_req_path(req) + strlen("/vod/");
     const char *slash = strchr(rel, '/');
     weir_cache_class cache;
+    const weir_object *hit;
     const char *type;
     vod_read *v;
     req_hdrs h;
+    char path[sizeof v->path];
 
     read_hdrs(req, &h);
     /* "<asset>/<file>", or "<asset>/ts/<file>" (the MPEG-TS variant). */
@@ -713,11 +837,15 @@ static int on_vod(weir_http_req *req, void *arg)
     if (!o->opts.vod_dir || !path_safe(rel) || !slash || strchr(slash + 1, '/') ||
         !(type = vod_type(rel, &cache)))
         return respond_status(o, req, &h, 404, "not found\n");
+    snprintf(path, sizeof path, "%s/%s", o->opts.vod_dir, rel);
+    if ((hit = vod_cache_get(o, path)))
+        return serve_object(o, req, &h, hit);
     if (!(v = calloc(1, sizeof *v)))
         return respond_status(o, req, &h, 503, "out of memory\n");
     v->o = o;
     v->h = h;
-    snprintf(v->path, sizeof v->path, "%s/%s", o->opts.vod_dir, rel);
+    v->fd = -1;
+    memcpy(v->path, path, sizeof path);
     v->obj.content_type = type;
     v->obj.cache = cache;
     if (!(v->d = weir_http_defer(req))) {
@@ -839,5 +967,8 @@ void weir_origin_free(weir_origin *o)
     }
     for (size_t i = 0; i < WEB_FILES; i++)
         weir_object_clear(&o->web[i]);
+    for (size_t i = 0; i < VOD_CACHE_SLOTS; i++)
+        if (o->vod[i].hash)
+            vod_drop(o, &o->vod[i]);
     free(o);
 }

@@ -4,7 +4,10 @@
  *
  *   GET|HEAD /live/<name>/<file>   from a lookup function (the packager's
  *                                  in-memory store, wired by the app)
- *   GET|HEAD /vod/<asset>/<file>   from vod_dir, read on the work pool
+ *   GET|HEAD /vod/<asset>/<file>   from vod_dir, read on the work pool into
+ *                                  a cache (origin.vod_cache_size): hits are
+ *                                  answered on the loop, sent with sendfile
+ *                                  from the buffer's memfd like live segments
  *   GET|HEAD /time                 ISO 8601 UTC, for DASH UTCTiming
  *   GET|HEAD /, /web/<file>        the dashboard page from origin.web_dir, read
  *                                  into memory at start (hls.js from its npm
@@ -38,6 +41,8 @@ typedef struct weir_origin_settings {
     int64_t master_max_age;         /* ms, Cache-Control of master playlists */
     char *web_dir;                  /* the dashboard's files */
     int64_t max_held;               /* held LL-HLS requests at once */
+    int64_t vod_cache_size;         /* bytes of VOD files kept in memory; 0: none */
+    int64_t vod_cache_valid;        /* ms a cached VOD file is served before it is reread */
 } weir_origin_settings;
 
 extern const weir_conf_table weir_origin_conf_table;
