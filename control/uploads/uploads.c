@@ -1217,14 +1217,16 @@ static void job_finish(job *j, const char *state, const char *reason, json_t *ex
                       WL_STR("upload", j->row.id), WL_ERR(r));
         return;
     }
-    asset_write(u, &j->row, state, extra);
-    part_path(u, j->row.id, path, sizeof path);
-    unlink(path);
+    /* The log line first: whoever sees the new state (the API, an event)
+     * finds the line already there. */
     if (reason)
         weir_log_warn("uploads", "upload failed", WL_STR("upload", j->row.id),
                       WL_STR("reason", reason));
     else
         weir_log_info("uploads", "upload ready", WL_STR("upload", j->row.id));
+    asset_write(u, &j->row, state, extra);
+    part_path(u, j->row.id, path, sizeof path);
+    unlink(path);
 }
 
 /* A job interrupted by a stopping app: back to the queue, and asset.json
