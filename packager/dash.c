@@ -19,13 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static weir_buf *finish(weir_bytes *b, int r)
-{
-    weir_buf *out = r < 0 ? NULL : weir_buf_copy(b->data, b->len);
-    weir_bytes_free(b);
-    return out;
-}
-
 /* A segment as the MPD lists it. */
 typedef struct span {
     int64_t number, start_ts, duration_ts;
@@ -265,7 +258,7 @@ static weir_buf *render_mpd(const pkg_pres *p, int64_t now_unix_ms, int vod)
                        "value=\"/time\"/>\n");
     if (r >= 0)
         r = pkg_printf(&b, "</MPD>\n");
-    return finish(&b, r);
+    return pkg_finish(&b, r);
 }
 
 weir_buf *pres_render_mpd(const pkg_pres *p, int64_t now_unix_ms)

@@ -16,13 +16,6 @@
 
 #define AUDIO_GROUP "audio"
 
-static weir_buf *finish(weir_bytes *b, int r)
-{
-    weir_buf *out = r < 0 ? NULL : weir_buf_copy(b->data, b->len);
-    weir_bytes_free(b);
-    return out;
-}
-
 static const pkg_track *first_audio(const pkg_pres *p)
 {
     for (int i = 0; i < p->ntracks; i++)
@@ -70,7 +63,7 @@ weir_buf *pres_render_master(const pkg_pres *p)
         if (r >= 0)
             r = pkg_printf(&b, "\n%s.m3u8\n", t->id);
     }
-    return finish(&b, r);
+    return pkg_finish(&b, r);
 }
 
 /* Segments (from the live edge) whose parts are still listed: "a few"
@@ -241,7 +234,7 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
     if (r >= 0 && p->ended)
         r = pkg_printf(&b, "#EXT-X-ENDLIST\n");
     free(l);
-    return finish(&b, r);
+    return pkg_finish(&b, r);
 }
 
 weir_buf *pres_render_vod_media(const pkg_pres *p, const pkg_track *t)
@@ -260,5 +253,5 @@ weir_buf *pres_render_vod_media(const pkg_pres *p, const pkg_track *t)
                        (double)t->rec[i].duration_ts / t->timescale, t->id, t->rec[i].number);
     if (r >= 0)
         r = pkg_printf(&b, "#EXT-X-ENDLIST\n");
-    return finish(&b, r);
+    return pkg_finish(&b, r);
 }

@@ -327,6 +327,13 @@ int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRatio
 
 /* ---- small helpers shared with hls.c and dash.c ------------------------ */
 
+weir_buf *pkg_finish(weir_bytes *b, int r)
+{
+    weir_buf *out = r < 0 ? NULL : weir_buf_copy(b->data, b->len);
+    weir_bytes_free(b);
+    return out;
+}
+
 int pkg_printf(weir_bytes *b, const char *fmt, ...)
 {
     va_list ap;
@@ -846,8 +853,8 @@ static pkg_track *find_track(pkg_pres *p, const char *id, size_t len)
     return NULL;
 }
 
-static int give(weir_object *out, weir_buf *b, const char *type, weir_cache_class cache,
-                int64_t max_age_ms, int64_t mtime_ms, uint64_t etag)
+int pkg_give(weir_object *out, weir_buf *b, const char *type, weir_cache_class cache,
+             int64_t max_age_ms, int64_t mtime_ms, uint64_t etag)
 {
     if (!b)
         return AVERROR(ENOENT);
@@ -968,10 +975,10 @@ static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir
     int parts;
 
     if (s && part < 0 && s->complete)
-        return give(out, s->whole, type, WEIR_CACHE_IMMUTABLE, 0,
+        return pkg_give(out, s->whole, type, WEIR_CACHE_IMMUTABLE, 0,
                     p->ast_unix_ms + ts_to_ms(t, s->start_ts + s->duration_ts), etag_of(p, tag));
     if (s && part >= 0 && part < s->nparts)
-        return give(out, s->parts[part].buf, type, WEIR_CACHE_IMMUTABLE, 0,
+        return pkg_give(out, s->parts[part].buf, type, WEIR_CACHE_IMMUTABLE, 0,
                     p->ast_unix_ms + ts_to_ms(t, s->parts[part].start_ts + s->parts[part].duration_ts),
                     etag_of(p, tag));
     if (t->nsegs > 0 && n < t->segs[0]->number && n >= t->first_number) {
@@ -1000,10 +1007,10 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
     int r;
 
     if (strcmp(file, "index.m3u8") == 0)
-        return give(out, p->master, "application/vnd.apple.mpegurl", WEIR_CACHE_MASTER, 0,
+        return pkg_give(out, p->master, "application/vnd.apple.mpegurl", WEIR_CACHE_MASTER, 0,
                     p->updated_unix_ms, etag_of(p, p->version));
     if (strcmp(file, "index.mpd") == 0)
-        return give(out, p->mpd, "application/dash+xml", WEIR_CACHE_LIVE, live_age,
+        return pkg_give(out, p->mpd, "application/dash+xml", WEIR_CACHE_LIVE, live_age,
                     p->updated_unix_ms, etag_of(p, p->version));
     dot = strrchr(file, '.');
     if (!dot)
@@ -1015,7 +1022,7 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
             return r < 0 ? r : AVERROR(EAGAIN);
         if (p->settings->low_latency)
             live_age = p->settings->part_duration / 2;
-        return give(out, q && q->skip && t->playlist_delta ? t->playlist_delta : t->playlist,
+        return pkg_give(out, q && q->skip && t->playlist_delta ? t->playlist_delta : t->playlist,
                     "application/vnd.apple.mpegurl", WEIR_CACHE_LIVE, live_age,
                     p->updated_unix_ms, etag_of(p, p->version * 2 + (q && q->skip)));
     }
@@ -1026,7 +1033,7 @@ int pres_lookup(pkg_pres *p, const char *file, const weir_object_query *q, weir_
         n = strtoll(us + 2, &end, 10);
         if (strcmp(end, ".mp4") != 0 || !(e = find_epoch(t, n)))
             return AVERROR(ENOENT);
-        return give(out, e->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
+        return pkg_give(out, e->init, t->is_video ? "video/mp4" : "audio/mp4", WEIR_CACHE_IMMUTABLE,
                     0, p->created_unix_ms,
                     etag_of(p, ((uint64_t)n << 8) ^ (uint64_t)(t - p->tracks) ^ 0x80));
     }

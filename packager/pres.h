@@ -258,6 +258,12 @@ int64_t pres_track_avg_bps(const pkg_track *t);
 /* Frames per second of a video track so far (0 when unknown). */
 double pres_track_fps(const pkg_track *t);
 
+/* *out = a new reference to b with these headers' facts; AVERROR(ENOENT)
+ * when b is NULL (not rendered yet). */
+int pkg_give(weir_object *out, weir_buf *b, const char *type, weir_cache_class cache,
+             int64_t max_age_ms, int64_t mtime_ms, uint64_t etag);
+/* b's bytes as a new weir_buf (NULL when r < 0 or out of memory); frees b. */
+weir_buf *pkg_finish(weir_bytes *b, int r);
 /* Appends printf output to b.  0 or AVERROR(ENOMEM). */
 int pkg_printf(weir_bytes *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

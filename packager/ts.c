@@ -695,13 +695,6 @@ static uint64_t etag_of(const pkg_pres *p, uint64_t what)
     return ((uint64_t)p->created_unix_ms * 0xC2B2AE3D27D4EB4Full) ^ what;
 }
 
-static weir_buf *finish(weir_bytes *b, int r)
-{
-    weir_buf *out = r < 0 ? NULL : weir_buf_copy(b->data, b->len);
-    weir_bytes_free(b);
-    return out;
-}
-
 static int64_t rend_avg_bps(const pkg_pres *p, const ts_rend *r)
 {
     const pkg_track *t = &p->tracks[r->main];
@@ -732,7 +725,7 @@ static weir_buf *render_master(const pkg_pres *p, const pkg_ts *ts)
         if (r >= 0)
             r = pkg_printf(&b, "\n%s.m3u8\n", x->id);
     }
-    return finish(&b, r);
+    return pkg_finish(&b, r);
 }
 
 static int64_t listed_first(const pkg_pres *p, const ts_rend *r)
@@ -766,7 +759,7 @@ static weir_buf *render_media(const pkg_pres *p, const ts_rend *r)
     }
     if (e >= 0 && p->ended)
         e = pkg_printf(&b, "#EXT-X-ENDLIST\n");
-    return finish(&b, e);
+    return pkg_finish(&b, e);
 }
 
 static weir_buf *render_vod_media(const pkg_pres *p, const ts_rend *r)
@@ -784,7 +777,7 @@ static weir_buf *render_vod_media(const pkg_pres *p, const ts_rend *r)
                        (double)r->rec[i].duration_ts / t->timescale, r->id, r->rec[i].number);
     if (e >= 0)
         e = pkg_printf(&b, "#EXT-X-ENDLIST\n");
-    return finish(&b, e);
+    return pkg_finish(&b, e);
 }
 
 static void publish(pkg_pres *p, int64_t now_unix_ms)
@@ -1036,18 +1029,6 @@ int ts_resume(pkg_pres *p, int64_t now_unix_ms)
 
 /* ---- lookup and recording ----------------------------------------------- */
 
-static int give(weir_object *out, weir_buf *b, const char *type, weir_cache_class cache,
-                int64_t max_age_ms, int64_t mtime_ms, uint64_t etag)
-{
-    if (!b)
-        return AVERROR(ENOENT);
-    *out = (weir_object){
-        .body = weir_buf_ref(b), .content_type = type, .cache = cache,
-        .max_age_ms = max_age_ms, .mtime_ms = mtime_ms, .etag = etag,
-    };
-    return 0;
-}
-
 static ts_rend *find_rend(pkg_ts *ts, const char *id, size_t len)
 {
     for (int i = 0; i < ts->nrend; i++)
@@ -1067,12 +1048,12 @@ int ts_lookup(pkg_pres *p, const char *file, weir_object *out)
     if (!ts || !dot)
         return AVERROR(ENOENT);
     if (strcmp(file, "index.m3u8") == 0)
-        return give(out, ts->master, "application/vnd.apple.mpegurl", WEIR_CACHE_MASTER, 0,
+        return pkg_give(out, ts->master, "application/vnd.apple.mpegurl", WEIR_CACHE_MASTER, 0,
                     ts->updated_unix_ms, etag_of(p, ts->version));
     if (strcmp(dot, ".m3u8") == 0) {
         if (!(r = find_rend(ts, file, (size_t)(dot - file))))
             return AVERROR(ENOENT);
-        return give(out, r->playlist, "application/vnd.apple.mpegurl", WEIR_CACHE_LIVE,
+        return pkg_give(out, r->playlist, "application/vnd.apple.mpegurl", WEIR_CACHE_LIVE,
                     p->settings->segment_duration / 2, ts->updated_unix_ms,
                     etag_of(p, ts->version * 64 + (uint64_t)(r - ts->rend) + 1));
     }
@@ -1086,7 +1067,7 @@ int ts_lookup(pkg_pres *p, const char *file, weir_object *out)
         if (r->segs[i].number == n) {
             const pkg_track *t = &p->tracks[r->main];
             const ts_seg *s = &r->segs[i];
-            return give(out, s->buf, "video/mp2t", WEIR_CACHE_IMMUTABLE, 0,
+            return pkg_give(out, s->buf, "video/mp2t", WEIR_CACHE_IMMUTABLE, 0,
                         p->ast_unix_ms + av_rescale(s->start_ts + s->duration_ts, 1000,
                                                     t->timescale),
                         etag_of(p, (uint64_t)n << 8 ^ (uint64_t)(r - ts->rend) << 4 ^ 0xF));
