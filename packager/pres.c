@@ -989,9 +989,13 @@ static int lookup_media(pkg_pres *p, pkg_track *t, int64_t n, int64_t part, weir
     }
     /* The next part (what EXT-X-PRELOAD-HINT names) is held until it exists;
      * so is the segment being cut (and the next), which low-latency DASH
-     * asks for early (availabilityTimeOffset) and gets part by part. */
+     * asks for early (availabilityTimeOffset) and gets part by part.  Not
+     * while the publisher is away: the next number, if it ever comes,
+     * starts another epoch (another DASH Period, another init segment), and
+     * a player asking for it as the continuation of this one would get
+     * media it cannot place. */
     pres_live_edge(t, &edge, &parts);
-    if (p->settings->low_latency && !p->ended &&
+    if (p->settings->low_latency && !p->paused &&
         ((part >= 0 && ((n == edge && part == parts) || (n == edge + 1 && part == 0))) ||
          (part < 0 && (n == edge || n == edge + 1))))
         return AVERROR(EAGAIN);
