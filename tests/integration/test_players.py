@@ -150,9 +150,11 @@ def test_the_recording_plays_and_seeks():
     a = assets[0]
     base = state["base"]
     assert a["duration_s"] > 8, a     # the publish after the reconnect ran longer than that
-    runs = [("vod-hls", f"{base}{a['hls']}", "hls", ("--seek", "10")),
-            ("vod-dash", f"{base}{a['dash']}", "dash", ("--seek", "10")),
-            ("vod-hls-ts", f"{base}{a['hls_ts']}", "hls", ("--seek", "10"))]
+    # Into the recording, 6.5 s before its end: 5 s of play must fit after it.
+    seek = f"{max(1.0, a['duration_s'] - 6.5):.1f}"
+    runs = [("vod-hls", f"{base}{a['hls']}", "hls", ("--seek", seek)),
+            ("vod-dash", f"{base}{a['dash']}", "dash", ("--seek", seek)),
+            ("vod-hls-ts", f"{base}{a['hls_ts']}", "hls", ("--seek", seek))]
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3], seconds=5), runs))
     for (name, *_), (rc, res) in zip(runs, results):
