@@ -229,9 +229,11 @@ static int start_pres(entry *e)
 static void on_grace_done(weir_timer *t)
 {
     entry *e = (entry *)((char *)t - offsetof(entry, linger));
+    /* (prev: a returning publisher left again before its first packet.) */
+    pkg_pres *p = e->pres ? e->pres : e->prev;
 
-    if (e->pres) {
-        pres_end(e->pres, weir_clock_unix_ms());
+    if (p) {
+        pres_end(p, weir_clock_unix_ms());
         weir_log_info("packager", "stream ended", WL_STR("stream", e->name));
     }
     weir_timer_start(e->pk->loop, &e->linger, e->pk->settings->linger * 1000, on_linger_done);
