@@ -224,8 +224,10 @@ weir_buf *pres_render_media(const pkg_pres *p, const pkg_track *t, int skip)
                 r = render_parts(&b, t, open);
         }
         /* No hint across a discontinuity: its part needs the new MAP,
-         * which the playlist lists with the part once it exists. */
-        if (r >= 0 && epoch == t->epoch)
+         * which the playlist lists with the part once it exists.  Nor
+         * while the publisher is away: the next part, if it comes, is the
+         * next epoch's. */
+        if (r >= 0 && epoch == t->epoch && !p->paused)
             r = pkg_printf(&b, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"%s_%" PRId64 ".%d.m4s\"\n",
                            t->id, next_msn, next_part);
         if (r >= 0)
