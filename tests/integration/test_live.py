@@ -14,7 +14,7 @@ import time
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
-from weirtest import Weir, free_port, run_tests  # noqa: E402
+from weirtest import Weir, free_port, run_tests, wait_for  # noqa: E402
 
 WEIR = sys.argv[1]
 SECONDS = 20         # of media pushed; keyframe every second, segments of 1 s
@@ -34,16 +34,6 @@ def push(url, seconds):
 
 def get(path, headers=None, method="GET"):
     return state["weir"].request(method, path, headers=headers)
-
-
-def wait_for(fn, timeout=15):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
 
 
 def media_segments(playlist):

@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import weirtest  # noqa: E402
@@ -40,13 +39,7 @@ def api(method, path, scope="read"):
 
 
 def wait_for(fn, timeout=20):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+    return weirtest.wait_for(fn, timeout)
 
 
 def media_segments(playlist):

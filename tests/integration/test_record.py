@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import weirtest  # noqa: E402
@@ -25,13 +24,7 @@ def api(method, path, scope="read"):
 
 
 def wait_for(fn, timeout=20):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting")
+    return weirtest.wait_for(fn, timeout)
 
 
 def setup():
