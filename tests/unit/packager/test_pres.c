@@ -15,35 +15,9 @@
 #include <libavformat/avformat.h>
 
 #include "packager/pres.h"
+#include "clip.h"
 
 #define T0 1764400000000LL      /* a fixed "now" in Unix ms */
-
-typedef struct clip {
-    AVFormatContext *fmt;
-    char path[64];
-} clip;
-
-/* Makes a clip with the ffmpeg CLI; args are the encoding options. */
-static void clip_make(clip *c, const char *inputs, const char *args)
-{
-    char cmd[1024];
-    snprintf(c->path, sizeof c->path, "/tmp/weir-pres-%d-XXXXXX", (int)getpid());
-    int fd = mkstemp(c->path);
-    cr_assert(fd >= 0);
-    close(fd);
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -hide_banner -loglevel error -y %s %s -f mp4 %s", inputs, args, c->path);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    c->fmt = NULL;
-    cr_assert_eq(avformat_open_input(&c->fmt, c->path, NULL, NULL), 0);
-    cr_assert_geq(avformat_find_stream_info(c->fmt, NULL), 0);
-}
-
-static void clip_free(clip *c)
-{
-    avformat_close_input(&c->fmt);
-    unlink(c->path);
-}
 
 static const weir_packager_settings settings_2s = {
     .segment_duration = 2000, .part_duration = 500, .window = 3, .linger = 0,

@@ -18,36 +18,11 @@
 #include <libavformat/avformat.h>
 
 #include "packager/ts.h"
+#include "clip.h"
 
 #define T0 1764400000000LL
 
 /* ---- helpers ----------------------------------------------------------- */
-
-typedef struct clip {
-    AVFormatContext *fmt;
-    char path[64];
-} clip;
-
-static void clip_make(clip *c, const char *inputs, const char *args)
-{
-    char cmd[1024];
-    snprintf(c->path, sizeof c->path, "/tmp/weir-ts-%d-XXXXXX", (int)getpid());
-    int fd = mkstemp(c->path);
-    cr_assert(fd >= 0);
-    close(fd);
-    snprintf(cmd, sizeof cmd,
-             "ffmpeg -hide_banner -loglevel error -y %s %s -f mp4 %s", inputs, args, c->path);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    c->fmt = NULL;
-    cr_assert_eq(avformat_open_input(&c->fmt, c->path, NULL, NULL), 0);
-    cr_assert_geq(avformat_find_stream_info(c->fmt, NULL), 0);
-}
-
-static void clip_free(clip *c)
-{
-    avformat_close_input(&c->fmt);
-    unlink(c->path);
-}
 
 static const weir_packager_settings settings_ts = {
     .segment_duration = 2000, .part_duration = 500, .window = 100, .linger = 0, .hls_ts = 1,
