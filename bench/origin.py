@@ -15,7 +15,8 @@ servers), so each side has one core.  Each round measures every case on weir
 then on nginx (wrk --latency -t1 -c32 -d DURATION); ROUNDS rounds alternate
 the two, and the medians and their ratio are printed (ratio = weir/nginx for
 requests/s).  argv[1]: the weir binary.  Environment: BENCH_ROUNDS (3),
-BENCH_DURATION (4s), BENCH_CONNS (32)."""
+BENCH_DURATION (4s), BENCH_CONNS (32), BENCH_CASES (comma-separated case
+names to run; all by default)."""
 import os
 import re
 import statistics
@@ -30,6 +31,7 @@ from benchlib import cpu_seconds, free_port, nginx_binary, nginx_conf
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = os.environ.get("BENCH_DURATION", "4s")
 CONNS = os.environ.get("BENCH_CONNS", "32")
+CASES = [c for c in os.environ.get("BENCH_CASES", "").split(",") if c]
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
 
@@ -168,6 +170,7 @@ def main():
                  ("origin_part", newest_part, peer + "/part.m4s", len(part)),
                  ("origin_segment", newest_segment, peer + "/seg.m4s", len(seg)),
                  ("origin_vod", lambda: base + vod_path, peer + "/seg.m4s", len(seg))]
+        cases = [c for c in cases if not CASES or c[0] in CASES]
         results = {name: ([], []) for name, *_ in cases}
         for r in range(ROUNDS):
             for name, w_url, n_url, _ in cases:

@@ -166,15 +166,24 @@ int weir_origin_parse_range(const char *v, uint64_t size, uint64_t *start, uint6
 
 /* ---- headers ------------------------------------------------------------ */
 
+/* Last-Modified text.  Most answers in a second carry the same few dates
+ * (a playlist's, its newest part's), so the last one formatted is kept:
+ * gmtime + strftime cost more than the rest of a playlist answer's headers. */
 static void http_date(int64_t unix_ms, char buf[40])
 {
+    static _Thread_local time_t last = -1;
+    static _Thread_local char text[40];
     time_t secs = (time_t)(unix_ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    strftime(buf, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+
+    if (secs != last) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = secs;
+    }
+    memcpy(buf, text, sizeof text);
 }
 
-/* Seconds since the epoch of an HTTP date, or -1. */
 static int64_t parse_http_date(const char *s)
 {
     struct tm tm = { 0 };
@@ -253,6 +262,36 @@ static int add_cors(const weir_origin *o, weir_http_req *req, const req_hdrs *h)
     return r;
 }
 
+/* "public, max-age=N" without printf: this runs on every answer. */
+static void max_age_text(char v[64], int64_t secs)
+{
+    static const char head[] = "public, max-age=";
+    char digits[24];
+    int n = 0;
+
+    if (secs < 0)
+        secs = 0;
+    do
+        digits[n++] = (char)('0' + secs % 10);
+    while ((secs /= 10) > 0);
+    memcpy(v, head, sizeof head - 1);
+    for (int i = 0; i < n; i++)
+        v[sizeof head - 1 + i] = digits[n - 1 - i];
+    v[sizeof head - 1 + n] = '\0';
+}
+
+/* The ETag, "%016" PRIx64 in quotes, without printf. */
+static void etag_text(char v[24], uint64_t etag)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    v[0] = '"';
+    for (int i = 0; i < 16; i++)
+        v[1 + i] = hex[(etag >> (60 - 4 * i)) & 0xf];
+    v[17] = '"';
+    v[18] = '\0';
+}
+
 static int add_caching(const weir_origin *o, weir_http_req *req, const weir_object *obj)
 {
     char v[64], date[40];
@@ -260,21 +299,23 @@ static int add_caching(const weir_origin *o, weir_http_req *req, const weir_obje
 
     switch (obj->cache) {
     case WEIR_CACHE_IMMUTABLE:
-        snprintf(v, sizeof v, IMMUTABLE);
+        r = weir_http_add_header(req, "Cache-Control", IMMUTABLE);
         break;
     case WEIR_CACHE_LIVE:
-        snprintf(v, sizeof v, "public, max-age=%" PRId64, obj->max_age_ms / 1000);
+        max_age_text(v, obj->max_age_ms / 1000);
+        r = weir_http_add_header(req, "Cache-Control", v);
         break;
     case WEIR_CACHE_MASTER:
-        snprintf(v, sizeof v, "public, max-age=%" PRId64, o->opts.settings->master_max_age / 1000);
+        max_age_text(v, o->opts.settings->master_max_age / 1000);
+        r = weir_http_add_header(req, "Cache-Control", v);
         break;
     default:
-        snprintf(v, sizeof v, "public, max-age=86400");
+        r = weir_http_add_header(req, "Cache-Control", "public, max-age=86400");
         break;
     }
-    if ((r = weir_http_add_header(req, "Cache-Control", v)) < 0)
+    if (r < 0)
         return r;
-    snprintf(v, sizeof v, "\"%016" PRIx64 "\"", obj->etag);
+    etag_text(v, obj->etag);
     if ((r = weir_http_add_header(req, "ETag", v)) < 0)
         return r;
     http_date(obj->mtime_ms, date);
@@ -287,7 +328,7 @@ static int not_modified(const req_hdrs *h, const weir_object *obj)
     char tag[24];
     int64_t since;
 
-    snprintf(tag, sizeof tag, "\"%016" PRIx64 "\"", obj->etag);
+    etag_text(tag, obj->etag);
     if (h->if_none_match[0])
         return strcmp(h->if_none_match, "*") == 0 || strstr(h->if_none_match, tag) != NULL;
     if (h->if_modified_since[0] && (since = parse_http_date(h->if_modified_since)) >= 0)

@@ -103,6 +103,47 @@ def test_keepalive_then_shutdown_closes_idle_connections():
         w.close()
 
 
+def test_idle_keepalive_connections_time_out():
+    """A kept-alive connection is closed after http.keepalive_timeout of
+    idleness (weir's own sweep, not lws's timer list), a busy one is not,
+    and a request that stalls halfway through its headers is cut too."""
+    w = Weir(WEIR, "--set", "http.keepalive_timeout=1s")
+    try:
+        w.wait_ready()
+
+        def get(sock):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = sock.recv(4096)
+            assert got.startswith(b"HTTP/1.1 200"), got
+
+        def closed_after(sock, limit):
+            """Seconds until the server closes sock (recv gives b"")."""
+            t0 = time.monotonic()
+            sock.settimeout(limit)
+            assert sock.recv(4096) == b"", "unexpected bytes"
+            return time.monotonic() - t0
+
+        idle = socket.create_connection(("127.0.0.1", w.port))
+        get(idle)
+        assert 0.9 < closed_after(idle, 5) < 2.3    # timeout + one sweep at most
+        busy = socket.create_connection(("127.0.0.1", w.port))
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:      # a request every 0.4 s keeps it open
+            get(busy)
+            time.sleep(0.4)
+        get(busy)
+        assert 0.9 < closed_after(busy, 5) < 2.3
+        stalled = socket.create_connection(("127.0.0.1", w.port))
+        get(stalled)
+        stalled.sendall(b"GET /healthz HTTP/1.1\r\nHost:")    # and nothing more
+        assert closed_after(stalled, 12) < 11                # lws's header timeout or ours
+        for s in (idle, busy, stalled):
+            s.close()
+        assert w.request("GET", "/healthz")[0] == 200
+    finally:
+        w.close()
+
+
 def test_json_logs():
     w = Weir(WEIR, "--set", "log.format=json")
     try:
@@ -137,6 +178,7 @@ run_tests([
     test_errors_and_head,
     test_body_limit,
     test_keepalive_then_shutdown_closes_idle_connections,
+    test_idle_keepalive_connections_time_out,
     test_json_logs,
     test_port_in_use_fails_clearly,
 ])
