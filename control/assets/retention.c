@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ struct weir_retention {
     char *vod_dir;
     weir_timer timer;
     int stopped;                    /* loop thread */
+    atomic_bool stopping;           /* read by a sweep on the pool: leave off early */
     int in_flight;                  /* loop thread: a sweep is on the work pool */
     weir_metric *expired;           /* weir_recordings_expired_total{reason} */
     weir_metric_child *expired_age, *expired_bytes;
@@ -115,8 +118,10 @@ static int id_in(const json_t *ids, const char *id)
     return 0;
 }
 
-/* The recordings in vod_dir.  *out malloc'd (NULL when *n is 0). */
-static int scan(const char *vod_dir, const json_t *in_use, weir_retention_item **out, size_t *n)
+/* The recordings in vod_dir.  *out malloc'd (NULL when *n is 0).
+ * AVERROR_EXIT when *stop turned true meanwhile. */
+static int scan(const char *vod_dir, const json_t *in_use, const atomic_bool *stop,
+                weir_retention_item **out, size_t *n)
 {
     char path[RET_PATH_MAX + 256];
     weir_retention_item *items = NULL;
@@ -133,6 +138,11 @@ static int scan(const char *vod_dir, const json_t *in_use, weir_retention_item *
         const char *source, *state;
         struct stat st;
 
+        if (atomic_load(stop)) {
+            free(items);
+            closedir(dp);
+            return AVERROR_EXIT;
+        }
         if (!weir_asset_id_valid(d->d_name) || strlen(d->d_name) >= sizeof items->id)
             continue;
         if (weir_assets_get(vod_dir, d->d_name, &a) < 0)
@@ -174,26 +184,35 @@ static int scan(const char *vod_dir, const json_t *in_use, weir_retention_item *
 void weir_retention_sweep(weir_retention *r, const json_t *in_use)
 {
     weir_retention_item *items;
-    int64_t now = weir_clock_unix_ms(), kept = 0;
-    size_t n;
+    int64_t now = weir_clock_unix_ms(), on_disk = 0, t0 = weir_clock_mono_us();
+    size_t n, gone = 0;
     int e;
 
-    if ((e = scan(r->vod_dir, in_use, &items, &n)) < 0) {
+    if ((e = scan(r->vod_dir, in_use, &r->stopping, &items, &n)) == AVERROR_EXIT)
+        return;
+    if (e < 0) {
         weir_log_error("retention", "cannot scan the recordings", WL_STR("path", r->vod_dir),
                        WL_ERR(e));
         return;
     }
-    weir_retention_select(items, n, now, r->o.max_age, r->o.max_bytes, &kept);
+    weir_retention_select(items, n, now, r->o.max_age, r->o.max_bytes, NULL);
+    for (size_t i = 0; i < n; i++)
+        on_disk += items[i].bytes;
+    weir_gauge_set(r->bytes_child, (double)on_disk);
     for (size_t i = 0; i < n; i++) {
         weir_retention_item *it = &items[i];
         if (it->reason == WEIR_RETENTION_KEEP)
             continue;
+        /* Deleting a large recording's thousands of files takes a while:
+         * a shutdown does not wait for the rest (the next start goes on). */
+        if (atomic_load(&r->stopping))
+            break;
         e = weir_assets_remove(r->vod_dir, it->id, NULL, r->o.events);
         if (e < 0) {
-            /* Taken back meanwhile (deleted by the API, written again): it
-             * stays on the disk, so it stays in the total. */
-            if (e != AVERROR(ENOENT))
-                kept += it->bytes;
+            /* Taken back meanwhile (written again, say); deleted by the API
+             * meanwhile (ENOENT), it is off the disk all the same. */
+            if (e == AVERROR(ENOENT))
+                weir_gauge_set(r->bytes_child, (double)(on_disk -= it->bytes));
             weir_log_warn("retention", "recording not expired", WL_STR("asset", it->id),
                           WL_ERR(e));
             continue;
@@ -203,8 +222,13 @@ void weir_retention_sweep(weir_retention *r, const json_t *in_use)
                       WL_INT("bytes", it->bytes),
                       WL_STR("reason", weir_retention_reason_name(it->reason)));
         weir_counter_inc(it->reason == WEIR_RETENTION_AGE ? r->expired_age : r->expired_bytes);
+        weir_gauge_set(r->bytes_child, (double)(on_disk -= it->bytes));
+        gone++;
     }
-    weir_gauge_set(r->bytes_child, (double)kept);
+    /* A sweep stats every file of every recording: its cost, for whoever
+     * picks the interval on a large data_dir. */
+    weir_log_debug("retention", "swept", WL_UINT("recordings", n), WL_UINT("expired", gone),
+                   WL_INT("bytes", on_disk), WL_INT("took_ms", (weir_clock_mono_us() - t0) / 1000));
     free(items);
 }
 
@@ -312,6 +336,7 @@ void weir_retention_stop(weir_retention *r)
     if (!r)
         return;
     r->stopped = 1;
+    atomic_store(&r->stopping, true);
     if (r->o.loop)
         weir_timer_stop(&r->timer);
 }

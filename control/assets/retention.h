@@ -13,7 +13,7 @@
  *         -> weir_retention_select -> weir_assets_remove each chosen one
  *         (the path DELETE /api/v1/assets/{id} takes: files, asset.deleted)
  *         -> one log line each, weir_recordings_expired_total{reason},
- *         weir_recordings_bytes
+ *         weir_recordings_bytes (set once measured, lowered per deletion)
  *   loop: sweep done -> timer armed again (one sweep at a time)
  *
  * Invariants:
@@ -80,8 +80,10 @@ typedef struct weir_retention_opts {
 /* Loop thread, at start-up: registers the metrics and arms the timer.
  * 0 or AVERROR. */
 int weir_retention_new(const weir_retention_opts *opts, weir_retention **out /* OUT */);
-/* Loop thread, before weir_work_free: no more sweeps (one in flight
- * finishes; its completion runs as the loop is freed).  NULL is fine. */
+/* Loop thread, before weir_work_free: no more sweeps; one in flight
+ * leaves off before its next folder or deletion (so a shutdown never waits
+ * for thousands of unlinks), and its completion runs as the loop is freed.
+ * NULL is fine. */
 void weir_retention_stop(weir_retention *r);
 /* After the loop is freed.  NULL is fine. */
 void weir_retention_free(weir_retention *r);
