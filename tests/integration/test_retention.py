@@ -130,6 +130,22 @@ def setup():
     state["ev"] = Events(w, state["token"])
 
 
+def test_the_limits_are_checked():
+    w = state["w"]
+    ok = os.path.join(w.tmp.name, "ok.yml")
+    with open(ok, "w") as f:
+        f.write("packager:\n  record_max_age: 7d\n  record_max_bytes: 200GB\n")
+    r = weirtest.cli(WEIR, w.data_dir, "config", "check", ok)
+    assert r.returncode == 0, r.stderr
+    bad = os.path.join(w.tmp.name, "bad.yml")
+    with open(bad, "w") as f:
+        f.write("packager:\n  record_sweep_interval: 10ms\n  record_max_bytes: -1\n")
+    r = weirtest.cli(WEIR, w.data_dir, "config", "check", bad)
+    assert r.returncode != 0, r
+    assert "packager.record_sweep_interval: must be between 100ms" in r.stderr, r.stderr
+    assert "packager.record_max_bytes: must be between 0" in r.stderr, r.stderr
+
+
 def test_recordings_announce_themselves_and_are_kept_by_default():
     w, ev = state["w"], state["ev"]
     pushes = [push(w, n, 2) for n in ("r1", "r2", "r3")]
@@ -248,7 +264,8 @@ def teardown():
 if __name__ == "__main__":
     setup()
     try:
-        run_tests([test_recordings_announce_themselves_and_are_kept_by_default,
+        run_tests([test_the_limits_are_checked,
+                   test_recordings_announce_themselves_and_are_kept_by_default,
                    test_limits_delete_the_oldest_recordings_first,
                    test_a_live_recording_with_dvr_is_kept_until_nothing_reads_it])
     finally:
