@@ -100,6 +100,12 @@ static int stream_profile(void *db, const char *stream, char *name, size_t cap)
     return weir_keys_profile(db, stream, name, cap);
 }
 
+/* Which recordings the retention must leave alone (loop thread). */
+static json_t *recordings_in_use(void *packager)
+{
+    return weir_packager_recordings_in_use(packager);
+}
+
 static int cancel_transcode(void *transcoder, uint64_t id)
 {
     return weir_transcoder_cancel(transcoder, id);
@@ -264,9 +270,19 @@ int weir_cmd_serve(const weir_cli *cli)
         .transcode_cancel = srv.settings.transcode.enabled ? cancel_transcode : NULL,
         .transcode_arg = srv.transcoder,
         .transcode_profiles = weir_transcode_profile_names,
+        .record_max_age = srv.settings.packager.record_max_age,
+        .record_max_bytes = srv.settings.packager.record_max_bytes,
+        .record_sweep_interval = srv.settings.packager.record_sweep_interval,
+        .recordings_in_use = recordings_in_use, .recordings_arg = srv.packager,
     });
     if (!srv.control)
         goto out;
+    /* Recordings' asset.json changes go out as the uploads' do. */
+    weir_packager_on_asset(srv.packager, weir_control_emit, srv.control);
+    if (srv.settings.packager.record && !srv.settings.packager.record_max_age &&
+        !srv.settings.packager.record_max_bytes)
+        weir_log_info("app", "recordings are kept until deleted: set packager.record_max_age "
+                      "or packager.record_max_bytes to bound their disk use");
     if (weir_rtmp_server_new(&(weir_rtmp_opts){
             .loop = srv.loop, .bus = srv.bus, .settings = &srv.settings.ingest,
             .port = (int)srv.settings.ingest.rtmp_port,

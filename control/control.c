@@ -4,6 +4,7 @@
  */
 #include "control/control.h"
 #include "control/api/api.h"
+#include "control/assets/retention.h"
 #include "control/events/events.h"
 #include "control/keys/keys.h"
 #include "control/metrics/exporter.h"
@@ -23,6 +24,7 @@ struct weir_control {
     weir_exporter exporter;
     weir_uploads *uploads;
     weir_events *events;
+    weir_retention *retention;
 };
 
 /* Between the API's exact routes and its prefix (see weir_api_opts.mount). */
@@ -75,6 +77,18 @@ weir_control *weir_control_new(const weir_control_opts *opts)
         return NULL;
     }
     weir_api_set_uploads(control->api, control->uploads);
+    if (opts->loop && opts->work && opts->vod_dir && opts->record_sweep_interval > 0 &&
+        weir_retention_new(&(weir_retention_opts){
+            .loop = opts->loop, .work = opts->work, .metrics = opts->metrics,
+            .events = control->events, .vod_dir = opts->vod_dir,
+            .max_age = opts->record_max_age, .max_bytes = opts->record_max_bytes,
+            .interval = opts->record_sweep_interval,
+            .in_use = opts->recordings_in_use, .in_use_arg = opts->recordings_arg,
+        }, &control->retention) < 0) {
+        weir_log_error("control", "cannot set up the recordings' retention");
+        weir_control_free(control);
+        return NULL;
+    }
     return control;
 }
 
@@ -82,14 +96,23 @@ void weir_control_stop(weir_control *control)
 {
     if (!control)
         return;
+    weir_retention_stop(control->retention);
     weir_uploads_stop(control->uploads);
     weir_events_stop(control->events);
+}
+
+void weir_control_emit(void *control, const char *type, const json_t *data)
+{
+    weir_control *c = control;
+    if (c)
+        weir_events_emit(c->events, type, data);
 }
 
 void weir_control_free(weir_control *control)
 {
     if (!control)
         return;
+    weir_retention_free(control->retention);
     weir_exporter_fini(&control->exporter);
     weir_api_free(control->api);
     weir_uploads_free(control->uploads);

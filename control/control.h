@@ -75,10 +75,26 @@ typedef struct weir_control_opts {
     const weir_uploads_settings *uploads;   /* borrowed; outlives the control plane */
     weir_upload_process_fn process;         /* NULL: uploads are probed, not packaged */
     void *process_arg;
+    /* Recordings' retention (control/assets/retention.h; needs loop, work
+     * and vod_dir): the packager's settings, which the app passes on.
+     * record_sweep_interval 0: no sweeper at all.  recordings_in_use runs
+     * on the loop and returns a new JSON array of the asset ids not to
+     * delete now (weir_packager_recordings_in_use); NULL: none. */
+    int64_t record_max_age;                 /* ms; 0: no age limit */
+    int64_t record_max_bytes;               /* 0: no size limit */
+    int64_t record_sweep_interval;          /* ms */
+    json_t *(*recordings_in_use)(void *arg);
+    void *recordings_arg;
 } weir_control_opts;
 
 /* NULL on failure (logged). */
 weir_control *weir_control_new(const weir_control_opts *opts);
+
+/* Emits an event on /api/v1/events (control/events/events.h), from any
+ * thread; data is borrowed.  For producers outside control/ (the
+ * packager's recordings: asset.created, asset.state), so the signature is
+ * a plain callback's: control is the weir_control. */
+void weir_control_emit(void *control, const char *type, const json_t *data);
 /* Before weir_work_free at shutdown, on the loop thread once the loop has
  * stopped: uploads take no new work and the processing threads finish their
  * file and stop.  NULL is fine. */

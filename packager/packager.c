@@ -55,7 +55,20 @@ static const weir_conf_key packager_keys[] = {
     { "packager.record", WEIR_CONF_BOOL, offsetof(weir_packager_settings, record),
       "false", 0, 0, NULL,
       "record every live stream to data_dir/vod/ as a VOD asset (HLS and DASH), listed at "
-      "GET /api/v1/assets; recordings are kept until deleted", 0 },
+      "GET /api/v1/assets; kept until deleted or until packager.record_max_age or "
+      "packager.record_max_bytes removes them", 0 },
+    { "packager.record_max_age", WEIR_CONF_DURATION,
+      offsetof(weir_packager_settings, record_max_age), "0s", 0, 3153600000000.0, NULL,
+      "recordings are deleted this long after they ended, oldest first (0: no age limit); "
+      "never one still being written or one a live DVR window reads from; uploads never", 0 },
+    { "packager.record_max_bytes", WEIR_CONF_SIZE,
+      offsetof(weir_packager_settings, record_max_bytes), "0", 0, 1e18, NULL,
+      "total size of the recordings in data_dir/vod/: above it the oldest finished ones are "
+      "deleted until it fits (0: no size limit); uploads neither count nor go", 0 },
+    { "packager.record_sweep_interval", WEIR_CONF_DURATION,
+      offsetof(weir_packager_settings, record_sweep_interval), "60s", 100, 3600000, NULL,
+      "how often the recordings on disk are measured (weir_recordings_bytes) and the two "
+      "limits above applied", 0 },
     { "packager.dvr_window", WEIR_CONF_DURATION, offsetof(weir_packager_settings, dvr_window),
       "0s", 0, 86400000, NULL,
       "DVR: live playlists and MPDs list this much of the stream (0: just packager.window); "
@@ -114,6 +127,8 @@ struct weir_packager {
     size_t count;
     void (*on_change)(void *arg, const char *name);
     void *change_arg;
+    void (*on_asset)(void *arg, const char *type, const json_t *asset);
+    void *asset_arg;
 };
 
 void weir_packager_on_change(weir_packager *pk, void (*fn)(void *arg, const char *name),
@@ -121,6 +136,14 @@ void weir_packager_on_change(weir_packager *pk, void (*fn)(void *arg, const char
 {
     pk->on_change = fn;
     pk->change_arg = arg;
+}
+
+void weir_packager_on_asset(weir_packager *pk,
+                            void (*fn)(void *arg, const char *type, const json_t *asset),
+                            void *arg)
+{
+    pk->on_asset = fn;
+    pk->asset_arg = arg;
 }
 
 static void entry_free(entry *e)
@@ -217,6 +240,8 @@ static int start_pres(entry *e)
     }
     e->pres->on_change = e->pk->on_change;
     e->pres->change_arg = e->pk->change_arg;
+    e->pres->on_asset = e->pk->on_asset;
+    e->pres->asset_arg = e->pk->asset_arg;
     if (e->pk->settings->record && e->pk->data_dir && e->pk->work)
         start_recording(e->pk, e->pres);
     weir_log_info("packager", "packaging", WL_STR("stream", e->name),
@@ -408,6 +433,31 @@ void weir_packager_free(weir_packager *pk)
 size_t weir_packager_count(const weir_packager *pk)
 {
     return pk->count;
+}
+
+/* A recording is in use while it is written (p->rec) and, with DVR, while
+ * any presentation still served redirects into it (p->rec_id, kept after
+ * the recording finished, until the linger ends). */
+static int add_in_use(json_t *ids, const pkg_pres *p, int dvr)
+{
+    if (!p || !p->rec_id[0] || (!p->rec && !dvr))
+        return 0;
+    return json_array_append_new(ids, json_string(p->rec_id));
+}
+
+json_t *weir_packager_recordings_in_use(weir_packager *pk)
+{
+    json_t *ids = json_array();
+    int dvr = pk->settings->dvr_window > 0;
+
+    if (!ids)
+        return NULL;
+    for (entry *e = pk->entries; e; e = e->next)
+        if (add_in_use(ids, e->pres, dvr) < 0 || add_in_use(ids, e->prev, dvr) < 0) {
+            json_decref(ids);
+            return NULL;
+        }
+    return ids;
 }
 
 /* index.json: {"streams": [{"name", "hls", "dash", "ended"}]}, newest first. */

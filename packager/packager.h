@@ -33,6 +33,8 @@
 #include "core/core.h"
 #include "core/work.h"
 
+#include <jansson.h>
+
 typedef struct weir_packager_settings {
     int64_t segment_duration;       /* ms; segments are cut at the first keyframe after it */
     int64_t part_duration;          /* ms; CMAF fragments inside a segment */
@@ -43,6 +45,11 @@ typedef struct weir_packager_settings {
     int record;                     /* each live stream also becomes a VOD asset */
     int64_t dvr_window;             /* ms of a live stream playlists list (needs record) */
     int hls_ts;                     /* also MPEG-TS HLS under ts/ (packager/ts.h) */
+    /* Retention of recordings: applied by the control plane's sweeper
+     * (control/assets/retention.h), which the app hands these to. */
+    int64_t record_max_age;         /* ms after a recording ended; 0: no limit */
+    int64_t record_max_bytes;       /* all recordings together; 0: no limit */
+    int64_t record_sweep_interval;  /* ms between two sweeps */
 } weir_packager_settings;
 
 extern const weir_conf_table weir_packager_conf_table;
@@ -79,6 +86,20 @@ int weir_packager_lookup(void *packager, const char *path, const weir_object_que
  * (a part or a segment is out): the origin answers the requests it held. */
 void weir_packager_on_change(weir_packager *pk, void (*fn)(void *arg, const char *name),
                              void *arg);
+
+/* fn(arg, type, asset) runs on the loop each time a recording's asset.json
+ * is on disk: type "asset.created" (state "recording") or "asset.state"
+ * ("ready", "failed"); asset (borrowed) is the object written, the shape
+ * GET /api/v1/assets/ID answers.  Set before publishers run. */
+void weir_packager_on_asset(weir_packager *pk,
+                            void (*fn)(void *arg, const char *type, const json_t *asset),
+                            void *arg);
+
+/* Loop thread: a new JSON array of the asset ids of the recordings that
+ * must not be deleted now: those being written, and with
+ * packager.dvr_window those a served presentation's DVR redirects into.
+ * NULL on ENOMEM. */
+json_t *weir_packager_recordings_in_use(weir_packager *pk);
 
 /* Packages a media file as a VOD asset, blocking (call it from a worker):
  * every track CMAF can carry is cut into segments as a live stream would

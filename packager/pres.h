@@ -156,6 +156,10 @@ typedef struct pkg_pres {
     uint64_t version;               /* bumped whenever anything is rebuilt */
     void (*on_change)(void *arg, const char *name);     /* after each rebuild */
     void *change_arg;
+    /* The recording's asset.json was written ("asset.created" for state
+     * recording, "asset.state" for ready/failed); asset borrowed.  NULL: none. */
+    void (*on_asset)(void *arg, const char *type, const json_t *asset);
+    void *asset_arg;
     pkg_rec *rec;                   /* recording to disk, or NULL */
     char rec_id[WEIR_BUS_NAME_MAX + 32];    /* the last recording's asset id, for DVR */
     struct pkg_ts *ts;              /* MPEG-TS variant (packager.hls_ts, ts.h), or NULL */

@@ -9,6 +9,12 @@
  *   each write done (loop): pending--; when the end was seen and nothing is
  *   pending: asset.json "ready" (or "failed"), then the recording is freed.
  *
+ * Each asset.json, once it is on disk, is also told to the presentation's
+ * on_asset listener (the app hands it to /api/v1/events): "asset.created"
+ * with state "recording", "asset.state" with "ready" or "failed" — after
+ * the write, so a client that hears of it finds the same object at
+ * GET /api/v1/assets/ID.
+ *
  * The recording owns its state once rec_end returns: the presentation may
  * be freed while files are still being written.
  */
@@ -41,6 +47,8 @@ struct pkg_rec {
     int own_asset_json;             /* write asset.json (recordings; not for files) */
     int has_ts;                     /* a ts/ variant (packager.hls_ts) is written too */
     int *result;                    /* sync mode: set to 0 or an AVERROR at the end */
+    void (*on_asset)(void *arg, const char *type, const json_t *asset);
+    void *asset_arg;
 };
 
 typedef struct rec_write {
@@ -49,6 +57,7 @@ typedef struct rec_write {
     weir_buf *buf;
     int err;                        /* errno, set by run */
     int last;                       /* asset.json "ready": frees rec when done */
+    json_t *asset;                  /* asset.json's object, told to on_asset once written */
 } rec_write;
 
 /* Worker: dir, then tmp file, fsync, rename (a reader never sees half a file). */
@@ -123,6 +132,13 @@ static void write_done(void *arg)
     }
     weir_buf_unref(w->buf);
     rec->pending--;
+    if (w->asset) {
+        const char *state = json_string_value(json_object_get(w->asset, "state"));
+        if (!w->err && rec->on_asset)
+            rec->on_asset(rec->asset_arg, state && strcmp(state, "recording") == 0
+                                          ? "asset.created" : "asset.state", w->asset);
+        json_decref(w->asset);
+    }
     if (w->last) {
         rec_free(rec);
         free(w);
@@ -132,17 +148,20 @@ static void write_done(void *arg)
     finish_if_done(rec);
 }
 
-/* Writes buf (a new reference is taken) as rec->dir/name. */
-static void submit(pkg_rec *rec, const char *name, weir_buf *buf, int last)
+/* Writes buf (a new reference is taken) as rec->dir/name.  asset: the
+ * object asset.json holds (its reference is taken), or NULL. */
+static void submit_asset(pkg_rec *rec, const char *name, weir_buf *buf, int last, json_t *asset)
 {
     rec_write *w = calloc(1, sizeof *w);
 
     if (!w || !buf) {
         free(w);
+        json_decref(asset);
         rec->failed = 1;
         return;
     }
     w->rec = rec;
+    w->asset = asset;
     snprintf(w->path, sizeof w->path, "%s/%s", rec->dir, name);
     w->buf = weir_buf_ref(buf);
     w->last = last;
@@ -154,8 +173,14 @@ static void submit(pkg_rec *rec, const char *name, weir_buf *buf, int last)
     }
 }
 
-/* asset.json: what GET /api/v1/assets lists. */
-static weir_buf *asset_json(const pkg_rec *rec, const char *state)
+static void submit(pkg_rec *rec, const char *name, weir_buf *buf, int last)
+{
+    submit_asset(rec, name, buf, last, NULL);
+}
+
+/* asset.json: what GET /api/v1/assets lists.  *obj (OUT, caller decrefs):
+ * the same as an object, for the listener. */
+static weir_buf *asset_json(const pkg_rec *rec, const char *state, json_t **obj)
 {
     char created[WEIR_ISO8601_LEN], url[sizeof rec->id + 32];
     json_t *o;
@@ -180,12 +205,16 @@ static weir_buf *asset_json(const pkg_rec *rec, const char *state)
         b = weir_buf_copy(text, strlen(text));
         free(text);
     }
-    json_decref(o);
+    if (b)
+        *obj = o;
+    else
+        json_decref(o);
     return b;
 }
 
 static void finish_if_done(pkg_rec *rec)
 {
+    json_t *o = NULL;
     weir_buf *b;
 
     if (!rec->ended || rec->pending > 0 || rec->finished)
@@ -195,20 +224,21 @@ static void finish_if_done(pkg_rec *rec)
         rec_free(rec);
         return;
     }
-    b = asset_json(rec, rec->failed ? "failed" : "ready");
+    b = asset_json(rec, rec->failed ? "failed" : "ready", &o);
     if (!b) {
         weir_log_error("packager", "recording not finished: out of memory",
                        WL_STR("asset", rec->id));
         free(rec);
         return;
     }
-    submit(rec, "asset.json", b, 1);
+    submit_asset(rec, "asset.json", b, 1, o);
     weir_buf_unref(b);
 }
 
 int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int *result)
 {
     pkg_rec *rec = calloc(1, sizeof *rec);
+    json_t *o = NULL;
     weir_buf *b;
 
     if (!rec)
@@ -225,9 +255,11 @@ int rec_start(pkg_pres *p, const char *dir, const char *id, weir_work *work, int
     rec->own_asset_json = !result;
     rec->started_unix_ms = p->epoch_unix_ms;
     rec->has_ts = p->ts != NULL;
+    rec->on_asset = p->on_asset;
+    rec->asset_arg = p->asset_arg;
     p->rec = rec;
-    if (rec->own_asset_json && (b = asset_json(rec, "recording"))) {
-        submit(rec, "asset.json", b, 0);
+    if (rec->own_asset_json && (b = asset_json(rec, "recording", &o))) {
+        submit_asset(rec, "asset.json", b, 0, o);
         weir_buf_unref(b);
     }
     return 0;

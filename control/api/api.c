@@ -238,20 +238,13 @@ static int get_asset(api_call *c)
 
 static int delete_asset(api_call *c)
 {
-    json_t *o = NULL;
-    const char *source;
-    int r = 0;
+    int r;
 
-    if (!c->api->opts.vod_dir || weir_assets_get(c->api->opts.vod_dir, c->param, &o) < 0)
+    if (!c->api->opts.vod_dir)
         return problem(c, 404, "no asset with that id");
-    source = json_string_value(json_object_get(o, "source"));
-    /* An upload's row and partial file go first, so that no PATCH or job
-     * brings the folder back. */
-    if (source && strcmp(source, "upload") == 0 && c->api->opts.uploads)
-        r = weir_uploads_forget(c->api->opts.uploads, c->param);
-    json_decref(o);
-    if (r >= 0)
-        r = weir_assets_delete(c->api->opts.vod_dir, c->param);
+    /* The path retention takes too (control/assets/retention.c). */
+    r = weir_assets_remove(c->api->opts.vod_dir, c->param, c->api->opts.uploads,
+                           c->api->opts.events);
     if (r == AVERROR(ENOENT))
         return problem(c, 404, "no asset with that id");
     if (r == AVERROR(EBUSY))
@@ -259,11 +252,6 @@ static int delete_asset(api_call *c)
     if (r < 0)
         return r;
     weir_log_info("api", "asset deleted", WL_STR("asset", c->param));
-    {
-        json_t *gone = json_pack("{ss}", "id", c->param);
-        weir_events_emit(c->api->opts.events, "asset.deleted", gone);
-        json_decref(gone);
-    }
     return ok(c, 200, json_pack("{ss ss}", "id", c->param, "state", "deleted"));
 }
 

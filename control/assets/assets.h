@@ -28,6 +28,18 @@ int weir_assets_get(const char *vod_dir, const char *id, json_t **out);
  * still being recorded or processed (state "recording" or "processing"). */
 int weir_assets_delete(const char *vod_dir, const char *id);
 
+struct weir_uploads;
+struct weir_events;
+
+/* The one way an asset goes, for DELETE /api/v1/assets/{id} and for the
+ * recordings' retention (retention.h): an upload's row and partial file
+ * first (uploads may be NULL: not wired, or the caller knows it is a
+ * recording), so that no PATCH or job brings the folder back; then the
+ * folder (weir_assets_delete); then asset.deleted {id} (events may be NULL).
+ * Blocking.  Errors as weir_assets_delete's. */
+int weir_assets_remove(const char *vod_dir, const char *id, struct weir_uploads *uploads,
+                       struct weir_events *events);
+
 /* Writes the asset's asset.json (asset is borrowed), creating its folder:
  * to a temporary name, fsync'd, then renamed, so a reader sees the old or
  * the new object, whole.  0 or AVERROR. */

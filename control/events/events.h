@@ -10,11 +10,14 @@
  *   ready            the connection is authorised; events follow
  *   stream.started   {name}           a stream was published on the bus
  *   stream.ended     {name}
- *   asset.created    {asset}          an upload began (state uploading)
+ *   asset.created    {asset}          an upload began (state uploading), or a
+ *                                     recording did (state recording: the packager,
+ *                                     through weir_control_emit)
  *   asset.state      {asset}          queued, processing (percent), ready,
  *                                     failed (reason): GET /api/v1/assets/ID's object
  *   upload.progress  {id, offset, length}   a PATCH was acknowledged
- *   asset.deleted    {id}             DELETE of the asset or of its upload
+ *   asset.deleted    {id}             DELETE of the asset or of its upload, or the
+ *                                     recordings' retention (weir_assets_remove)
  *
  * A client's life:
  *
