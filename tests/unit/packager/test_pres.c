@@ -441,18 +441,22 @@ Test(pres, a_publisher_back_continues_after_a_discontinuity)
     cr_assert_eq(frames_in_epoch(p, "v0", 4, 4, 6), counts[0]);
     cr_assert_eq(frames_in_epoch(p, "a0", 4, 4, 6), counts[1]);
 
-    /* The MPD (static now) has a Period per epoch; the second starts 10 s
-     * after the first on the media clock, at its epoch's tfdt. */
+    /* The MPD (static now) has a Period per epoch.  The second starts where
+     * the first one's media ends (6 s: three 2 s segments), not where its own
+     * media starts (10 s on the media clock, its epoch's tfdt): the 4 s
+     * without media open the new Period, where dash.js looks ahead past them,
+     * instead of closing the old one, where it stalls (dash.c). */
     char *mpd = text_of(p, "index.mpd", NULL, &err);
     cr_assert(mpd, "%d", err);
     cr_assert_eq(count_of(mpd, "<Period "), 2, "%s", mpd);
     cr_assert(strstr(mpd, "<Period id=\"1\" start=\"PT0.000S\">"), "%s", mpd);
-    const char *p2 = strstr(mpd, "<Period id=\"4\" start=\"PT10.");
+    const char *p2 = strstr(mpd, "<Period id=\"4\" start=\"PT6.000S\">");
     cr_assert(p2, "%s", mpd);
     cr_assert(strstr(p2, "initialization=\"$RepresentationID$_i4.mp4\" "
                          "media=\"$RepresentationID$_$Number$.m4s\" startNumber=\"4\" "
-                         "presentationTimeOffset=\"900000\""), "%s", p2);
+                         "presentationTimeOffset=\"540000\""), "%s", p2);
     cr_assert(strstr(p2, "<S t=\"900000\""), "%s", p2);
+    cr_assert(strstr(p2, "presentationTimeOffset=\"288000\""), "%s", p2);   /* audio */
     free(mpd);
     pres_free(p);
     clip_free(&c);
