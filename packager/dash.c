@@ -261,8 +261,8 @@ static weir_buf *render_mpd(const pkg_pres *p, int64_t now_unix_ms, int vod)
                        (long long)(cfg->segment_duration + 3 * cfg->part_duration));
     for (int k = 0; k < nperiods && r >= 0; k++) {
         /* Live: Periods sit on the media clock (AST + start); static: the
-         * first starts at 0, the others where their epochs began, counted
-         * from the first listed segment. */
+         * first starts at 0, the others where the media before them ended
+         * (pkg_epoch.period_ms), counted from the first listed segment. */
         period pd = { .pe = epochs[k], .start_ms = epochs[k]->period_ms, .first = k == 0,
                       .vod = vod, .is_static = is_static };
         int64_t start = is_static ? (k == 0 ? 0 : pd.start_ms - origin_ms) : pd.start_ms;

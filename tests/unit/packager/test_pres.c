@@ -498,6 +498,40 @@ Test(pres, the_discontinuity_sequence_counts_discontinuities_that_left_the_windo
     clip_free(&c);
 }
 
+/* The live MPD's Period for a comeback starts where the media before it
+ * ended, and stays there once the old Period has left the window: a
+ * Period@start that moved between MPD updates would move the whole Period
+ * under a player's feet. */
+Test(pres, the_period_after_a_comeback_starts_where_the_old_media_ended_and_stays)
+{
+    clip c;
+    const AVCodecParameters *pars[8];
+    AVRational tbs[8];
+    int counts[8], err;
+    weir_packager_settings cfg = settings_2s;       /* window 3 */
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25",
+              "-t 8 -c:v libx264 -preset ultrafast -g 50");
+    int n = clip_tracks(&c, pars, tbs);
+    pkg_pres *p = package(&c, &cfg, counts);
+    cr_assert_eq(pres_pause(p, T0 + 8000), 0);      /* 4 segments, media to 8 s */
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 8500), 0);
+    feed(p, &c, T0 + 8500, counts);                 /* 4 more: segment 5 on */
+    char *mpd = text_of(p, "index.mpd", NULL, &err);
+    cr_assert(mpd, "%d", err);
+    cr_assert(strstr(mpd, "type=\"dynamic\""), "%s", mpd);
+    cr_assert_eq(count_of(mpd, "<Period "), 1, "the old Period left the window: %s", mpd);
+    const char *p2 = strstr(mpd, "<Period id=\"5\" start=\"PT8.000S\">");
+    cr_assert(p2, "%s", mpd);
+    cr_assert(strstr(p2, "presentationTimeOffset=\"720000\""), "%s", p2);
+    /* Its media starts after the outage: at the comeback, 8.5 s or later. */
+    const char *t = strstr(p2, "<S t=\"");
+    cr_assert(t, "%s", p2);
+    cr_assert_geq(strtoll(t + 6, NULL, 10), 765000, "%s", p2);
+    free(mpd);
+    pres_free(p);
+    clip_free(&c);
+}
+
 Test(pres, a_publisher_back_with_other_tracks_is_not_resumed)
 {
     clip av, a;
