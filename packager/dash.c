@@ -9,9 +9,31 @@
  * available at AST + its end time, which is when the packager completes it.
  * Ended: type="static" over the segments still listed.
  *
- * A publisher that came back (a new epoch, pres.h) opens a new Period at
- * the epoch's start, with its own init segment and codecs; tfdt runs on, so
- * each Period's presentationTimeOffset is its start on the media clock.
+ * A publisher that came back (a new epoch, pres.h) opens a new Period, with
+ * its own init segment and codecs; tfdt runs on, so each Period's
+ * presentationTimeOffset is its start on the media clock and the MPD
+ * timeline stays the media clock (availability stays true).
+ *
+ * Where that Period starts matters to players.  The outage leaves a stretch
+ * of the media clock with no media: from where the old publish's media ends
+ * (E) to the new publish's first keyframe (S, the wall clock of its return).
+ * The new Period starts at E, not at S, so the hole is at the start of the
+ * new Period and never at the end of the old one:
+ *
+ *    Period A: [.. A's media ..]E                 (start of B = end of A)
+ *    Period B:                  E.....hole.....S[.. B's media ..]
+ *
+ * dash.js (5.2) crosses a hole at the start of a Period: a playhead or a seek
+ * (its live catch-up seeks to the live point, which runs on into the hole
+ * during the outage) that lands there is moved to the first segment ahead
+ * (its "seek fix").  A hole at the end of a Period is a dead end: nothing
+ * there looks ahead into the next Period, and a seek into it never
+ * completes.  With B at S, a catch-up seek made while the publisher was away
+ * stalled the player for good at readyState 1 (issue 7).  E is stored in the
+ * epoch when the publisher comes back (pkg_epoch.period_ms), so the Period's
+ * start never moves while the old Period leaves the window.  The DASH-IF
+ * timing model asks for no gaps at all; an outage makes one, and this is the
+ * form players recover from.
  */
 #include "packager/pres.h"
 
@@ -100,10 +122,11 @@ static int timeline(weir_bytes *b, const pkg_pres *p, const pkg_track *t, const 
     return r;
 }
 
-/* One Period: the epoch `pe` of the key track, starting at pe->start_ms on
- * the media clock.  first: the MPD's first Period. */
+/* One Period: the epoch `pe` of the key track, starting at start_ms on the
+ * media clock (pe->period_ms).  first: the MPD's first Period. */
 typedef struct period {
     const pkg_epoch *pe;
+    int64_t start_ms;
     int first, vod, is_static;
 } period;
 
@@ -127,9 +150,9 @@ static int adaptation_set(weir_bytes *b, const pkg_pres *p, const period *pd, in
             continue;
         }
         /* A static MPD's first Period starts at its first segment; every
-         * other Period at its epoch's start on the media clock. */
+         * other Period where it starts on the media clock. */
         pto = pd->first && pd->is_static ? (n > 0 ? sp[0].start_ts : 0)
-                                        : av_rescale(pd->pe->start_ms, t->timescale, 1000);
+                                        : av_rescale(pd->start_ms, t->timescale, 1000);
         if (!opened) {
             r = pkg_printf(b, "    <AdaptationSet id=\"%d\" contentType=\"%s\" mimeType=\"%s\" "
                            "segmentAlignment=\"true\" startWithSAP=\"1\">\n", id,
@@ -238,11 +261,11 @@ static weir_buf *render_mpd(const pkg_pres *p, int64_t now_unix_ms, int vod)
                        (long long)(cfg->segment_duration + 3 * cfg->part_duration));
     for (int k = 0; k < nperiods && r >= 0; k++) {
         /* Live: Periods sit on the media clock (AST + start); static: the
-         * first starts at 0, the others where their epochs began, counted
-         * from the first listed segment. */
-        period pd = { .pe = epochs[k], .first = k == 0, .vod = vod, .is_static = is_static };
-        int64_t start = is_static ? (k == 0 ? 0 : epochs[k]->start_ms - origin_ms)
-                                  : epochs[k]->start_ms;
+         * first starts at 0, the others where the media before them ended
+         * (pkg_epoch.period_ms), counted from the first listed segment. */
+        period pd = { .pe = epochs[k], .start_ms = epochs[k]->period_ms, .first = k == 0,
+                      .vod = vod, .is_static = is_static };
+        int64_t start = is_static ? (k == 0 ? 0 : pd.start_ms - origin_ms) : pd.start_ms;
         char at[32];
         duration(start > 0 ? start : 0, at);
         r = pkg_printf(&b, "  <Period id=\"%" PRId64 "\" start=\"%s\">\n", epochs[k]->number, at);

@@ -247,6 +247,19 @@ static int64_t end_ms(const pkg_pres *p)
     return end;
 }
 
+/* Media time (ms, rounded down) where the key track's last segment ends: the
+ * start of the next epoch's DASH Period, so that no Period ends in a stretch
+ * without media (dash.c says why).  The end of any track when the key track
+ * has none in memory. */
+static int64_t key_end_ms(const pkg_pres *p)
+{
+    const pkg_track *t = &p->tracks[p->key];
+    if (t->nsegs == 0)
+        return end_ms(p);
+    const pkg_segment *s = t->segs[t->nsegs - 1];
+    return av_rescale_rnd(s->start_ts + s->duration_ts, 1000, t->timescale, AV_ROUND_DOWN);
+}
+
 int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRational *tbs,
                 int ntracks, int64_t now_unix_ms)
 {
@@ -292,9 +305,11 @@ int pres_resume(pkg_pres *p, const AVCodecParameters *const *pars, const AVRatio
     }
 
     p->epoch_seq++;
+    int64_t period_ms = key_end_ms(p);
     for (int i = 0; i < p->ntracks; i++) {
         pkg_track *t = &p->tracks[i];
         nep[i]->seq = p->epoch_seq;
+        nep[i]->period_ms = period_ms;
         track_set_epoch(t, npar[i], nep[i]);
         t->keyed = 0;
         t->cut = p->nboundaries;

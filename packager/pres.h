@@ -43,6 +43,9 @@ typedef struct pkg_epoch {
     int refs;
     int64_t number;                 /* its first segment number: init "<id>_i<number>.mp4" */
     int64_t start_ms;               /* media time of its first keyframe (0 for the first) */
+    int64_t period_ms;              /* media time where its DASH Period starts: where the
+                                       key track's media stopped before this publish (0
+                                       for the first); see dash.c */
     int seq;                        /* discontinuity sequence number: 0, 1, ... */
     weir_buf *init;
     char codecs[64];                /* RFC 6381 */

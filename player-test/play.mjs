@@ -9,7 +9,7 @@
 // headers, as they would in a real deployment.
 
 import { chromium } from 'playwright-core';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,8 @@ const ORIGIN = 'http://player.test';
 
 const USAGE = `usage: node play.mjs --url URL --player hls|dash [--seconds 10] [--timeout 60]
        [--low-latency] [--live-delay S] [--expect-sizes WxH,WxH] [--screenshot out.png]
-       [--seek S] [--abr-switch] [--abr-cap-kbps N] [--chromium PATH] [--verbose]`;
+       [--seek S] [--abr-switch] [--abr-cap-kbps N] [--chromium PATH] [--verbose]
+       [--player-debug] [--playing-file PATH] [--seek-buffered-end-file PATH]`;
 
 function usage(msg) {
   process.stderr.write(`play.mjs: ${msg}\n${USAGE}\n`);
@@ -44,6 +45,9 @@ function parse() {
         'abr-cap-kbps': { type: 'string' },
         chromium: { type: 'string', default: process.env.WEIR_CHROMIUM || '/usr/bin/chromium' },
         verbose: { type: 'boolean', default: false },
+        'player-debug': { type: 'boolean', default: false },
+        'playing-file': { type: 'string' },
+        'seek-buffered-end-file': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -73,7 +77,12 @@ function parse() {
     abrSwitch: values['abr-switch'],
     abrCapKbps: num('abr-cap-kbps', values['abr-cap-kbps'], 1),
     chromium: values.chromium,
-    verbose: values.verbose,
+    // The player's own debug log goes to the page's console, which only
+    // --verbose shows.
+    playerDebug: values['player-debug'],
+    playingFile: values['playing-file'] || null,
+    seekBufferedEndFile: values['seek-buffered-end-file'] || null,
+    verbose: values.verbose || values['player-debug'],
   };
   if (values['expect-sizes']) {
     o.expectSizes = values['expect-sizes'].split(',').map((s) => s.trim()).filter(Boolean);
@@ -219,6 +228,30 @@ async function doAbrSwitch(cdp) {
   log(`switched up to ${abr.up_bitrate} at ${s.wall_s}s`);
 }
 
+// --seek-buffered-end-file: once the file exists, seek (once) to the end of
+// what the page has buffered.  That is where dash.js's live catch-up lands
+// when it finds itself too far behind the live point: it seeks to the live
+// point "stuck to what is buffered".  During a publisher's outage the end of
+// the buffer is the last media before the outage, so a test can make that
+// seek happen at a moment of its choosing instead of by chance.
+let bufferedEndSeekBusy = false;
+async function seekBufferedEndOnFile() {
+  if (bufferedEndSeekBusy || result.buffered_end_seek || !existsSync(o.seekBufferedEndFile)) return;
+  bufferedEndSeekBusy = true;
+  try {
+    result.buffered_end_seek = await page.evaluate(() => {
+      const v = document.getElementById('video');
+      const b = v.buffered;
+      const from = v.currentTime;
+      const to = b.length ? b.end(b.length - 1) : null;
+      if (to !== null) v.currentTime = to;
+      return { from, to };
+    });
+    log(`seeked from ${result.buffered_end_seek.from} to the buffered end ${result.buffered_end_seek.to}`);
+  } catch { /* page gone: the run's verdict says why */ }
+  bufferedEndSeekBusy = false;
+}
+
 async function run() {
   browser = await chromium.launch({
     executablePath: o.chromium,
@@ -271,14 +304,23 @@ async function run() {
 
   await page.evaluate((opts) => window.weir.start(opts), {
     url: o.url, player: o.player, lowLatency: o.lowLatency, liveDelay: o.liveDelay, abrTuning: o.abrSwitch,
+    playerDebug: o.playerDebug,
   });
 
   log('player started');
   await waitFor('the first frame', (s) => s.startup_s !== null);
   log('first frame');
+  // Lets a test act on the stream (drop the publisher, say) once this player
+  // is known to be playing, however long the browser took to start.
+  if (o.playingFile) writeFileSync(o.playingFile, `${snap.current_time}\n`);
   if (o.seek !== null) await doSeek();
   if (o.abrSwitch) await doAbrSwitch(cdp);
-  await waitFor(`${o.seconds}s of playback`, (s) => s.played_s >= o.seconds);
+  const poll = o.seekBufferedEndFile ? setInterval(seekBufferedEndOnFile, 100) : null;
+  try {
+    await waitFor(`${o.seconds}s of playback`, (s) => s.played_s >= o.seconds);
+  } finally {
+    if (poll) clearInterval(poll);
+  }
 
   if (o.expectSizes) {
     if (!snap.sizes.length) throw new Fail(`no video frame seen (audio only?); --expect-sizes ${o.expectSizes.join(',')}`);

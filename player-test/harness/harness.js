@@ -133,7 +133,7 @@
     const Hls = window.Hls;
     if (!Hls.isSupported()) { fatal('hls.js: MediaSource not supported'); return; }
     const cfg = {
-      debug: false,
+      debug: !!o.playerDebug,
       enableWorker: true,
       lowLatencyMode: !!o.lowLatency,   // hls.js defaults to true; make the flag mean something
     };
@@ -204,7 +204,8 @@
     streaming.utcSynchronization = {
       defaultTimingSource: { scheme: 'urn:mpeg:dash:utc:http-xsdate:2014', value: location.origin + '/no-default-utc-timing' },
     };
-    dash.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING }, streaming });
+    const logLevel = o.playerDebug ? dashjs.Debug.LOG_LEVEL_DEBUG : dashjs.Debug.LOG_LEVEL_WARNING;
+    dash.updateSettings({ debug: { logLevel }, streaming });
     dash.on(E.ERROR, (e) => {
       const err = e.error || {};
       let msg = 'dash.js error ' + (err.code != null ? err.code + ' ' : '') + (err.message || JSON.stringify(err));

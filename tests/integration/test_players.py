@@ -8,6 +8,7 @@ on, both players switch rungs when the bandwidth is capped and lifted.  Each run
 run reports hls.js's live latency.  Screenshots go to player-artifacts/ in
 the test's working directory."""
 import concurrent.futures
+import datetime
 import json
 import os
 import re
@@ -103,34 +104,73 @@ def test_live_hls_dash_and_low_latency_hls_play():
 
 
 def test_players_ride_through_a_reconnect():
-    """The encoder drops mid-play and comes back 2 s later (what OBS's
-    auto-reconnect does): the playlists stay live meanwhile, the stream goes
-    on after a discontinuity, and hls.js keeps playing to 16 s of media with
-    no fatal error.  (dash.js is not here: at the new Period it stalled in
-    half the runs; see docs/operations.md, "Reconnects".)"""
+    """The encoder drops while hls.js (LL) and dash.js (default settings, as
+    the dashboard's viewers have them) play, and comes back 2 s later (what
+    OBS's auto-reconnect does): the playlists stay live meanwhile, the stream
+    goes on after a discontinuity (HLS) and a new Period (DASH), and both
+    players keep playing to 16 s of media with no fatal error.  dash.js must
+    end 5 s of media or more past the instant the encoder came back: it
+    crossed the Period change and played on.  The drop comes once both
+    players show frames, however long the browsers took to start, so that
+    it is the crossing that is tested and not a join in the outage.
+
+    During the outage dash.js is made to seek to the end of its buffer: that
+    is where its own live catch-up lands once it is too far behind (it seeks
+    to the live point, stuck to what is buffered), and whether that happens
+    before the new Period is listed is a matter of timing.  Such a seek
+    froze dash.js for good at the drop (readyState 1, issue 7) while the new
+    Period began where the publisher came back; it now begins where the old
+    media ends (packager/dash.c says why)."""
     base = state["base"]
-    runs = [("reconnect-ll-hls", f"{base}/live/cam1/index.m3u8", "hls", ("--low-latency",))]
+    w = state["weir"]
+    runs = [("reconnect-ll-hls", f"{base}/live/cam1/index.m3u8", "hls", ("--low-latency",)),
+            ("reconnect-dash", f"{base}/live/cam1/index.mpd", "dash", ())]
+    playing = [os.path.join(w.tmp.name, f"{name}.playing") for name, *_ in runs]
+    seek_now = os.path.join(w.tmp.name, "reconnect-dash.seek")
+    extra = {"reconnect-dash": ("--seek-buffered-end-file", seek_now)}
+    back = {}
 
     def drop_and_come_back():
-        time.sleep(10)              # the browsers are up and playing
+        t0 = time.monotonic()
+        while not all(os.path.exists(f) for f in playing):
+            if time.monotonic() - t0 > 90:
+                return              # a player never started: its own verdict says why
+            time.sleep(0.2)
+        time.sleep(3)               # both have played a little
         state["push"].kill()
         state["push"].wait()
-        time.sleep(2)
+        time.sleep(1.5)
+        open(seek_now, "w").close()     # dash.js: to the end of its buffer, in the outage
+        time.sleep(0.5)
+        back["unix"] = time.time()
         state["push"] = subprocess.Popen(state["push_args"], stdout=subprocess.DEVNULL,
                                          stderr=subprocess.PIPE)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         reconnect = pool.submit(drop_and_come_back)
-        results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3], seconds=16), runs))
+        results = list(pool.map(lambda r: play(r[0], r[1], r[2], *r[3], *extra.get(r[0], ()),
+                                               "--playing-file", playing[runs.index(r)],
+                                               seconds=16), runs))
         reconnect.result()
     for (name, *_), (rc, res) in zip(runs, results):
         assert rc == 0 and res["pass"], (name, res.get("reason"))
         assert res["live"] is True, name
         assert res["errors"]["fatal"] == [], (name, res["errors"])
-    pl = state["weir"].request("GET", "/live/cam1/v0.m3u8")[2].decode()
+    assert "unix" in back, "the encoder was never dropped"
+    pl = w.request("GET", "/live/cam1/v0.m3u8")[2].decode()
     # The seam may have left the window by now; the sequence counts it.
     seq = int(re.search(r"#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)", pl).group(1))
     assert seq >= 1 or "#EXT-X-DISCONTINUITY\n" in pl, pl
+    # dash.js's currentTime is on the MPD timeline: seconds since
+    # availabilityStartTime, the wall clock of media time 0.
+    mpd = w.request("GET", "/live/cam1/index.mpd")[2].decode()
+    ast = re.search(r'availabilityStartTime="([^"]+)"', mpd).group(1)
+    ast_unix = datetime.datetime.fromisoformat(ast.replace("Z", "+00:00")).timestamp()
+    dash = results[1][1]
+    assert dash.get("buffered_end_seek", {}).get("to") is not None, dash
+    past = dash["current_time"] - (back["unix"] - ast_unix)
+    print(f"# reconnect-dash: {past:.1f} s of media past the reconnect", flush=True)
+    assert past >= 5, (past, dash)
 
 
 def test_the_recording_plays_and_seeks():

@@ -441,18 +441,22 @@ Test(pres, a_publisher_back_continues_after_a_discontinuity)
     cr_assert_eq(frames_in_epoch(p, "v0", 4, 4, 6), counts[0]);
     cr_assert_eq(frames_in_epoch(p, "a0", 4, 4, 6), counts[1]);
 
-    /* The MPD (static now) has a Period per epoch; the second starts 10 s
-     * after the first on the media clock, at its epoch's tfdt. */
+    /* The MPD (static now) has a Period per epoch.  The second starts where
+     * the first one's media ends (6 s: three 2 s segments), not where its own
+     * media starts (10 s on the media clock, its epoch's tfdt): the 4 s
+     * without media open the new Period, where dash.js looks ahead past them,
+     * instead of closing the old one, where it stalls (dash.c). */
     char *mpd = text_of(p, "index.mpd", NULL, &err);
     cr_assert(mpd, "%d", err);
     cr_assert_eq(count_of(mpd, "<Period "), 2, "%s", mpd);
     cr_assert(strstr(mpd, "<Period id=\"1\" start=\"PT0.000S\">"), "%s", mpd);
-    const char *p2 = strstr(mpd, "<Period id=\"4\" start=\"PT10.");
+    const char *p2 = strstr(mpd, "<Period id=\"4\" start=\"PT6.000S\">");
     cr_assert(p2, "%s", mpd);
     cr_assert(strstr(p2, "initialization=\"$RepresentationID$_i4.mp4\" "
                          "media=\"$RepresentationID$_$Number$.m4s\" startNumber=\"4\" "
-                         "presentationTimeOffset=\"900000\""), "%s", p2);
+                         "presentationTimeOffset=\"540000\""), "%s", p2);
     cr_assert(strstr(p2, "<S t=\"900000\""), "%s", p2);
+    cr_assert(strstr(p2, "presentationTimeOffset=\"288000\""), "%s", p2);   /* audio */
     free(mpd);
     pres_free(p);
     clip_free(&c);
@@ -490,6 +494,40 @@ Test(pres, the_discontinuity_sequence_counts_discontinuities_that_left_the_windo
     b = lookup(p, "v0_i2.mp4", &err);
     cr_assert_null(b);
     cr_assert_eq(err, AVERROR(ENOENT));
+    pres_free(p);
+    clip_free(&c);
+}
+
+/* The live MPD's Period for a comeback starts where the media before it
+ * ended, and stays there once the old Period has left the window: a
+ * Period@start that moved between MPD updates would move the whole Period
+ * under a player's feet. */
+Test(pres, the_period_after_a_comeback_starts_where_the_old_media_ended_and_stays)
+{
+    clip c;
+    const AVCodecParameters *pars[8];
+    AVRational tbs[8];
+    int counts[8], err;
+    weir_packager_settings cfg = settings_2s;       /* window 3 */
+    clip_make(&c, "-f lavfi -i testsrc=size=160x120:rate=25",
+              "-t 8 -c:v libx264 -preset ultrafast -g 50");
+    int n = clip_tracks(&c, pars, tbs);
+    pkg_pres *p = package(&c, &cfg, counts);
+    cr_assert_eq(pres_pause(p, T0 + 8000), 0);      /* 4 segments, media to 8 s */
+    cr_assert_eq(pres_resume(p, pars, tbs, n, T0 + 8500), 0);
+    feed(p, &c, T0 + 8500, counts);                 /* 4 more: segment 5 on */
+    char *mpd = text_of(p, "index.mpd", NULL, &err);
+    cr_assert(mpd, "%d", err);
+    cr_assert(strstr(mpd, "type=\"dynamic\""), "%s", mpd);
+    cr_assert_eq(count_of(mpd, "<Period "), 1, "the old Period left the window: %s", mpd);
+    const char *p2 = strstr(mpd, "<Period id=\"5\" start=\"PT8.000S\">");
+    cr_assert(p2, "%s", mpd);
+    cr_assert(strstr(p2, "presentationTimeOffset=\"720000\""), "%s", p2);
+    /* Its media starts after the outage: at the comeback, 8.5 s or later. */
+    const char *t = strstr(p2, "<S t=\"");
+    cr_assert(t, "%s", p2);
+    cr_assert_geq(strtoll(t + 6, NULL, 10), 765000, "%s", p2);
+    free(mpd);
     pres_free(p);
     clip_free(&c);
 }
