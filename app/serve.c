@@ -325,8 +325,9 @@ out:
     weir_vod_stop(&srv.vod);            /* file jobs cancelled: their uploads are queued again */
     weir_control_stop(srv.control);     /* uploads: no new work; processing finishes */
     weir_vod_destroy(&srv.vod);
-    weir_work_free(srv.work);
+    weir_work_stop(srv.work);
     weir_loop_free(srv.loop);       /* closes every connection */
+    weir_work_free(srv.work);       /* after the loop: what it ran as it closed may submit */
     weir_packager_free(srv.packager);   /* after the loop ran what was posted to it */
     weir_origin_free(srv.origin);
     weir_control_free(srv.control);

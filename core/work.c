@@ -8,10 +8,11 @@
  * the loop with weir_loop_post(done, arg) directly: the node is freed before
  * run even starts, so nothing of the pool is touched on the loop.
  *
- * Shutdown: weir_work_free sets `stopping` under the lock (so every later
+ * Shutdown: weir_work_stop sets `stopping` under the lock (so every later
  * submit sees it and gets ESHUTDOWN) and wakes every worker.  A worker exits
  * only when the queue is empty and stopping is set, so the queue drains
- * first (invariant 1); then free joins them and frees the pool.
+ * first (invariant 1); then stop joins them.  weir_work_free frees the pool
+ * later, once nothing can submit any more (after the loop is freed).
  */
 #include "core/work.h"
 
@@ -182,7 +183,7 @@ int weir_work_queued(weir_work *w)
     return n;
 }
 
-void weir_work_free(weir_work *w)
+void weir_work_stop(weir_work *w)
 {
     if (!w)
         return;
@@ -193,8 +194,15 @@ void weir_work_free(weir_work *w)
 
     for (int i = 0; i < w->nthreads; i++)
         pthread_join(w->threads[i], NULL);
+    w->nthreads = 0;                        /* a second stop joins nothing */
+    assert(!w->head && w->queued == 0);     /* the workers drained it */
+}
 
-    assert(!w->head && w->queued == 0);    /* the workers drained it */
+void weir_work_free(weir_work *w)
+{
+    if (!w)
+        return;
+    weir_work_stop(w);
     pthread_cond_destroy(&w->wake);
     pthread_mutex_destroy(&w->lock);
     free(w);

@@ -17,12 +17,12 @@
  *
  *   weir_work_submit returns AVERROR(EAGAIN) instead when max_queued jobs are
  *   already waiting (the caller sheds load: HTTP 503), and AVERROR(ESHUTDOWN)
- *   once weir_work_free has begun.
+ *   once weir_work_stop has begun.
  *
  * Invariants:
  *   1. Every accepted job runs exactly once, and its done (when not NULL)
- *      runs exactly once, after its run, even when weir_work_free is called
- *      right after submitting: free drains the queue before joining.
+ *      runs exactly once, after its run, even when weir_work_stop is called
+ *      right after submitting: stop drains the queue before joining.
  *   2. Jobs start in submission order (FIFO); with several threads they may
  *      finish in any order.
  *   3. With a loop, done runs on the loop thread only, so a caller on the
@@ -52,7 +52,7 @@ weir_work *weir_work_new(weir_loop *loop, int threads, int max_queued);
  * Any thread.  arg is borrowed by the pool and handed to run and done: done
  * (or run, when done is NULL) owns whatever it points to.  On error nothing
  * was queued and arg is untouched.  Returns 0, AVERROR(EAGAIN) when the
- * queue is full, AVERROR(ESHUTDOWN) once weir_work_free has begun,
+ * queue is full, AVERROR(ESHUTDOWN) once weir_work_stop has begun,
  * AVERROR(ENOMEM). */
 int weir_work_submit(weir_work *w, void (*run)(void *arg), void (*done)(void *arg), void *arg);
 
@@ -61,9 +61,16 @@ int weir_work_submit(weir_work *w, void (*run)(void *arg), void (*done)(void *ar
 int weir_work_queued(weir_work *w);
 
 /* Refuses new jobs, finishes every queued one (their done callbacks are
- * posted to the loop, which runs them when it next turns or as it is freed),
- * joins the threads and frees the pool.  NULL is fine.  Call it from outside
- * the pool's own jobs, before weir_loop_free. */
+ * posted to the loop, which runs them when it next turns or as it is freed)
+ * and joins the threads.  The pool stays allocated: a done callback run as
+ * the loop is freed may still submit, and gets AVERROR(ESHUTDOWN).  Call it
+ * from outside the pool's own jobs, before weir_loop_free.  Again: nothing.
+ * NULL is fine. */
+void weir_work_stop(weir_work *w);
+
+/* weir_work_stop if not done yet, then frees the pool.  With a loop: after
+ * weir_loop_free, since what the loop runs as it is freed may submit.  NULL
+ * is fine. */
 void weir_work_free(weir_work *w);
 
 #endif

@@ -254,3 +254,41 @@ Test(work, free_then_loop_free_runs_pending_completions)
     weir_loop_free(loop);
     cr_assert_eq(atomic_load(&dones), N);
 }
+
+/* A completion run as the loop is freed may submit again (the recorder
+ * writes its asset.json when its last segment write is done): after
+ * weir_work_stop it gets ESHUTDOWN from a pool that still exists, and the
+ * pool is freed after the loop.  (Freeing the pool before the loop made
+ * that submit a use-after-free under ASan.) */
+typedef struct chained {
+    weir_work *w;
+    int r;
+    int ran;
+} chained;
+
+static void chained_done(void *arg)
+{
+    chained *c = arg;
+    static job never;
+    c->ran = 1;
+    c->r = weir_work_submit(c->w, job_run, NULL, &never);
+}
+
+static void noop_run(void *arg) { (void)arg; }
+
+Test(work, a_completion_run_as_the_loop_is_freed_may_still_submit)
+{
+    weir_loop *loop = weir_loop_new(NULL);
+    chained c = { 0 };
+
+    c.w = weir_work_new(loop, 1, 0);
+    cr_assert_not_null(c.w);
+    cr_assert_eq(weir_work_submit(c.w, noop_run, chained_done, &c), 0);
+    weir_work_stop(c.w);
+    weir_work_stop(c.w);            /* twice is fine */
+    cr_assert_eq(c.ran, 0, "done ran off the loop");
+    weir_loop_free(loop);
+    cr_assert_eq(c.ran, 1);
+    cr_assert_eq(c.r, AVERROR(ESHUTDOWN));
+    weir_work_free(c.w);
+}
