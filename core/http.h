@@ -60,9 +60,15 @@ typedef struct weir_http_opts {
      * rate_limit: requests/s per client address, 0 = off. */
     int64_t max_connections;
     int64_t rate_limit;
-    /* PEM paths: both set, the port speaks HTTPS only (HTTP/1.1 over TLS;
-     * ALPN offers http/1.1).  NULL or "": plain HTTP. */
+    /* PEM paths: both set, the port speaks HTTPS only, HTTP/2 or HTTP/1.1
+     * as ALPN picks (offered: h2, http/1.1).  NULL or "": plain HTTP/1.1. */
     const char *tls_cert, *tls_key;
+    /* HTTP/2 streams in flight on one connection (SETTINGS_MAX_CONCURRENT_
+     * STREAMS); 0: HTTP_H2_STREAMS_DEFAULT. */
+    int h2_max_streams;
+    /* > 0: also listen there for cleartext HTTP/2 with prior knowledge
+     * only (no HTTP/1.1, no TLS), for a TLS-terminating proxy in front. */
+    int h2c_port;
     /* Optional.  metrics: the server registers weir_http_requests_total
      * {route,code} and weir_http_request_duration_seconds{route} there.
      * rx_bytes/tx_bytes: counters to add request-body and response bytes to
