@@ -244,6 +244,7 @@ int weir_cmd_serve(const weir_cli *cli)
         .rate_limit = core->http_rate_limit,
         .tls_cert = core->http_tls_cert,
         .tls_key = core->http_tls_key,
+        .h2 = core->http_h2,
         .h2_max_streams = (int)core->http_h2_max_streams,
         .h2c_port = (int)core->http_h2c_port,
         .metrics = srv.metrics,

@@ -419,6 +419,11 @@ static int rate_take(weir_http *http, conn *c)
 const char *weir_http_req_method(const weir_http_req *req) { return req->method; }
 const char *weir_http_req_path(const weir_http_req *req) { return req->path; }
 
+int weir_http_req_h2(const weir_http_req *req)
+{
+    return lws_get_network_wsi(req->wsi) != req->wsi;
+}
+
 const void *weir_http_req_body(const weir_http_req *req, size_t *len)
 {
     if (req->rt && req->rt->stream) {       /* held bytes are not a body */
@@ -2377,7 +2382,7 @@ weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
         info.ssl_cert_filepath = opts->tls_cert;
         info.ssl_private_key_filepath = opts->tls_key;
         /* h2 first: every response path has an h2 branch (see "HTTP/2"). */
-        info.alpn = "h2,http/1.1";
+        info.alpn = opts->h2 ? "h2,http/1.1" : "http/1.1";
         h2_settings(&info, opts);
     }
     http->vhost = lws_create_vhost(weir_loop_lws(loop), &info);

@@ -63,6 +63,8 @@ typedef struct weir_http_opts {
     /* PEM paths: both set, the port speaks HTTPS only, HTTP/2 or HTTP/1.1
      * as ALPN picks (offered: h2, http/1.1).  NULL or "": plain HTTP/1.1. */
     const char *tls_cert, *tls_key;
+    /* Offer h2 by ALPN when TLS is on (else http/1.1 only). */
+    int h2;
     /* HTTP/2 streams in flight on one connection (SETTINGS_MAX_CONCURRENT_
      * STREAMS); 0: HTTP_H2_STREAMS_DEFAULT. */
     int h2_max_streams;
@@ -229,6 +231,10 @@ size_t weir_http_ws_clients(const weir_http *http);
 
 const char *weir_http_req_method(const weir_http_req *req);   /* "GET", ... */
 const char *weir_http_req_path(const weir_http_req *req);     /* decoded, no query */
+/* 1 when the request came on an HTTP/2 stream, else 0.  (libwebsockets
+ * 4.1 keeps no request header it has no token for on HTTP/2: custom
+ * headers, tus's among them, read as absent there.) */
+int weir_http_req_h2(const weir_http_req *req);
 /* Request body (POST/PUT/PATCH) or NULL; *len gets its size. */
 const void *weir_http_req_body(const weir_http_req *req, size_t *len);
 /* The request's Content-Length: >= 0, or -1 when it has none (or a bad one). */
