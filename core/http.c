@@ -34,9 +34,10 @@
  * finishes once both the response is written and the body is in) or, past
  * HTTP_DISCARD_MAX, closes the connection after it (close_after).
  *
- * HTTP/1.1 only, in clear or over TLS (http.tls_cert; ALPN offers
- * http/1.1 alone).  HTTP/2 needs the split header/body writes of h2
- * framing in every response path here, and is not done yet.
+ * HTTP/1.1 in clear or over TLS; HTTP/2 over TLS (ALPN "h2,http/1.1") and
+ * on http.h2c_port (prior knowledge).  One h2 stream is one lws child wsi
+ * with its own conn, and every response path branches to the h2_* group
+ * at its top: see "HTTP/2".  The h1 paths below never see an h2 stream.
  *
  * Large bodies on plain HTTP/1.1 bypass lws_write: see "direct sends".
  */

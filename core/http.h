@@ -16,7 +16,11 @@
  * A response is built once into one buffer, status line, headers and body
  * together, and goes out in a single lws_write() on HTTP/1.1 (DESIGN.md §3:
  * one write served 1.25-1.35x nginx, two writes 0.73x).  HTTP/2 needs the
- * headers as their own frame, so there it is two writes.
+ * headers as their own frame: there the headers go as a HEADERS frame and
+ * the body as DATA frames within the peer's flow-control window, all from
+ * the stream's WRITEABLE (see http.c, "HTTP/2").  Each h2 stream has its
+ * own request state; handlers cannot tell the two apart (but see
+ * weir_http_req_h2() about custom request headers).
  *
  * Handlers run on the loop thread.  Most respond before returning.  One that
  * must wait (for the database, on the blocking-work pool) calls
@@ -266,7 +270,8 @@ int weir_http_respond_buf(weir_http_req *req, int status, const char *content_ty
 /* ---- streamed responses ------------------------------------------------
  *
  * For a body produced while it is sent (a low-latency DASH segment whose
- * CMAF chunks are still being cut): Transfer-Encoding: chunked on HTTP/1.1.
+ * CMAF chunks are still being cut):  Transfer-Encoding: chunked on HTTP/1.1,
+ * DATA frames (no Content-Length) on HTTP/2.
  * The request must have been deferred (weir_http_defer); the handle stays
  * with the caller, who reaches the request through weir_http_deferred_req
  * (NULL once the client has gone) and frees the handle with
