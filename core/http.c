@@ -529,6 +529,7 @@ static void rx_update(weir_http_req *req);
 static int h2_respond(weir_http_req *req, int status, const char *content_type,
                       weir_buf *body, const void *copy, size_t off, size_t len);
 static int h2_stream_begin(weir_http_req *req, int status, const char *content_type);
+static int h2_wsi(struct lws *wsi);
 static int direct_ok(struct lws *wsi);
 static int direct_send(weir_http *http, conn *c, struct lws *wsi);
 
@@ -638,6 +639,13 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
 
     if (req->responded)
         return AVERROR(EINVAL);
+    if (req == &req->http->upg && h2_wsi(req->wsi)) {
+        /* A WebSocket refused on an h2 stream (ws_decide): lws resets the
+         * stream; no HTTP answer can be written there. */
+        req->responded = 1;
+        req->status = status;
+        return 0;
+    }
     if (req != &req->http->upg && conn_of(req)->h2)
         return h2_respond(req, status, content_type, NULL, body, 0, len);
     req->responded = 1;
@@ -1937,32 +1945,35 @@ static weir_http_req *ws_req(weir_http *http, struct lws *wsi, const ws_route *r
     return req;
 }
 
-/* HTTP_CONFIRM_UPGRADE: 0 lets lws upgrade; -1 hangs up after a refusal
- * written here.  (lws also offers ">0: answered, keep the connection", but
- * a refused upgrade is rare and closing after it leaves nothing of the
- * upgrade's state behind.) */
-static int ws_confirm(weir_http *http, struct lws *wsi, char *up)
+/* The path of a WebSocket upgrade: GET's on HTTP/1.1.  On HTTP/2 (RFC 8441
+ * extended CONNECT, which browsers use because lws 4.1 advertises
+ * SETTINGS_ENABLE_CONNECT_PROTOCOL) lws keeps it only as :path, query
+ * included.  Its length, or <= 0. */
+static int ws_path(struct lws *wsi, char *path, size_t cap)
 {
-    char path[HTTP_PATH_MAX];
-    const ws_route *rt;
-    weir_http_req *req;
+    int n = lws_hdr_copy(wsi, path, (int)cap, WSI_TOKEN_GET_URI);
+    char *q;
+
+    if (n > 0 || !h2_wsi(wsi))
+        return n;
+    if ((n = lws_hdr_copy(wsi, path, (int)cap, WSI_TOKEN_HTTP_COLON_PATH)) > 0 &&
+        (q = strchr(path, '?'))) {
+        *q = '\0';
+        n = (int)(q - path);
+    }
+    return n;
+}
+
+/* May the WebSocket upgrade on wsi to path go ahead?  0, or the status of
+ * the refusal, answered (on HTTP/1.1; see weir_http_respond about h2)
+ * and accounted here. */
+static int ws_decide(weir_http *http, struct lws *wsi, const char *path)
+{
+    const ws_route *rt = ws_route_find(http, path);
+    weir_http_req *req = ws_req(http, wsi, rt, path);
     int status = 0;
     const char *msg = NULL;
 
-    if (up && strcasecmp(up, "h2c") == 0) {
-        /* lws 4.1 answers "Upgrade: h2c" with 101 and then never answers
-         * the request that carried it.  The upgrade is optional (RFC 7540
-         * 3.2): blanking the value, which lws reads again after this
-         * callback, makes it carry on as a plain HTTP/1.1 request. */
-        up[0] = '\0';
-        return 0;
-    }
-    if (!up || strcasecmp(up, "websocket") != 0)
-        return 0;                   /* not ours: lws decides */
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
-        return -1;                  /* not a GET, or a path too long */
-    rt = ws_route_find(http, path);
-    req = ws_req(http, wsi, rt, path);
     req->close_after = 1;
     if (!rt) {
         status = 404;
@@ -1977,11 +1988,36 @@ static int ws_confirm(weir_http *http, struct lws *wsi, char *up)
         req_reset(req);
         return 0;
     }
+    if (status <= 0)
+        status = 500;
     if (!req->responded)
-        weir_http_respond_error(req, status > 0 ? status : 500, msg ? msg : "refused");
+        weir_http_respond_error(req, status, msg ? msg : "refused");
     account(http, req);
     req_reset(req);
-    return -1;
+    return status;
+}
+
+/* HTTP_CONFIRM_UPGRADE: 0 lets lws upgrade; -1 hangs up after a refusal
+ * written here.  (lws also offers ">0: answered, keep the connection", but
+ * a refused upgrade is rare and closing after it leaves nothing of the
+ * upgrade's state behind.) */
+static int ws_confirm(weir_http *http, struct lws *wsi, char *up)
+{
+    char path[HTTP_PATH_MAX];
+
+    if (up && strcasecmp(up, "h2c") == 0) {
+        /* lws 4.1 answers "Upgrade: h2c" with 101 and then never answers
+         * the request that carried it.  The upgrade is optional (RFC 7540
+         * 3.2): blanking the value, which lws reads again after this
+         * callback, makes it carry on as a plain HTTP/1.1 request. */
+        up[0] = '\0';
+        return 0;
+    }
+    if (!up || strcasecmp(up, "websocket") != 0)
+        return 0;                   /* not ours: lws decides */
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
+        return -1;                  /* not a GET, or a path too long */
+    return ws_decide(http, wsi, path) ? -1 : 0;
 }
 
 static void ws_link(weir_http *http, weir_http_ws *ws)
@@ -2026,9 +2062,8 @@ static int ws_established(weir_http *http, weir_http_ws *ws, struct lws *wsi)
     int r;
 
     memset(ws, 0, sizeof *ws);
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-        !(ws->rt = ws_route_find(http, path)))
-        return -1;                  /* cannot happen: ws_confirm found it */
+    if (ws_path(wsi, path, sizeof path) <= 0 || !(ws->rt = ws_route_find(http, path)))
+        return -1;                  /* cannot happen: ws_decide found it */
     ws->http = http;
     ws->wsi = wsi;
     if (!(ws->q = calloc(http->ws_max, sizeof *ws->q)))
@@ -2098,6 +2133,15 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     weir_http_ws *ws = user;
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        /* HTTP/1.1 upgrades were decided in HTTP_CONFIRM_UPGRADE; an h2
+         * stream (RFC 8441) never passes there, so it is decided here,
+         * before lws answers the CONNECT: nonzero refuses the stream. */
+        if (http && h2_wsi(wsi)) {
+            char path[HTTP_PATH_MAX];
+            return ws_path(wsi, path, sizeof path) <= 0 || ws_decide(http, wsi, path) ? -1 : 0;
+        }
+        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         return http && ws ? ws_established(http, ws, wsi) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:

@@ -270,7 +270,7 @@ int weir_http_respond_buf(weir_http_req *req, int status, const char *content_ty
 /* ---- streamed responses ------------------------------------------------
  *
  * For a body produced while it is sent (a low-latency DASH segment whose
- * CMAF chunks are still being cut):  Transfer-Encoding: chunked on HTTP/1.1,
+ * CMAF chunks are still being cut): Transfer-Encoding: chunked on HTTP/1.1,
  * DATA frames (no Content-Length) on HTTP/2.
  * The request must have been deferred (weir_http_defer); the handle stays
  * with the caller, who reaches the request through weir_http_deferred_req

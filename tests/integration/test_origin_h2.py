@@ -1,7 +1,8 @@
 """HTTP/2 end to end: weir on HTTPS (a self-signed certificate made by the
 openssl CLI) with ALPN h2 and http/1.1, and on http.h2c_port (cleartext h2
 with prior knowledge), while ffmpeg pushes a live stream over RTMP.  The
-peers are curl (built with nghttp2) and nghttp (package nghttp2-client):
+peers are curl (built with nghttp2), nghttp (package nghttp2-client) and
+Node's http2 client for a WebSocket over h2 (player-test/ws_h2.mjs):
 every response path of core/http is fetched over h2 and compared byte for
 byte with the HTTP/1.1 answer to the same request, including 50 streams at
 once on one connection and flow-control windows smaller than a segment."""
@@ -377,6 +378,34 @@ def test_tus_upload_over_http11_and_a_clear_answer_over_h2():
     assert (v, s) == ("1.1", 204) and int(h["upload-offset"]) == len(data), (s, b)
 
 
+def test_websocket_over_h2_extended_connect():
+    # Browsers open WebSockets on the h2 connection (RFC 8441) since lws
+    # advertises SETTINGS_ENABLE_CONNECT_PROTOCOL; the route's checks must
+    # run there too (they run on HTTP_CONFIRM_UPGRADE for HTTP/1.1 only).
+    w = state["weir"]
+    tok = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope", "read").stdout.strip()
+    script = os.path.join(os.environ["WEIR_SOURCE_ROOT"], "player-test", "ws_h2.mjs")
+    origin = f"https://127.0.0.1:{w.port}"
+
+    def ws(path, token):
+        r = subprocess.run(["node", script, origin, path, token], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return json.loads(r.stdout)
+
+    res = ws("/api/v1/events", tok)
+    assert res["status"] == 200, res
+    assert [json.loads(m)["type"] for m in res["messages"]][:1] == ["ready"], res
+    res = ws("/api/v1/events", "not-a-token")
+    assert res["status"] != 200 and res["messages"] == [], res
+    res = ws("/api/v1/nothing", tok)
+    assert res["status"] != 200 and res["messages"] == [], res
+    logs = w.stderr()
+    assert re.search(r"path=/api/v1/events status=101 .*proto=h2", logs), logs[-2000:]
+    assert re.search(r"path=/api/v1/events status=401 .*proto=h2", logs), logs[-2000:]
+    assert tok not in logs
+
+
 def test_access_log_and_metrics_count_h2():
     w = state["weir"]
     before = _count(w, "/time")
@@ -409,5 +438,6 @@ main(setup, [
     test_h2c_prior_knowledge_port,
     test_h2c_upgrade_on_plain_http_is_answered_over_http11,
     test_tus_upload_over_http11_and_a_clear_answer_over_h2,
+    test_websocket_over_h2_extended_connect,
     test_access_log_and_metrics_count_h2,
 ], teardown)
