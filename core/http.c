@@ -1280,8 +1280,14 @@ static int h2_writeable(weir_http *http, conn *c, struct lws *wsi)
         } else {
             break;
         }
-        if (n == 0)
-            break;                  /* no window: WINDOW_UPDATE wakes us */
+        if (n == 0) {
+            /* No window.  Asking for WRITEABLE now would have lws call
+             * back at once, again and again (a stalled client pinned a
+             * core); its WINDOW_UPDATE handling asks for us instead. */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                            (int)((http->opts.send_timeout_ms + 999) / 1000));
+            return 0;
+        }
         if (h2_data(http, wsi, p, n, final) < 0)
             return -1;
         turn -= n;

@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import tempfile
@@ -303,6 +304,56 @@ def test_nghttp_many_streams_with_small_windows():
     assert r.returncode == 0 and r.stdout == BIG, len(r.stdout)
 
 
+def _frame(kind, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", sid) \
+        + payload
+
+
+def _cpu_ticks(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])            # utime + stime
+
+
+def test_a_reader_that_opens_no_window_costs_no_cpu():
+    # A raw h2 client: a 16 KiB window, a GET for 300 KB, and never a
+    # WINDOW_UPDATE.  The stream must wait quietly (lws calls WRITEABLE
+    # again when a WINDOW_UPDATE comes), not spin asking to write; it used
+    # to take ~80% of a core.
+    w = state["weir"]
+    ctx = ssl.create_default_context(cafile=state["cert"])
+    ctx.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", w.port), timeout=5)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    try:
+        assert s.selected_alpn_protocol() == "h2"
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                  _frame(4, 0, 0, struct.pack(">HI", 4, 16384)))
+        path, auth = b"/vod/a1/big.m4s", b"localhost"
+        # HPACK: :method GET, :scheme https (static 2, 7); :path, :authority
+        # as literals with indexed names (4, 1), not added to the table.
+        block = b"\x82\x87\x04" + bytes([len(path)]) + path + b"\x01" + bytes([len(auth)]) + auth
+        s.sendall(_frame(1, 0x5, 1, block))            # END_STREAM | END_HEADERS
+        got, acked = 0, False
+        s.settimeout(0.2)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:             # the window fills
+            try:
+                got += len(s.recv(65536))
+            except socket.timeout:
+                pass
+            if got and not acked:
+                s.sendall(_frame(4, 1, 0, b""))         # SETTINGS ACK, nothing else
+                acked = True
+        c0 = _cpu_ticks(w.proc.pid)
+        time.sleep(3)
+        spent = _cpu_ticks(w.proc.pid) - c0
+        assert 16384 < got < 20000, got                # one window's worth, and headers
+        assert spent < 60, f"{spent} ticks of CPU in 3 s with a stalled stream"
+    finally:
+        s.close()
+    assert curl("/healthz", "h2")[1] == 200
+
+
 def test_h2c_prior_knowledge_port():
     v, s, h, b = curl("/vod/a1/big.m4s", "h2c")
     assert (v, s) == ("2", 200) and b == BIG
@@ -435,6 +486,7 @@ main(setup, [
     test_ll_dash_streamed_segment_is_data_frames,
     test_50_streams_on_one_connection,
     test_nghttp_many_streams_with_small_windows,
+    test_a_reader_that_opens_no_window_costs_no_cpu,
     test_h2c_prior_knowledge_port,
     test_h2c_upgrade_on_plain_http_is_answered_over_http11,
     test_tus_upload_over_http11_and_a_clear_answer_over_h2,
