@@ -1790,11 +1790,18 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
                           WL_INT("bytes", n), WL_INT("max", http->opts.max_body));
             weir_http_respond_error(req, 413, "request body too large");
             if (c->h2) {
-                /* Only this stream ends, after the answer (closing it now
-                 * would drop the queued 413); body bytes meanwhile are
-                 * dropped (on_body). */
-                req->close_after = 1;
+                /* The 413 leaves from WRITEABLE, and only this stream
+                 * ends.  Up to HTTP_DISCARD_MAX of the body is read and
+                 * dropped first (on_body): lws 4.1 answers DATA for a
+                 * stream it closed with GOAWAY, which would reset every
+                 * stream of the connection, the 413 included, under a
+                 * client still sending.  Past it, the stream closes after
+                 * the answer. */
                 req->dispatched = 1;
+                if (n <= HTTP_DISCARD_MAX)
+                    req->discard = 1;
+                else
+                    req->close_after = 1;
                 return 0;
             }
             /* The unread body would be taken for the next request: close. */
@@ -2068,7 +2075,18 @@ static int ws_established(weir_http *http, weir_http_ws *ws, struct lws *wsi)
     int r;
 
     memset(ws, 0, sizeof *ws);
-    if (ws_path(wsi, path, sizeof path) <= 0 || !(ws->rt = ws_route_find(http, path)))
+    if (ws_path(wsi, path, sizeof path) <= 0)
+        return -1;
+    if (h2_wsi(wsi) && ws_decide(http, wsi, path)) {
+        /* An h2 stream (RFC 8441) never passes HTTP_CONFIRM_UPGRADE, so
+         * its route, origin and accept() are decided here; refused, the
+         * client sees the WebSocket open and close at once (1008).
+         * Refusing earlier, in FILTER_PROTOCOL_CONNECTION, leaves the
+         * client waiting and leaks 224 bytes in lws 4.1 per refusal. */
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"refused", 7);
+        return -1;
+    }
+    if (!(ws->rt = ws_route_find(http, path)))
         return -1;                  /* cannot happen: ws_decide found it */
     ws->http = http;
     ws->wsi = wsi;
@@ -2139,15 +2157,6 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     weir_http_ws *ws = user;
 
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        /* HTTP/1.1 upgrades were decided in HTTP_CONFIRM_UPGRADE; an h2
-         * stream (RFC 8441) never passes there, so it is decided here,
-         * before lws answers the CONNECT: nonzero refuses the stream. */
-        if (http && h2_wsi(wsi)) {
-            char path[HTTP_PATH_MAX];
-            return ws_path(wsi, path, sizeof path) <= 0 || ws_decide(http, wsi, path) ? -1 : 0;
-        }
-        return 0;
     case LWS_CALLBACK_ESTABLISHED:
         return http && ws ? ws_established(http, ws, wsi) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -2254,8 +2263,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return on_stream_complete(http, c, wsi);
         /* lws also completes an empty body ("Content-Length: 0") of a request
          * that was dispatched on its headers and is still waiting. */
-        if (c->req.dispatched)
-            return 0;
+        if (c->req.dispatched) {
+            if (!c->req.discard)
+                return 0;
+            c->req.body_complete = 1;   /* h2 413: the dropped body is in */
+            return c->req.written ? finish(http, c, wsi) : 0;
+        }
         dispatch(http, &c->req);
         return after_handler(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -3,7 +3,8 @@
 // when the server advertises SETTINGS_ENABLE_CONNECT_PROTOCOL: Node's own
 // http2 client sends the CONNECT; the WebSocket frames inside the stream
 // are read here (server frames are unmasked).  Prints one JSON line:
-// {"status": <:status>, "messages": [text...]} after `wait` ms or the close.
+// {"status": <:status>, "messages": [text...], "close": <close code, if one
+// came>} after `wait` ms or the end of the stream.
 //
 //   node ws_h2.mjs https://HOST:PORT /api/v1/events TOKEN [wait_ms]
 //
@@ -43,6 +44,7 @@ session.on('remoteSettings', (s) => {
       else if (len === 127) { if (buf.length < 10) break; len = Number(buf.readBigUInt64BE(2)); at = 10; }
       if (buf.length < at + len) break;
       if ((buf[0] & 0x0f) === 1) out.messages.push(buf.subarray(at, at + len).toString());
+      if ((buf[0] & 0x0f) === 8 && len >= 2) out.close = buf.readUInt16BE(at);
       buf = buf.subarray(at + len);
     }
   });

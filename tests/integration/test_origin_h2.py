@@ -447,13 +447,16 @@ def test_websocket_over_h2_extended_connect():
     res = ws("/api/v1/events", tok)
     assert res["status"] == 200, res
     assert [json.loads(m)["type"] for m in res["messages"]][:1] == ["ready"], res
+    assert "close" not in res, res
+    # Refused (bad token, unknown path): closed at once with 1008, no message.
     res = ws("/api/v1/events", "not-a-token")
-    assert res["status"] != 200 and res["messages"] == [], res
+    assert res["messages"] == [] and res.get("close") == 1008, res
     res = ws("/api/v1/nothing", tok)
-    assert res["status"] != 200 and res["messages"] == [], res
+    assert res["messages"] == [] and res.get("close") == 1008, res
     logs = w.stderr()
     assert re.search(r"path=/api/v1/events status=101 .*proto=h2", logs), logs[-2000:]
     assert re.search(r"path=/api/v1/events status=401 .*proto=h2", logs), logs[-2000:]
+    assert re.search(r"path=/api/v1/nothing status=404 .*proto=h2", logs), logs[-2000:]
     assert tok not in logs
 
 
