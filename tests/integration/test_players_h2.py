@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -20,8 +21,8 @@ state = {}
 
 def setup():
     rtmp = free_port()
-    tmp = os.path.join(os.path.abspath("player-artifacts"), "h2-cert")
-    os.makedirs(tmp, exist_ok=True)
+    state["tmp"] = tempfile.TemporaryDirectory(prefix="weir-h2-cert-")
+    tmp = state["tmp"].name
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
                     "-out", cert, "-days", "2", "-subj", "/CN=localhost",
@@ -62,6 +63,8 @@ def teardown():
         state["push"].wait()
     if "weir" in state:
         state["weir"].finish()
+    if "tmp" in state:
+        state["tmp"].cleanup()
 
 
 def test_ll_hls_and_ll_dash_play_over_h2():
