@@ -248,6 +248,35 @@ def test_ll_hls_held_requests():
     assert curl(f"/live/cam1/v0_{msn}.{part}.m4s", "h1")[3] == b
 
 
+def test_ll_hls_many_held_reloads_on_one_connection():
+    # 50 blocking playlist reloads for the next part, all held at once as
+    # streams of one connection (deferred requests, each its own conn),
+    # all answered when the part is cut.
+    msn, part = _preload_hint()
+    w = state["weir"]
+    url = f"https://localhost:{w.port}/live/cam1/v0.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "cfg")
+        with open(cfg, "w") as f:
+            for i in range(50):
+                f.write(f'url = "{url}"\noutput = "{d}/o{i}"\n')
+        t0 = time.monotonic()
+        r = subprocess.run(["curl", "-sS", "--http2", "--cacert", state["cert"],
+                            "--resolve", f"localhost:{w.port}:127.0.0.1",
+                            "--parallel", "--parallel-max", "50", "-K", cfg,
+                            "-w", "%{num_connects} %{http_version} %{http_code}\n"],
+                           capture_output=True, timeout=60)
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr.decode()
+        lines = r.stdout.decode().split()
+        assert sum(int(x) for x in lines[0::3]) == 1, r.stdout.decode()
+        assert set(lines[1::3]) == {"2"} and set(lines[2::3]) == {"200"}, lines
+        for i in range(50):
+            with open(f"{d}/o{i}", "rb") as f:
+                assert f'URI="v0_{msn}.{part}.m4s"' in f.read().decode(), i
+        assert took < 5.0, took
+
+
 def test_ll_dash_streamed_segment_is_data_frames():
     msn, part = _preload_hint()
     if part > 0:
@@ -486,6 +515,7 @@ main(setup, [
     test_live_playlist_and_segment,
     test_api_with_a_bearer_token_and_a_post_body,
     test_ll_hls_held_requests,
+    test_ll_hls_many_held_reloads_on_one_connection,
     test_ll_dash_streamed_segment_is_data_frames,
     test_50_streams_on_one_connection,
     test_nghttp_many_streams_with_small_windows,
