@@ -1034,7 +1034,8 @@ int weir_http_respond_error(weir_http_req *req, int status, const char *message)
 
 /* ---- HTTP/2 -------------------------------------------------------------
  *
- * Over TLS, ALPN may pick h2.  lws then runs the connection as a network
+ * Over TLS, ALPN may pick h2 (on http.h2c_port every connection is h2,
+ * a vhost of its own: see h2c_listen).  lws then runs the connection as a network
  * wsi that carries one child wsi per stream, each bound to "weir-http" with
  * a conn of its own: a stream is a connection here (its own request state,
  * counted against max_connections), and many go on at once over one socket.
@@ -1054,11 +1055,13 @@ int weir_http_respond_error(weir_http_req *req, int status, const char *message)
  *     DATA), the last with END_STREAM
  *
  * DATA frames are at most H2_FRAME bytes (the frame size every peer must
- * take: lws 4.1 writes one frame per lws_write and does not split) and at
- * most the peer's flow-control window (lws_get_peer_write_allowance): lws
- * sends past the window if told to, and the peer then resets the stream.
- * With no window left, the stream waits for WINDOW_UPDATE, which makes lws
- * call WRITEABLE again.  lws writes its 9-byte frame header into the LWS_PRE
+ * take) and at most the peer's flow-control window
+ * (lws_get_peer_write_allowance): one lws_write makes one frame here, and
+ * nothing relies on lws to split a write or to hold back what the window
+ * does not allow (a peer resets a stream that overruns it).  With no window
+ * left the stream waits, without asking for WRITEABLE: lws calls it again
+ * when the peer's WINDOW_UPDATE arrives (test_origin_h2.py: 16 KiB windows,
+ * and a peer that never opens one).  lws writes its 9-byte frame header into the LWS_PRE
  * bytes before the payload, so a piece of a shared buffer is copied into
  * scratch first: writing in place would scribble over bytes other
  * responses are sending.
