@@ -1036,9 +1036,10 @@ int weir_http_respond_error(weir_http_req *req, int status, const char *message)
  *
  * Over TLS, ALPN may pick h2 (on http.h2c_port every connection is h2,
  * a vhost of its own: see h2c_listen).  lws then runs the connection as a
- * network wsi that carries one child wsi per stream, each bound to "weir-http" with
- * a conn of its own: a stream is a connection here (its own request state,
- * counted against max_connections), and many go on at once over one socket.
+ * network wsi that carries one child wsi per stream, each bound to
+ * "weir-http" with a conn of its own: a stream is a connection here (its
+ * own request state, counted against max_connections), and many go on at
+ * once over one socket.
  *
  * What differs is the framing, so every response path branches to this
  * group at its top when c->h2 (the h1 paths stay as they are):
