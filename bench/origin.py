@@ -9,6 +9,10 @@ root, so both serve identical bodies.
     origin_part:     ...   an LL-HLS part (~40 KB), from memory
     origin_segment:  ...   a 2 s media segment (~250 KB), from memory
     origin_vod:      ...   a segment of the recording, from disk
+    origin_h2_playlist, origin_h2_segment: the playlist and the segment over
+                     cleartext HTTP/2 with prior knowledge (weir's
+                     http.h2c_port, nginx's `listen ... http2`), h2load -c32
+                     -m10: 32 connections with 10 streams in flight on each
 
 The server is pinned to CPU 0 and wrk to CPU 1 (taskset; the same for both
 servers), so each side has one core.  Each round measures every case on weir
@@ -71,6 +75,27 @@ def wrk(url, pid):
     return float(rps.group(1)), to_ms(p99.group(1)), cpu_us
 
 
+def h2load(url, pid):
+    """As wrk(), over HTTP/2 (h2load from nghttp2-client, prior knowledge on
+    an http:// URL).  h2load reports no percentiles: the p99 column holds
+    the mean request time."""
+    pids = family(pid)
+    cpu0 = cpu_seconds(pids)
+    secs = float(DURATION.rstrip("s"))
+    out = subprocess.run(["taskset", "-c", CLIENT_CPU, "h2load", "-t1", f"-c{CONNS}", "-m10",
+                          "-D", f"{secs:g}", url], capture_output=True, text=True,
+                         timeout=120).stdout
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    done = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+                     r"(\d+) failed, (\d+) errored", out)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out)
+    if not rps or not done or not mean or done.group(4) != "0" or done.group(5) != "0" \
+            or "2xx" not in out or not re.search(r"status codes: \d+ 2xx, 0 3xx, 0 4xx, 0 5xx", out):
+        raise SystemExit(f"h2load failed on {url}:\n{out}")
+    cpu_us = (cpu_seconds(pids) - cpu0) * 1e6 / max(1, int(done.group(3)))
+    return float(rps.group(1)), to_ms(mean.group(1)), cpu_us
+
+
 def fetch(url):
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.read()
@@ -98,9 +123,9 @@ def main():
                     "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i", "sine", "-t", "20",
                     "-c:v", "libx264", "-preset", "veryfast", "-b:v", "1M", "-g", "60",
                     "-c:a", "aac", "-f", "flv", clip], check=True)
-    http, rtmp = free_port(), free_port()
+    http, rtmp, h2c = free_port(), free_port(), free_port()
     srv = subprocess.Popen(["taskset", "-c", SERVER_CPU, weir, "serve",
-                            "--set", f"http.port={http}",
+                            "--set", f"http.port={http}", "--set", f"http.h2c_port={h2c}",
                             "--set", f"rtmp.port={rtmp}", "--set", f"srt.port={free_port()}",
                             "--set", f"data_dir={tmp}/var", "--set", "ingest.auth=open",
                             "--set", "http.access_log=false", "--set", "packager.record=true",
@@ -145,12 +170,15 @@ def main():
         for name, body in (("seg.m4s", seg), ("part.m4s", part), ("pl.m3u8", playlist)):
             with open(os.path.join(root, name), "wb") as f:
                 f.write(body)
-        nport = free_port()
+        nport, nport_h2 = free_port(), free_port()
         conf = nginx_conf(tmp, f"""http {{
   access_log off; sendfile on; tcp_nopush on; keepalive_requests 1000000;
   open_file_cache max=1000 inactive=60s; open_file_cache_valid 60s;
   types {{ video/iso.segment m4s; application/vnd.apple.mpegurl m3u8; }}
   server {{ listen 127.0.0.1:{nport}; root {root};
+    location / {{ add_header Cache-Control "public, max-age=1"; }} }}
+  server {{ listen 127.0.0.1:{nport_h2} http2; root {root};
+    http2_max_concurrent_streams 128;
     location / {{ add_header Cache-Control "public, max-age=1"; }} }}
 }}
 """, 1024)
@@ -166,19 +194,24 @@ def main():
             text = fetch(base + pl_path).decode()
             return base + "/live/cam/" + re.findall(r"^(v0_\d+\.m4s)$", text, re.M)[-1]
 
-        cases = [("origin_playlist", lambda: base + pl_path, peer + "/pl.m3u8", len(playlist)),
-                 ("origin_part", newest_part, peer + "/part.m4s", len(part)),
-                 ("origin_segment", newest_segment, peer + "/seg.m4s", len(seg)),
-                 ("origin_vod", lambda: base + vod_path, peer + "/seg.m4s", len(seg))]
+        base_h2, peer_h2 = f"http://127.0.0.1:{h2c}", f"http://127.0.0.1:{nport_h2}"
+        cases = [("origin_playlist", lambda: base + pl_path, peer + "/pl.m3u8", len(playlist), wrk),
+                 ("origin_part", newest_part, peer + "/part.m4s", len(part), wrk),
+                 ("origin_segment", newest_segment, peer + "/seg.m4s", len(seg), wrk),
+                 ("origin_vod", lambda: base + vod_path, peer + "/seg.m4s", len(seg), wrk),
+                 ("origin_h2_playlist", lambda: base_h2 + pl_path, peer_h2 + "/pl.m3u8",
+                  len(playlist), h2load),
+                 ("origin_h2_segment", lambda: newest_segment().replace(base, base_h2),
+                  peer_h2 + "/seg.m4s", len(seg), h2load)]
         cases = [c for c in cases if not CASES or c[0] in CASES]
         results = {name: ([], []) for name, *_ in cases}
         for r in range(ROUNDS):
-            for name, w_url, n_url, _ in cases:
-                results[name][0].append(wrk(w_url(), srv.pid))
-                results[name][1].append(wrk(n_url, nginx.pid))
+            for name, w_url, n_url, _, tool in cases:
+                results[name][0].append(tool(w_url(), srv.pid))
+                results[name][1].append(tool(n_url, nginx.pid))
                 print(f"  round {r + 1} {name}: weir={results[name][0][-1][0]:.0f} "
                       f"nginx={results[name][1][-1][0]:.0f}", file=sys.stderr, flush=True)
-        for name, _, _, size in cases:
+        for name, _, _, size, _ in cases:
             w, n = results[name]
             w_rps = statistics.median(x[0] for x in w)
             n_rps = statistics.median(x[0] for x in n)

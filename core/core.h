@@ -45,6 +45,9 @@ typedef struct weir_core_settings {
     int64_t http_rate_limit;        /* requests/s per client address; 0: off */
     char *http_tls_cert;            /* PEM paths; "" = plain HTTP */
     char *http_tls_key;
+    int http_h2;                    /* offer h2 by ALPN on the TLS port */
+    int64_t http_h2_max_streams;    /* HTTP/2 streams in flight per connection */
+    int64_t http_h2c_port;          /* cleartext h2 (prior knowledge) port; 0: off */
     int log_level;                  /* weir_log_level */
     int log_format;                 /* weir_log_format */
     int64_t shutdown_timeout;       /* ms */

@@ -34,9 +34,10 @@
  * finishes once both the response is written and the body is in) or, past
  * HTTP_DISCARD_MAX, closes the connection after it (close_after).
  *
- * HTTP/1.1 only, in clear or over TLS (http.tls_cert; ALPN offers
- * http/1.1 alone).  HTTP/2 needs the split header/body writes of h2
- * framing in every response path here, and is not done yet.
+ * HTTP/1.1 in clear or over TLS; HTTP/2 over TLS (ALPN "h2,http/1.1") and
+ * on http.h2c_port (prior knowledge).  One h2 stream is one lws child wsi
+ * with its own conn, and every response path branches to the h2_* group
+ * at its top: see "HTTP/2".  The h1 paths below never see an h2 stream.
  *
  * Large bodies on plain HTTP/1.1 bypass lws_write: see "direct sends".
  */
@@ -161,6 +162,8 @@ typedef struct conn {
     weir_timer deliver;             /* streamed body: held bytes to the sink */
     int64_t idle_us;                /* kept alive between requests since; 0: not idle
                                      * (see "idle keep-alive connections") */
+    int h2;                         /* an HTTP/2 stream (see "HTTP/2") */
+    size_t piece_off;               /* h2 streamed response: bytes of chunks[0] sent */
     uint64_t peer;                  /* client address as a rate-table key; 0: unknown */
     weir_http_req req;
 } conn;
@@ -311,6 +314,7 @@ static void conn_unlink(weir_http *http, conn *c)
         weir_buf_unref(c->chunks[i]);
     c->nchunks = 0;
     c->streaming = c->stream_ended = 0;
+    c->piece_off = 0;
     c->peer = 0;
     req_reset(&c->req);
     if (!c->linked)
@@ -416,6 +420,11 @@ static int rate_take(weir_http *http, conn *c)
 const char *weir_http_req_method(const weir_http_req *req) { return req->method; }
 const char *weir_http_req_path(const weir_http_req *req) { return req->path; }
 
+int weir_http_req_h2(const weir_http_req *req)
+{
+    return lws_get_network_wsi(req->wsi) != req->wsi;
+}
+
 const void *weir_http_req_body(const weir_http_req *req, size_t *len)
 {
     if (req->rt && req->rt->stream) {       /* held bytes are not a body */
@@ -517,6 +526,10 @@ int weir_http_add_header(weir_http_req *req, const char *name, const char *value
 #define HTTP_CHUNKED ((size_t)-1)     /* build_response: a streamed body */
 
 static void rx_update(weir_http_req *req);
+static int h2_respond(weir_http_req *req, int status, const char *content_type,
+                      weir_buf *body, const void *copy, size_t off, size_t len);
+static int h2_stream_begin(weir_http_req *req, int status, const char *content_type);
+static int h2_wsi(struct lws *wsi);
 static int direct_ok(struct lws *wsi);
 static int direct_send(weir_http *http, conn *c, struct lws *wsi);
 
@@ -626,6 +639,15 @@ int weir_http_respond(weir_http_req *req, int status, const char *content_type,
 
     if (req->responded)
         return AVERROR(EINVAL);
+    if (req == &req->http->upg && h2_wsi(req->wsi)) {
+        /* A WebSocket refused on an h2 stream (ws_decide): lws resets the
+         * stream; no HTTP answer can be written there. */
+        req->responded = 1;
+        req->status = status;
+        return 0;
+    }
+    if (req != &req->http->upg && conn_of(req)->h2)
+        return h2_respond(req, status, content_type, NULL, body, 0, len);
     req->responded = 1;
     req->status = status;
     stream_answered(req);
@@ -663,6 +685,8 @@ int weir_http_respond_buf(weir_http_req *req, int status, const char *content_ty
 
     if (off > body->size || len > body->size - off)
         return AVERROR(EINVAL);
+    if (c->h2)
+        return h2_respond(req, status, content_type, body, NULL, off, len);
     if (len <= HTTP_INLINE_MAX || is_head(req))
         return weir_http_respond(req, status, content_type, body->data + off, len);
     if (req->responded)
@@ -870,6 +894,8 @@ int weir_http_stream_begin(weir_http_req *req, int status, const char *content_t
 
     if (req->responded || !req->deferred)
         return AVERROR(EINVAL);
+    if (c->h2)
+        return h2_stream_begin(req, status, content_type);
     if ((r = build_response(req, status, content_type, NULL, HTTP_CHUNKED, 0, &buf, &n)) < 0)
         return r;
     req->responded = 1;
@@ -1006,6 +1032,302 @@ int weir_http_respond_error(weir_http_req *req, int status, const char *message)
     return r;
 }
 
+/* ---- HTTP/2 -------------------------------------------------------------
+ *
+ * Over TLS, ALPN may pick h2 (on http.h2c_port every connection is h2,
+ * a vhost of its own: see h2c_listen).  lws then runs the connection as a
+ * network wsi that carries one child wsi per stream, each bound to
+ * "weir-http" with a conn of its own: a stream is a connection here (its
+ * own request state, counted against max_connections), and many go on at
+ * once over one socket.
+ *
+ * What differs is the framing, so every response path branches to this
+ * group at its top when c->h2 (the h1 paths stay as they are):
+ *
+ *   respond / respond_buf / stream_begin: HPACK'd headers (lws's header
+ *     helpers encode for h2 when the wsi is a stream) into c->out, and the
+ *     body as a weir_buf reference in c->body (a copy for respond(); the
+ *     shared buffer itself for respond_buf), then ask for WRITEABLE:
+ *     answers always leave from the stream's WRITEABLE, never from inside
+ *     the request callback, whether deferred or not
+ *   WRITEABLE: c->out as a HEADERS frame (END_STREAM when no body follows:
+ *     HEAD, 304, empty), then DATA frames from c->body or from the queued
+ *     pieces of a streamed response (no chunked encoding: each piece is
+ *     DATA), the last with END_STREAM
+ *
+ * DATA frames are at most H2_FRAME bytes (the frame size every peer must
+ * take) and at most the peer's flow-control window
+ * (lws_get_peer_write_allowance): one lws_write makes one frame here, and
+ * nothing relies on lws to split a write or to hold back what the window
+ * does not allow (a peer resets a stream that overruns it).  With no window
+ * left the stream waits, without asking for WRITEABLE: lws calls it again
+ * when the peer's WINDOW_UPDATE arrives (test_origin_h2.py: 16 KiB windows,
+ * and a peer that never opens one).  lws writes its 9-byte frame header into the LWS_PRE
+ * bytes before the payload, so a piece of a shared buffer is copied into
+ * scratch first: writing in place would scribble over bytes other
+ * responses are sending.
+ *
+ * Connection-specific headers (Connection, Transfer-Encoding, Upgrade,
+ * Keep-Alive) are not allowed in h2 and are left out; header names go out
+ * lower-case, as h2 requires (nghttp2 resets a stream with an upper-case
+ * one). */
+
+#define HTTP_H2_STREAMS_DEFAULT 128
+#define H2_FRAME        16384       /* SETTINGS_MAX_FRAME_SIZE's initial value */
+#define H2_TURN_MAX     (4 * H2_FRAME)  /* DATA per WRITEABLE, so streams take turns */
+
+static int h2_wsi(struct lws *wsi)
+{
+    /* A stream is a child of the network connection; h1 is its own. */
+    return lws_get_network_wsi(wsi) != wsi;
+}
+
+static int h2_header_banned(const char *name, size_t len)
+{
+    static const char *const banned[] = {
+        "connection", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection",
+    };
+    for (size_t i = 0; i < sizeof banned / sizeof banned[0]; i++)
+        if (strlen(banned[i]) == len && strncasecmp(banned[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
+/* HPACK'd status and headers into a malloc'd buffer with LWS_PRE headroom.
+ * len: the body's size, or HTTP_CHUNKED (none known: a streamed answer). */
+static int h2_headers(weir_http_req *req, int status, const char *content_type, size_t len,
+                      unsigned char **out, size_t *out_len)
+{
+    struct lws *wsi = req->wsi;
+    unsigned char *buf = malloc(LWS_PRE + HTTP_HEADER_BUDGET), *start, *p, *end;
+    char text[24], name[128];
+    int n;
+
+    if (!buf)
+        return AVERROR(ENOMEM);
+    start = p = buf + LWS_PRE;
+    end = start + HTTP_HEADER_BUDGET;
+    /* Content-Length as a plain header: lws's own counting of it would
+     * turn our DATA writes into END_STREAM on its own schedule. */
+    n = snprintf(text, sizeof text, "%zu", len);
+    if (lws_add_http_header_status(wsi, (unsigned)status, &p, end) ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_SERVER,
+                                     (const unsigned char *)HTTP_SERVER_NAME,
+                                     (int)strlen(HTTP_SERVER_NAME), &p, end) ||
+        (content_type &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                      (const unsigned char *)content_type,
+                                      (int)strlen(content_type), &p, end)) ||
+        (len != HTTP_CHUNKED &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                      (const unsigned char *)text, n, &p, end)))
+        goto fail;
+    for (int i = 0; i < req->nextra; i++) {
+        const char *nm = req->extra[i].name;
+        size_t nlen = strlen(nm) - 1;           /* without the ':' */
+        if (h2_header_banned(nm, nlen) || nlen + 2 > sizeof name)
+            continue;
+        for (size_t k = 0; k <= nlen; k++)
+            name[k] = (char)(nm[k] >= 'A' && nm[k] <= 'Z' ? nm[k] - 'A' + 'a' : nm[k]);
+        name[nlen + 1] = '\0';
+        if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                        (const unsigned char *)req->extra[i].value,
+                                        req->extra[i].vlen, &p, end))
+            goto fail;
+    }
+    if (lws_finalize_http_header(wsi, &p, end))
+        goto fail;
+    *out = buf;
+    *out_len = (size_t)(p - start);
+    return 0;
+fail:
+    free(buf);
+    return AVERROR(ENOSPC);     /* headers over HTTP_HEADER_BUDGET */
+}
+
+/* weir_http_respond (copy: the bytes to copy) and weir_http_respond_buf
+ * (body: shared, referenced) on a stream.  Queued for WRITEABLE. */
+static int h2_respond(weir_http_req *req, int status, const char *content_type,
+                      weir_buf *body, const void *copy, size_t off, size_t len)
+{
+    conn *c = conn_of(req);
+    size_t body_out = is_head(req) ? 0 : len;
+    unsigned char *hdr;
+    size_t n;
+    int r;
+
+    if (req->responded)
+        return AVERROR(EINVAL);
+    if ((r = h2_headers(req, status, content_type, len, &hdr, &n)) < 0)
+        goto fail;
+    if (body_out) {
+        if (body) {
+            c->body = weir_buf_ref(body);
+            c->body_ptr = body->data + off;
+        } else if ((c->body = weir_buf_copy(copy, body_out))) {
+            c->body_ptr = c->body->data;
+        } else {
+            free(hdr);
+            r = AVERROR(ENOMEM);
+            goto fail;
+        }
+    }
+    c->body_left = body_out;
+    c->out = hdr;
+    c->out_len = n;
+    req->responded = 1;
+    req->status = status;
+    req->sent = n + body_out;
+    weir_counter_add(req->http->opts.tx_bytes, (double)(n + body_out));
+    stream_answered(req);
+    lws_callback_on_writable(req->wsi);
+    return 0;
+fail:
+    weir_log_warn("http", "response not sent", WL_STR("path", req->path),
+                  WL_INT("status", status), WL_ERR(r));
+    return r;
+}
+
+static int h2_stream_begin(weir_http_req *req, int status, const char *content_type)
+{
+    conn *c = conn_of(req);
+    unsigned char *hdr;
+    size_t n;
+    int r;
+
+    if ((r = h2_headers(req, status, content_type, HTTP_CHUNKED, &hdr, &n)) < 0)
+        return r;
+    req->responded = 1;
+    req->resumed = 1;
+    req->status = status;
+    req->sent = n;
+    weir_counter_add(req->http->opts.tx_bytes, (double)n);
+    c->out = hdr;
+    c->out_len = n;
+    c->streaming = 1;
+    c->piece_off = 0;
+    if (is_head(req))
+        c->stream_ended = 1;
+    lws_callback_on_writable(req->wsi);
+    return 0;
+}
+
+/* One DATA frame of up to `room` bytes from p (copied to scratch, see
+ * above); final: END_STREAM.  0 or -1. */
+static int h2_data(weir_http *http, struct lws *wsi, const uint8_t *p, size_t n, int final)
+{
+    unsigned char *buf = http->scratch;
+
+    if (n)
+        memcpy(buf + LWS_PRE, p, n);
+    return lws_write(wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0
+           ? -1 : 0;
+}
+
+/* The next DATA frame's payload size: window, frame size, this turn. */
+static size_t h2_room(struct lws *wsi, size_t turn_left)
+{
+    lws_fileofs_t allow = lws_get_peer_write_allowance(wsi);
+    size_t room = turn_left < H2_FRAME ? turn_left : H2_FRAME;
+
+    if (allow >= 0 && (size_t)allow < room)
+        room = (size_t)allow;
+    return room;
+}
+
+/* WRITEABLE on a stream.  1: the response is done; 0: more to come (or
+ * waiting for the peer's window, or for pieces); -1: error. */
+static int h2_writeable(weir_http *http, conn *c, struct lws *wsi)
+{
+    size_t turn = H2_TURN_MAX;
+
+    if (c->out) {
+        int end = !c->body_left && !c->streaming;
+        int w;
+
+        if (c->streaming && c->stream_ended && c->nchunks == 0)
+            end = 1;                /* HEAD, or nothing was ever written */
+        w = lws_write(wsi, c->out + LWS_PRE, c->out_len,
+                      LWS_WRITE_HTTP_HEADERS | (end ? LWS_WRITE_H2_STREAM_END : 0));
+        free(c->out);
+        c->out = NULL;
+        if (w < 0)
+            return -1;
+        if (end) {
+            c->streaming = 0;
+            return 1;
+        }
+    }
+    while (turn && !lws_send_pipe_choked(wsi)) {
+        size_t room = h2_room(wsi, turn), n;
+        const uint8_t *p;
+        int final;
+
+        if (c->body_left) {
+            n = c->body_left < room ? c->body_left : room;
+            p = c->body_ptr;
+            final = n == c->body_left;
+        } else if (c->streaming && c->nchunks) {
+            weir_buf *piece = c->chunks[0];
+            size_t left = piece->size - c->piece_off;
+            n = left < room ? left : room;
+            p = piece->data + c->piece_off;
+            final = n == left && c->stream_ended && c->nchunks == 1;
+        } else if (c->streaming && c->stream_ended) {
+            /* Every piece went out before the end was known. */
+            if (h2_data(http, wsi, NULL, 0, 1) < 0)
+                return -1;
+            c->streaming = 0;
+            return 1;
+        } else if (c->streaming) {
+            return 0;               /* woken by the next piece or the end */
+        } else {
+            break;
+        }
+        if (n == 0) {
+            /* No window.  Asking for WRITEABLE now would have lws call
+             * back at once, again and again (a stalled client pinned a
+             * core); its WINDOW_UPDATE handling asks for us instead. */
+            lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                            (int)((http->opts.send_timeout_ms + 999) / 1000));
+            return 0;
+        }
+        if (h2_data(http, wsi, p, n, final) < 0)
+            return -1;
+        turn -= n;
+        if (c->body_left) {
+            c->body_ptr += n;
+            c->body_left -= n;
+            if (!c->body_left) {
+                weir_buf_unref(c->body);
+                c->body = NULL;
+            }
+        } else {
+            weir_buf *piece = c->chunks[0];
+            c->piece_off += n;
+            c->req.sent += n;
+            weir_counter_add(http->opts.tx_bytes, (double)n);
+            if (c->piece_off == piece->size) {
+                weir_buf_unref(piece);
+                memmove(c->chunks, c->chunks + 1, (size_t)--c->nchunks * sizeof *c->chunks);
+                c->piece_off = 0;
+            }
+        }
+        if (final) {
+            c->streaming = 0;
+            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+            return 1;
+        }
+    }
+    if (!c->body_left && !c->streaming)
+        return 1;                   /* cannot happen: the last write was final */
+    /* Progress: a client that stops reading is dropped after send_timeout. */
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                    (int)((http->opts.send_timeout_ms + 999) / 1000));
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 /* ---- routing ---------------------------------------------------------- */
 
 static int route_add(weir_http *http, const char *method, const char *path, int prefix,
@@ -1131,7 +1453,8 @@ static void account(weir_http *http, weir_http_req *req)
         weir_log_info("access", "request", WL_STR("client", client),
                       WL_STR("method", req->method), WL_STR("path", req->path),
                       WL_INT("status", req->status), WL_UINT("bytes", req->sent),
-                      WL_INT("us", us), WL_STR("ua", ua));
+                      WL_INT("us", us), WL_STR("ua", ua),
+                      WL_STR("proto", h2_wsi(req->wsi) ? "h2" : "h1"));
     }
     if (!http->requests)
         return;
@@ -1160,6 +1483,8 @@ static int finish(weir_http *http, conn *c, struct lws *wsi)
 {
     int close_now = c->req.close_after;
 
+    if (c->h2 && (c->out || c->body || c->streaming))
+        return 0;                   /* an h2 answer still queued: WRITEABLE finishes */
     if (c->req.discard && !c->req.body_complete) {
         c->req.written = 1;         /* on_stream_complete finishes */
         return 0;
@@ -1437,6 +1762,7 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
     req->t0_us = lws_now_usecs();
     c->in_request = 1;
     c->idle_us = 0;
+    c->h2 = h2_wsi(wsi);
     req->method = request_method(wsi);
     if (len >= sizeof req->path) {
         snprintf(req->path, sizeof req->path, "%.64s...", uri);
@@ -1467,6 +1793,21 @@ static int on_request(weir_http *http, conn *c, struct lws *wsi, const char *uri
             weir_log_info("http", "body too large", WL_STR("path", req->path),
                           WL_INT("bytes", n), WL_INT("max", http->opts.max_body));
             weir_http_respond_error(req, 413, "request body too large");
+            if (c->h2) {
+                /* The 413 leaves from WRITEABLE, and only this stream
+                 * ends.  Up to HTTP_DISCARD_MAX of the body is read and
+                 * dropped first (on_body): lws 4.1 answers DATA for a
+                 * stream it closed with GOAWAY, which would reset every
+                 * stream of the connection, the 413 included, under a
+                 * client still sending.  Past it, the stream closes after
+                 * the answer. */
+                req->dispatched = 1;
+                if (n <= HTTP_DISCARD_MAX)
+                    req->discard = 1;
+                else
+                    req->close_after = 1;
+                return 0;
+            }
             /* The unread body would be taken for the next request: close. */
             return -1;
         }
@@ -1483,6 +1824,8 @@ static int on_body(weir_http *http, conn *c, const void *in, size_t len)
         return 0;                   /* lws reports empty bodies too: body stays NULL */
     if (req->rt && req->rt->stream)
         return on_stream_body(http, c, in, len);
+    if (req->responded)
+        return 0;                   /* h2: answered 413 at the headers */
     if (req->body_len + len > (size_t)http->opts.max_body) {
         weir_http_respond_error(req, 413, "request body too large");
         return -1;
@@ -1619,24 +1962,35 @@ static weir_http_req *ws_req(weir_http *http, struct lws *wsi, const ws_route *r
     return req;
 }
 
-/* HTTP_CONFIRM_UPGRADE: 0 lets lws upgrade; -1 hangs up after a refusal
- * written here.  (lws also offers ">0: answered, keep the connection", but
- * a refused upgrade is rare and closing after it leaves nothing of the
- * upgrade's state behind.) */
-static int ws_confirm(weir_http *http, struct lws *wsi, const char *up)
+/* The path of a WebSocket upgrade: GET's on HTTP/1.1.  On HTTP/2 (RFC 8441
+ * extended CONNECT, which browsers use because lws 4.1 advertises
+ * SETTINGS_ENABLE_CONNECT_PROTOCOL) lws keeps it only as :path, query
+ * included.  Its length, or <= 0. */
+static int ws_path(struct lws *wsi, char *path, size_t cap)
 {
-    char path[HTTP_PATH_MAX];
-    const ws_route *rt;
-    weir_http_req *req;
+    int n = lws_hdr_copy(wsi, path, (int)cap, WSI_TOKEN_GET_URI);
+    char *q;
+
+    if (n > 0 || !h2_wsi(wsi))
+        return n;
+    if ((n = lws_hdr_copy(wsi, path, (int)cap, WSI_TOKEN_HTTP_COLON_PATH)) > 0 &&
+        (q = strchr(path, '?'))) {
+        *q = '\0';
+        n = (int)(q - path);
+    }
+    return n;
+}
+
+/* May the WebSocket upgrade on wsi to path go ahead?  0, or the status of
+ * the refusal, answered (on HTTP/1.1; see weir_http_respond about h2)
+ * and accounted here. */
+static int ws_decide(weir_http *http, struct lws *wsi, const char *path)
+{
+    const ws_route *rt = ws_route_find(http, path);
+    weir_http_req *req = ws_req(http, wsi, rt, path);
     int status = 0;
     const char *msg = NULL;
 
-    if (!up || strcasecmp(up, "websocket") != 0)
-        return 0;                   /* h2c: lws's business */
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
-        return -1;                  /* not a GET, or a path too long */
-    rt = ws_route_find(http, path);
-    req = ws_req(http, wsi, rt, path);
     req->close_after = 1;
     if (!rt) {
         status = 404;
@@ -1651,11 +2005,36 @@ static int ws_confirm(weir_http *http, struct lws *wsi, const char *up)
         req_reset(req);
         return 0;
     }
+    if (status <= 0)
+        status = 500;
     if (!req->responded)
-        weir_http_respond_error(req, status > 0 ? status : 500, msg ? msg : "refused");
+        weir_http_respond_error(req, status, msg ? msg : "refused");
     account(http, req);
     req_reset(req);
-    return -1;
+    return status;
+}
+
+/* HTTP_CONFIRM_UPGRADE: 0 lets lws upgrade; -1 hangs up after a refusal
+ * written here.  (lws also offers ">0: answered, keep the connection", but
+ * a refused upgrade is rare and closing after it leaves nothing of the
+ * upgrade's state behind.) */
+static int ws_confirm(weir_http *http, struct lws *wsi, char *up)
+{
+    char path[HTTP_PATH_MAX];
+
+    if (up && strcasecmp(up, "h2c") == 0) {
+        /* lws 4.1 answers "Upgrade: h2c" with 101 and then never answers
+         * the request that carried it.  The upgrade is optional (RFC 7540
+         * 3.2): blanking the value, which lws reads again after this
+         * callback, makes it carry on as a plain HTTP/1.1 request. */
+        up[0] = '\0';
+        return 0;
+    }
+    if (!up || strcasecmp(up, "websocket") != 0)
+        return 0;                   /* not ours: lws decides */
+    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0)
+        return -1;                  /* not a GET, or a path too long */
+    return ws_decide(http, wsi, path) ? -1 : 0;
 }
 
 static void ws_link(weir_http *http, weir_http_ws *ws)
@@ -1700,9 +2079,19 @@ static int ws_established(weir_http *http, weir_http_ws *ws, struct lws *wsi)
     int r;
 
     memset(ws, 0, sizeof *ws);
-    if (lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) <= 0 ||
-        !(ws->rt = ws_route_find(http, path)))
-        return -1;                  /* cannot happen: ws_confirm found it */
+    if (ws_path(wsi, path, sizeof path) <= 0)
+        return -1;
+    if (h2_wsi(wsi) && ws_decide(http, wsi, path)) {
+        /* An h2 stream (RFC 8441) never passes HTTP_CONFIRM_UPGRADE, so
+         * its route, origin and accept() are decided here; refused, the
+         * client sees the WebSocket open and close at once (1008).
+         * Refusing earlier, in FILTER_PROTOCOL_CONNECTION, leaves the
+         * client waiting and leaks 224 bytes in lws 4.1 per refusal. */
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)"refused", 7);
+        return -1;
+    }
+    if (!(ws->rt = ws_route_find(http, path)))
+        return -1;                  /* cannot happen: ws_decide found it */
     ws->http = http;
     ws->wsi = wsi;
     if (!(ws->q = calloc(http->ws_max, sizeof *ws->q)))
@@ -1878,13 +2267,21 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason,
             return on_stream_complete(http, c, wsi);
         /* lws also completes an empty body ("Content-Length: 0") of a request
          * that was dispatched on its headers and is still waiting. */
-        if (c->req.dispatched)
-            return 0;
+        if (c->req.dispatched) {
+            if (!c->req.discard)
+                return 0;
+            c->req.body_complete = 1;   /* h2 413: the dropped body is in */
+            return c->req.written ? finish(http, c, wsi) : 0;
+        }
         dispatch(http, &c->req);
         return after_handler(http, c, wsi);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (!http || !c || (!c->out && !c->body && !c->streaming && !c->tail_wait))
             break;
+        if (c->h2) {
+            int done = h2_writeable(http, c, wsi);
+            return done < 0 ? -1 : done ? finish(http, c, wsi) : 0;
+        }
         if (c->tail_wait) {
             c->tail_wait = 0;
             return finish(http, c, wsi);
@@ -1934,6 +2331,54 @@ static const struct lws_protocols http_protocols[] = {
  * none (HTTP still starts on protocols[0], as the loop adopts it there). */
 static const struct lws_protocol_vhost_options ws_default = { NULL, NULL, "default", "" };
 static const struct lws_protocol_vhost_options ws_pvo = { NULL, &ws_default, "weir", "" };
+
+/* lws's own SETTINGS but for the stream limit (its 24 makes a player's or a
+ * CDN's burst of part and segment requests queue, or open more
+ * connections).  [0] says "use these". */
+static void h2_settings(struct lws_context_creation_info *info, const weir_http_opts *opts)
+{
+    info->http2_settings[0] = 1;
+    info->http2_settings[H2SET_HEADER_TABLE_SIZE] = 65536;
+    info->http2_settings[H2SET_ENABLE_PUSH] = 0;
+    info->http2_settings[H2SET_MAX_CONCURRENT_STREAMS] =
+        (uint32_t)(opts->h2_max_streams > 0 ? opts->h2_max_streams : HTTP_H2_STREAMS_DEFAULT);
+    info->http2_settings[H2SET_INITIAL_WINDOW_SIZE] = 0;   /* lws sends WINDOW_UPDATEs */
+    info->http2_settings[H2SET_MAX_FRAME_SIZE] = H2_FRAME;
+    info->http2_settings[H2SET_MAX_HEADER_LIST_SIZE] = 4096;
+}
+
+/* http.h2c_port: cleartext HTTP/2 with prior knowledge (RFC 9113 3.3), for
+ * a TLS-terminating CDN or proxy in front.  A port of its own, because
+ * lws 4.1's LWS_SERVER_OPTION_H2_PRIOR_KNOWLEDGE makes every connection of
+ * its vhost h2: an HTTP/1.1 client there gets no answer.  Same protocols,
+ * routes and server object (the vhost's user), so a stream here is served
+ * exactly as one that came over TLS.  base: the main vhost's info. */
+static int h2c_listen(weir_http *http, const struct lws_context_creation_info *base)
+{
+    struct lws_context_creation_info info;
+    struct lws_vhost *vh;
+    int port;
+
+    memset(&info, 0, sizeof info);
+    info.vhost_name = "weir-h2c";
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.protocols = base->protocols;
+    info.pvo = base->pvo;
+    info.user = http;
+    info.keepalive_timeout = base->keepalive_timeout;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_H2_PRIOR_KNOWLEDGE;
+    h2_settings(&info, &http->opts);
+    if (!(vh = lws_create_vhost(weir_loop_lws(http->loop), &info))) {
+        weir_log_error("http", "cannot create the h2c vhost");
+        return AVERROR(ENOMEM);
+    }
+    port = weir_loop_listen(http->loop, http->opts.addr, http->opts.h2c_port, vh, 1,
+                            http_protocols[0].name);
+    if (port < 0)
+        return port;
+    weir_log_info("http", "listening", WL_INT("port", port), WL_STR("protocol", "h2c"));
+    return 0;
+}
 
 weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
 {
@@ -2004,10 +2449,9 @@ weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = opts->tls_cert;
         info.ssl_private_key_filepath = opts->tls_key;
-        /* HTTP/1.1 only: every response path here writes HTTP/1.1 framing
-         * (one buffer of status line, headers and body; chunked streams);
-         * HTTP/2 would need each of them split into HEADERS and DATA. */
-        info.alpn = "http/1.1";
+        /* h2 first: every response path has an h2 branch (see "HTTP/2"). */
+        info.alpn = opts->h2 ? "h2,http/1.1" : "http/1.1";
+        h2_settings(&info, opts);
     }
     http->vhost = lws_create_vhost(weir_loop_lws(loop), &info);
     if (!http->vhost) {
@@ -2030,6 +2474,11 @@ weir_http *weir_http_new(weir_loop *loop, const weir_http_opts *opts)
     weir_log_info("http", "listening", WL_STR("addr", opts->addr && *opts->addr ? opts->addr
                                                                                 : "0.0.0.0"),
                   WL_INT("port", http->port), WL_INT("tls", info.ssl_cert_filepath != NULL));
+    if (opts->h2c_port > 0 && h2c_listen(http, &info) < 0) {
+        free(http->rate);
+        free(http);
+        return NULL;
+    }
     return http;
 }
 

@@ -16,7 +16,11 @@
  * A response is built once into one buffer, status line, headers and body
  * together, and goes out in a single lws_write() on HTTP/1.1 (DESIGN.md §3:
  * one write served 1.25-1.35x nginx, two writes 0.73x).  HTTP/2 needs the
- * headers as their own frame, so there it is two writes.
+ * headers as their own frame: there the headers go as a HEADERS frame and
+ * the body as DATA frames within the peer's flow-control window, all from
+ * the stream's WRITEABLE (see http.c, "HTTP/2").  Each h2 stream has its
+ * own request state; handlers cannot tell the two apart (but see
+ * weir_http_req_h2() about custom request headers).
  *
  * Handlers run on the loop thread.  Most respond before returning.  One that
  * must wait (for the database, on the blocking-work pool) calls
@@ -60,9 +64,17 @@ typedef struct weir_http_opts {
      * rate_limit: requests/s per client address, 0 = off. */
     int64_t max_connections;
     int64_t rate_limit;
-    /* PEM paths: both set, the port speaks HTTPS only (HTTP/1.1 over TLS;
-     * ALPN offers http/1.1).  NULL or "": plain HTTP. */
+    /* PEM paths: both set, the port speaks HTTPS only, HTTP/2 or HTTP/1.1
+     * as ALPN picks (offered: h2, http/1.1).  NULL or "": plain HTTP/1.1. */
     const char *tls_cert, *tls_key;
+    /* Offer h2 by ALPN when TLS is on (else http/1.1 only). */
+    int h2;
+    /* HTTP/2 streams in flight on one connection (SETTINGS_MAX_CONCURRENT_
+     * STREAMS); 0: HTTP_H2_STREAMS_DEFAULT. */
+    int h2_max_streams;
+    /* > 0: also listen there for cleartext HTTP/2 with prior knowledge
+     * only (no HTTP/1.1, no TLS), for a TLS-terminating proxy in front. */
+    int h2c_port;
     /* Optional.  metrics: the server registers weir_http_requests_total
      * {route,code} and weir_http_request_duration_seconds{route} there.
      * rx_bytes/tx_bytes: counters to add request-body and response bytes to
@@ -223,6 +235,10 @@ size_t weir_http_ws_clients(const weir_http *http);
 
 const char *weir_http_req_method(const weir_http_req *req);   /* "GET", ... */
 const char *weir_http_req_path(const weir_http_req *req);     /* decoded, no query */
+/* 1 when the request came on an HTTP/2 stream, else 0.  (libwebsockets
+ * 4.1 keeps no request header it has no token for on HTTP/2: custom
+ * headers, tus's among them, read as absent there.) */
+int weir_http_req_h2(const weir_http_req *req);
 /* Request body (POST/PUT/PATCH) or NULL; *len gets its size. */
 const void *weir_http_req_body(const weir_http_req *req, size_t *len);
 /* The request's Content-Length: >= 0, or -1 when it has none (or a bad one). */
@@ -254,7 +270,8 @@ int weir_http_respond_buf(weir_http_req *req, int status, const char *content_ty
 /* ---- streamed responses ------------------------------------------------
  *
  * For a body produced while it is sent (a low-latency DASH segment whose
- * CMAF chunks are still being cut): Transfer-Encoding: chunked on HTTP/1.1.
+ * CMAF chunks are still being cut): Transfer-Encoding: chunked on HTTP/1.1,
+ * DATA frames (no Content-Length) on HTTP/2.
  * The request must have been deferred (weir_http_defer); the handle stays
  * with the caller, who reaches the request through weir_http_deferred_req
  * (NULL once the client has gone) and frees the handle with

@@ -19,7 +19,7 @@ const ORIGIN = 'http://player.test';
 
 const USAGE = `usage: node play.mjs --url URL --player hls|dash [--seconds 10] [--timeout 60]
        [--low-latency] [--live-delay S] [--expect-sizes WxH,WxH] [--screenshot out.png]
-       [--seek S] [--abr-switch] [--abr-cap-kbps N] [--chromium PATH] [--verbose]
+       [--seek S] [--abr-switch] [--abr-cap-kbps N] [--insecure] [--chromium PATH] [--verbose]
        [--player-debug] [--playing-file PATH] [--seek-buffered-end-file PATH]`;
 
 function usage(msg) {
@@ -43,6 +43,7 @@ function parse() {
         seek: { type: 'string' },
         'abr-switch': { type: 'boolean', default: false },
         'abr-cap-kbps': { type: 'string' },
+        insecure: { type: 'boolean', default: false },
         chromium: { type: 'string', default: process.env.WEIR_CHROMIUM || '/usr/bin/chromium' },
         verbose: { type: 'boolean', default: false },
         'player-debug': { type: 'boolean', default: false },
@@ -76,6 +77,7 @@ function parse() {
     seek: num('seek', values.seek, 0),
     abrSwitch: values['abr-switch'],
     abrCapKbps: num('abr-cap-kbps', values['abr-cap-kbps'], 1),
+    insecure: values.insecure,
     chromium: values.chromium,
     // The player's own debug log goes to the page's console, which only
     // --verbose shows.
@@ -265,11 +267,14 @@ async function run() {
       // loopback: Chromium's Local/Private Network Access checks would block
       // every media request before CORS is even looked at.
       '--disable-features=LocalNetworkAccessChecks,BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights',
+      // --insecure: an HTTPS server with a self-signed certificate (tests).
+      ...(o.insecure ? ['--ignore-certificate-errors'] : []),
     ],
   });
   result.versions.chromium = browser.version();
   log('chromium launched');
-  const context = await browser.newContext({ viewport: { width: 640, height: 400 } });
+  const context = await browser.newContext({ viewport: { width: 640, height: 400 },
+                                             ignoreHTTPSErrors: o.insecure });
   page = await context.newPage();
 
   page.on('console', (m) => {

@@ -204,6 +204,7 @@ static const char *status_title(int status)
     case 415: return "Unsupported Media Type";
     case 460: return "Checksum Mismatch";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     case 507: return "Insufficient Storage";
     default:  return status >= 500 ? "Internal Server Error" : "Error";
     }
@@ -1021,7 +1022,14 @@ static int tus_http(weir_http_req *req, void *arg)
     c->body = weir_http_req_content_length(req);
     if (c->body < 0)
         c->body = 0;
-    if (header(req, "tus-resumable", text, sizeof text) != 1 ||
+    if (header(req, "tus-resumable", text, sizeof text) != 1 && weir_http_req_h2(req)) {
+        /* Not the client's fault: over HTTP/2 the server's HTTP library
+         * (libwebsockets 4.1) drops every request header it has no name
+         * for, tus's among them.  Say so, instead of a 412 that sends the
+         * client looking for a header it did send. */
+        call_fail(c, 505, "tus uploads need HTTP/1.1 on this server (its HTTP/2 loses tus "
+                          "headers); retry over HTTP/1.1, or set http.h2=false");
+    } else if (header(req, "tus-resumable", text, sizeof text) != 1 ||
         strcmp(text, WEIR_TUS_VERSION) != 0) {
         call_fail(c, 412, "send Tus-Resumable: 1.0.0 (the only version served)");
     } else if (u->stopping) {
