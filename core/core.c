@@ -38,10 +38,10 @@ static const weir_conf_key core_keys[] = {
       "PEM certificate (chain) for HTTPS on http.port; empty: plain HTTP", 0 },
     { "http.tls_key", WEIR_CONF_STRING, K(http_tls_key), "", 0, 0, NULL,
       "PEM private key of http.tls_cert", 0 },
-    { "http.h2", WEIR_CONF_BOOL, K(http_h2), "true", 0, 0, NULL,
-      "offer HTTP/2 by ALPN on the HTTPS port (with HTTP/1.1 as the fallback); tus uploads "
-      "need HTTP/1.1 (libwebsockets 4.1 drops their headers on HTTP/2): set false where "
-      "browsers upload over HTTPS", 0 },
+    { "http.h2", WEIR_CONF_BOOL, K(http_h2), "false", 0, 0, NULL,
+      "offer HTTP/2 by ALPN on the HTTPS port (with HTTP/1.1 as the fallback); off by default "
+      "because tus uploads need HTTP/1.1 (libwebsockets 4.1 drops their headers on HTTP/2) and "
+      "a browser cannot choose: turn on where players, not browser uploads, use the port", 0 },
     { "http.h2_max_streams", WEIR_CONF_INT, K(http_h2_max_streams), "128", 1, 65536, NULL,
       "HTTP/2 (HTTPS by ALPN, or http.h2c_port): requests one connection may have in flight at "
       "once (SETTINGS_MAX_CONCURRENT_STREAMS); each stream also counts in "

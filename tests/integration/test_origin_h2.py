@@ -56,7 +56,8 @@ def curl(path, proto="h2", method=None, headers=(), data=None, port=None, extra=
         with open(hdr, "rb") as f:
             lines = f.read().decode().split("\r\n")
         b = b""
-        if os.path.exists(body) and method != "HEAD":   # --head writes the headers there        # curl makes no file for an empty body
+        # curl makes no file for an empty body; --head writes the headers there
+        if os.path.exists(body) and method != "HEAD":
             with open(body, "rb") as f:
                 b = f.read()
     h = {}
@@ -106,6 +107,7 @@ def _setup():
     rtmp, h2c = free_port(), free_port()
     state["h2c"] = h2c
     w = Weir(WEIR, "--set", f"http.tls_cert={cert}", "--set", f"http.tls_key={key}",
+             "--set", "http.h2=true",
              "--set", f"http.h2c_port={h2c}", "--set", f"rtmp.port={rtmp}",
              "--set", "ingest.auth=open", "--set", "packager.segment_duration=2s",
              "--set", "packager.part_duration=500ms", "--set", "packager.window=4",
@@ -163,6 +165,29 @@ def test_alpn_picks_h2_and_http11_still_works():
     assert "connection" not in h and "transfer-encoding" not in h
     v, s, h, b = curl("/healthz", "h1")
     assert (v, s) == ("1.1", 200) and json.loads(b)["status"] == "ok"
+
+
+def test_h2_is_off_by_default():
+    """Without http.h2 ALPN offers http/1.1 alone, so a browser's tus upload
+    over HTTPS keeps working (see docs/operations.md, HTTP/2)."""
+    w = Weir(WEIR, "--set", f"http.tls_cert={state['cert']}",
+             "--set", f"http.tls_key={state['cert'].replace('cert.pem', 'key.pem')}")
+    try:
+        def up():
+            try:
+                return curl("/healthz", "h1", port=w.port)[1] == 200
+            except AssertionError:
+                return False
+        wait_for(up, timeout=15)
+        ctx = ssl.create_default_context(cafile=state["cert"])
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection(("127.0.0.1", w.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                assert s.selected_alpn_protocol() in ("http/1.1", None)
+        v, s, _, _ = curl("/healthz", "h2", port=w.port)
+        assert (v, s) == ("1.1", 200), (v, s)
+    finally:
+        w.finish()
 
 
 def test_vod_body_range_416_304_head_404_time():
@@ -511,6 +536,7 @@ def _count(w, route):
 
 main(setup, [
     test_alpn_picks_h2_and_http11_still_works,
+    test_h2_is_off_by_default,
     test_vod_body_range_416_304_head_404_time,
     test_live_playlist_and_segment,
     test_api_with_a_bearer_token_and_a_post_body,

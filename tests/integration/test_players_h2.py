@@ -28,7 +28,8 @@ def setup():
                     "-out", cert, "-days", "2", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
     w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
-             "--set", f"http.tls_cert={cert}", "--set", f"http.tls_key={key}")
+             "--set", f"http.tls_cert={cert}", "--set", f"http.tls_key={key}",
+             "--set", "http.h2=true")
     state["weir"] = w
     base = f"https://localhost:{w.port}"
     state["base"] = base
