@@ -4,6 +4,7 @@
  */
 #include "control/control.h"
 #include "control/api/api.h"
+#include "control/assets/assets.h"
 #include "control/assets/retention.h"
 #include "control/events/events.h"
 #include "control/keys/keys.h"
@@ -77,6 +78,10 @@ weir_control *weir_control_new(const weir_control_opts *opts)
         return NULL;
     }
     weir_api_set_uploads(control->api, control->uploads);
+    /* Before ingest exists, so no recording of this run can be taken for a
+     * leftover; a directory scan, once, before the loop turns. */
+    if (opts->vod_dir)
+        weir_assets_recover(opts->vod_dir);
     if (opts->loop && opts->work && opts->vod_dir && opts->record_sweep_interval > 0 &&
         weir_retention_new(&(weir_retention_opts){
             .loop = opts->loop, .work = opts->work, .metrics = opts->metrics,

@@ -2,6 +2,7 @@
  * control/assets/assets.c — see assets.h.
  */
 #include "control/assets/assets.h"
+#include "core/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -195,4 +196,36 @@ int weir_assets_write(const char *vod_dir, const char *id, const json_t *asset)
     if (r < 0)
         unlink(tmp);
     return r;
+}
+
+int weir_assets_recover(const char *vod_dir)
+{
+    json_t *all = NULL, *o;
+    size_t i;
+    int n = 0;
+
+    if (weir_assets_list(vod_dir, &all) < 0)
+        return 0;               /* no vod folder yet: nothing to recover */
+    json_array_foreach(all, i, o) {
+        const char *id = json_string_value(json_object_get(o, "id"));
+        const char *state = json_string_value(json_object_get(o, "state"));
+        const char *source = json_string_value(json_object_get(o, "source"));
+
+        if (!id || !weir_asset_id_valid(id) || !state || strcmp(state, "recording") != 0 ||
+            !source || strcmp(source, "live") != 0)
+            continue;
+        json_object_set_new(o, "state", json_string("failed"));
+        json_object_set_new(o, "reason",
+                            json_string("the server stopped while this was being recorded"));
+        if (weir_assets_write(vod_dir, id, o) < 0) {
+            weir_log_warn("assets", "cannot mark an unfinished recording failed",
+                          WL_STR("asset", id));
+            continue;
+        }
+        weir_log_warn("assets", "unfinished recording from a previous run marked failed",
+                      WL_STR("asset", id));
+        n++;
+    }
+    json_decref(all);
+    return n;
 }

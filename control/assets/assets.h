@@ -40,6 +40,13 @@ struct weir_events;
 int weir_assets_remove(const char *vod_dir, const char *id, struct weir_uploads *uploads,
                        struct weir_events *events);
 
+/* Recordings a previous run left in state "recording" (it crashed or was
+ * killed mid-publish) become "failed" with a reason: nobody will finish
+ * them, and DELETE and the retention refuse a recording still "recording".
+ * Call at start-up, before anything can start a recording (a live one
+ * would be taken for such a leftover).  Returns how many it marked. */
+int weir_assets_recover(const char *vod_dir);
+
 /* Writes the asset's asset.json (asset is borrowed), creating its folder:
  * to a temporary name, fsync'd, then renamed, so a reader sees the old or
  * the new object, whole.  0 or AVERROR. */

@@ -32,6 +32,7 @@ def setup():
     w = Weir(WEIR, "--set", f"rtmp.port={rtmp}", "--set", "ingest.auth=open",
              "--set", "packager.segment_duration=1s", "--set", "packager.record=true")
     state["weir"] = w
+    state["rtmp"] = rtmp
     w.wait_ready()
     for scope in ("read", "write"):
         state[scope] = weirtest.cli(WEIR, w.data_dir, "tokens", "create", "--scope",
@@ -117,8 +118,44 @@ def test_delete_removes_the_asset():
     assert not os.path.exists(os.path.join(state["weir"].data_dir, "vod", a["id"]))
 
 
+def test_a_recording_cut_short_by_a_crash_is_failed_at_restart():
+    """weir killed mid-publish leaves its recording in state "recording";
+    the next start marks it failed, with a reason, so DELETE (which refuses
+    a recording still "recording") and the retention can remove it."""
+    old = state["weir"]
+    push = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+         "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "30",
+         "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-f", "flv",
+         f"rtmp://127.0.0.1:{state['rtmp']}/live/cam2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def recording():
+            assets = api("GET", "/api/v1/assets")[1]["assets"]
+            return [a for a in assets if a["state"] == "recording"]
+        a = wait_for(recording)[0]
+        assert api("DELETE", f"/api/v1/assets/{a['id']}", scope="write")[0] == 409
+        old.proc.kill()
+        old.proc.wait()
+    finally:
+        push.kill()
+        push.wait()
+    state["old"] = old          # its data_dir lives until the new one is done
+    w = Weir(WEIR, data_dir=old.data_dir)
+    state["weir"] = w
+    w.wait_ready()
+    status, got = api("GET", f"/api/v1/assets/{a['id']}")
+    assert status == 200 and got["state"] == "failed", got
+    assert "stopped while" in got["reason"], got
+    assert "unfinished recording from a previous run marked failed" in w.stderr()
+    status, body = api("DELETE", f"/api/v1/assets/{a['id']}", scope="write")
+    assert status == 200, body
+
+
 def teardown():
     state["weir"].finish()
+    if "old" in state:
+        state["old"].close()
 
 
 if __name__ == "__main__":
@@ -128,6 +165,7 @@ if __name__ == "__main__":
                    test_vod_playlists_list_every_segment,
                    test_ffmpeg_plays_the_recording,
                    test_vod_paths_are_confined,
-                   test_delete_removes_the_asset])
+                   test_delete_removes_the_asset,
+                   test_a_recording_cut_short_by_a_crash_is_failed_at_restart])
     finally:
         teardown()
