@@ -1502,13 +1502,13 @@ static int finish(weir_http *http, conn *c, struct lws *wsi)
         /* The client was told "Connection: close"; make sure it happens
          * even if it does not hang up itself. */
         lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, 1);
-        return lws_http_transaction_completed(wsi) ? -1 : 0;
     }
     if (lws_http_transaction_completed(wsi))
         return -1;
     /* c is gone: lws rebinds the connection to our protocol for the next
      * request, with a fresh conn. */
-    if (lws_get_network_wsi(wsi) == wsi && (c = lws_wsi_user(wsi)) != NULL) {
+    if (!http->draining && lws_get_network_wsi(wsi) == wsi &&
+        (c = lws_wsi_user(wsi)) != NULL) {
         /* HTTP/1.1 kept alive: our sweep times it out, not lws (see
          * "idle keep-alive connections"). */
         lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);

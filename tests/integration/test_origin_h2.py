@@ -127,7 +127,7 @@ def _healthy(w):
     if w.proc.poll() is not None:
         raise AssertionError(w.logs())
     try:
-        return curl("/healthz", "h1")[1] == 200
+        return curl("/healthz", "h1", port=w.port)[1] == 200
     except AssertionError:
         return False
 
@@ -173,12 +173,7 @@ def test_h2_is_off_by_default():
     w = Weir(WEIR, "--set", f"http.tls_cert={state['cert']}",
              "--set", f"http.tls_key={state['cert'].replace('cert.pem', 'key.pem')}")
     try:
-        def up():
-            try:
-                return curl("/healthz", "h1", port=w.port)[1] == 200
-            except AssertionError:
-                return False
-        wait_for(up, timeout=15)
+        wait_for(lambda: _healthy(w), timeout=15)
         ctx = ssl.create_default_context(cafile=state["cert"])
         ctx.set_alpn_protocols(["h2", "http/1.1"])
         with socket.create_connection(("127.0.0.1", w.port), timeout=5) as raw:
